@@ -1,0 +1,479 @@
+import PQueue from 'p-queue';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import { RemoteApiError } from '../errors.js';
+import { READ_POLICY, WRITE_POLICY, withRetry, type RetryPolicy } from '../http/retry-policy.js';
+import type { LedgerDb } from '../ledger/database.js';
+import { getAccount, setAvitoUserId } from '../ledger/accounts.js';
+import { avitoHttpError, avitoNetworkError, withKind } from './errors.js';
+import {
+  avitoChatListSchema, avitoChatSchema, avitoItemListSchema, avitoItemSchema, avitoMessageListSchema,
+  avitoMessageSchema, avitoSelfSchema, avitoSubscriptionsSchema, avitoTokenSchema, avitoUploadSchema,
+  avitoVoiceFilesSchema, type AvitoChat, type AvitoItem, type AvitoMessage, type AvitoSelf, type AvitoToken,
+} from './schemas.js';
+import { AvitoTokenProvider, type TokenGrant } from './token-provider.js';
+
+export interface AvitoClientOptions {
+  accountId: string;
+  apiUrl: string;
+  clientId: string;
+  clientSecret: string;
+  authCode?: string | undefined;
+  /** Known user id; otherwise read from the ledger or `GET /core/v1/accounts/self`. */
+  userId?: string | undefined;
+  db: LedgerDb;
+  log: Logger;
+  /** Default 10. */
+  requestsPerSecond?: number;
+  /** Default 4. */
+  concurrency?: number;
+  /** Per attempt; default 30 s. */
+  timeoutMs?: number;
+  /** Overrides for the read and write policies (tests shorten the backoff). */
+  retry?: Partial<RetryPolicy>;
+}
+
+/** One call's telemetry, for metrics and benchmarks. */
+export interface AvitoCallEvent {
+  operation: string;
+  status: number;
+  durationMs: number;
+}
+
+interface CallSpec<T> {
+  method: 'GET' | 'POST';
+  /** The spec's path template, e.g. `/messenger/v2/accounts/{user_id}/chats`: names the call in logs and errors. */
+  template: string;
+  path: string;
+  query?: Record<string, string | number | boolean | undefined>;
+  json?: unknown;
+  form?: FormData;
+  schema: z.ZodType<T>;
+  policy: RetryPolicy;
+  /** A 403 that survives a token refresh on a chat operation is the employee-key symptom (Messenger guide). */
+  chatScoped?: boolean;
+  /** For /token: no Authorization header, form-encoded body. */
+  tokenRequest?: URLSearchParams;
+}
+
+/** Messages per page and the offset cap (messenger.json `limit` 1..100, `offset` 0..1000). */
+export const AVITO_PAGE_LIMIT = 100;
+export const AVITO_MAX_OFFSET = 1000;
+/** Send text: at most 1,000 characters (sendMessageRequestBody.message.text.maxLength). */
+export const AVITO_MAX_TEXT = 1000;
+
+/**
+ * The typed Avito client: every Messenger operation of the guide plus /token, accounts/self and
+ * items. One queue per account keeps the request rate; every call has a declared retry policy.
+ */
+export class AvitoClient {
+  readonly accountId: string;
+  readonly tokens: AvitoTokenProvider;
+  private readonly queue: PQueue;
+  private readonly log: Logger;
+  private readonly readPolicy: RetryPolicy;
+  private readonly writePolicy: RetryPolicy;
+  private readonly timeoutMs: number;
+  private userIdValue: string | undefined;
+  private listShapeLogged = false;
+  private readonly listeners: ((e: AvitoCallEvent) => void)[] = [];
+  /** Requests sent (every attempt), for `status` and benchmarks. */
+  requestCount = 0;
+
+  constructor(private readonly opts: AvitoClientOptions) {
+    this.accountId = opts.accountId;
+    this.log = opts.log.child({ account: opts.accountId, api: 'avito' });
+    this.userIdValue = opts.userId;
+    const rps = opts.requestsPerSecond ?? 10;
+    this.queue = new PQueue({ concurrency: opts.concurrency ?? 4, intervalCap: rps, interval: 1000 });
+    this.readPolicy = { ...READ_POLICY, ...opts.retry, retryOn: 'transient' };
+    this.writePolicy = { ...WRITE_POLICY, ...opts.retry, retryOn: 'undelivered' };
+    this.timeoutMs = opts.timeoutMs ?? 30_000;
+    this.tokens = new AvitoTokenProvider({
+      db: opts.db,
+      accountId: opts.accountId,
+      authCode: opts.authCode,
+      log: this.log,
+      requestToken: (grant) => this.requestToken(grant),
+    });
+  }
+
+  onCall(listener: (e: AvitoCallEvent) => void): void {
+    this.listeners.push(listener);
+  }
+
+  /** Requests waiting for their turn in this account's queue. */
+  get queueDepth(): number {
+    return this.queue.size + this.queue.pending;
+  }
+
+  // ---- identity -------------------------------------------------------------------------
+
+  /** The account's Avito user id: config, then ledger, then `GET /core/v1/accounts/self`. */
+  async userId(): Promise<string> {
+    if (this.userIdValue) return this.userIdValue;
+    const row = await getAccount(this.opts.db, this.accountId);
+    if (row?.avito_user_id) {
+      this.userIdValue = row.avito_user_id;
+      return row.avito_user_id;
+    }
+    const self = await this.getSelf();
+    this.userIdValue = self.id;
+    await setAvitoUserId(this.opts.db, this.accountId, self.id, self.name);
+    return self.id;
+  }
+
+  /** GET /core/v1/accounts/self (user-info.json). */
+  getSelf(): Promise<AvitoSelf> {
+    return this.call({ method: 'GET', template: '/core/v1/accounts/self', path: '/core/v1/accounts/self', schema: avitoSelfSchema, policy: this.readPolicy });
+  }
+
+  // ---- chats and messages ---------------------------------------------------------------
+
+  /** GET /messenger/v2/accounts/{user_id}/chats (messenger.json getChatsV2). */
+  async listChats(params: { chatTypes?: readonly string[]; itemIds?: readonly string[]; unreadOnly?: boolean; limit?: number; offset?: number } = {}): Promise<AvitoChat[]> {
+    const uid = await this.userId();
+    const res = await this.call({
+      method: 'GET',
+      template: '/messenger/v2/accounts/{user_id}/chats',
+      path: `/messenger/v2/accounts/${uid}/chats`,
+      query: {
+        chat_types: params.chatTypes?.join(','),
+        item_ids: params.itemIds?.length ? params.itemIds.join(',') : undefined,
+        unread_only: params.unreadOnly ? true : undefined,
+        limit: params.limit ?? AVITO_PAGE_LIMIT,
+        offset: params.offset ?? 0,
+      },
+      schema: avitoChatListSchema,
+      policy: this.readPolicy,
+    });
+    return this.parseEach(res.chats, avitoChatSchema, 'chat');
+  }
+
+  /** GET /messenger/v2/accounts/{user_id}/chats/{chat_id} (getChatByIdV2). */
+  async getChat(chatId: string): Promise<AvitoChat> {
+    const uid = await this.userId();
+    return this.call({
+      method: 'GET',
+      template: '/messenger/v2/accounts/{user_id}/chats/{chat_id}',
+      path: `/messenger/v2/accounts/${uid}/chats/${encodeURIComponent(chatId)}`,
+      schema: avitoChatSchema,
+      policy: this.readPolicy,
+      chatScoped: true,
+    });
+  }
+
+  /**
+   * GET /messenger/v3/accounts/{user_id}/chats/{chat_id}/messages/ (getMessagesV3). Accepts the
+   * documented bare array and the `{messages:[…]}` clients actually see. Does not mark read.
+   */
+  async listMessages(chatId: string, params: { limit?: number; offset?: number } = {}): Promise<AvitoMessage[]> {
+    const uid = await this.userId();
+    const res = await this.call({
+      method: 'GET',
+      template: '/messenger/v3/accounts/{user_id}/chats/{chat_id}/messages/',
+      path: `/messenger/v3/accounts/${uid}/chats/${encodeURIComponent(chatId)}/messages/`,
+      query: { limit: params.limit ?? AVITO_PAGE_LIMIT, offset: params.offset ?? 0 },
+      schema: avitoMessageListSchema,
+      policy: this.readPolicy,
+      chatScoped: true,
+    });
+    if (res.shape === 'object' && !this.listShapeLogged) {
+      this.listShapeLogged = true;
+      this.log.debug('Avito answered the messages list as {messages:[…]}, not the documented bare array; both are accepted');
+    }
+    return this.parseEach(res.messages, avitoMessageSchema, 'message');
+  }
+
+  /** POST /messenger/v1/accounts/{user_id}/chats/{chat_id}/messages (postSendMessage). Not idempotent. */
+  async sendText(chatId: string, text: string): Promise<AvitoMessage> {
+    if (text.length === 0 || text.length > AVITO_MAX_TEXT) {
+      throw new RangeError(`An Avito message holds 1 to ${AVITO_MAX_TEXT} characters; this one has ${text.length}.`);
+    }
+    const uid = await this.userId();
+    return this.call({
+      method: 'POST',
+      template: '/messenger/v1/accounts/{user_id}/chats/{chat_id}/messages',
+      path: `/messenger/v1/accounts/${uid}/chats/${encodeURIComponent(chatId)}/messages`,
+      json: { message: { text }, type: 'text' },
+      schema: avitoMessageSchema,
+      policy: this.writePolicy,
+      chatScoped: true,
+    });
+  }
+
+  /** POST /messenger/v1/accounts/{user_id}/uploadImages: one image, field `uploadfile[]`, ≤ 24 MB. Returns the image id and its sizes. */
+  async uploadImage(data: Uint8Array, filename: string, mime: string): Promise<{ imageId: string; sizes: Record<string, string> }> {
+    const uid = await this.userId();
+    const form = new FormData();
+    form.append('uploadfile[]', new Blob([data], { type: mime }), filename);
+    const res = await this.call({
+      method: 'POST',
+      template: '/messenger/v1/accounts/{user_id}/uploadImages',
+      path: `/messenger/v1/accounts/${uid}/uploadImages`,
+      form,
+      schema: avitoUploadSchema,
+      policy: this.writePolicy,
+      chatScoped: true,
+    });
+    const [imageId, sizes] = Object.entries(res)[0] ?? [];
+    if (!imageId) throw this.badResponse('/messenger/v1/accounts/{user_id}/uploadImages', 'no image id in the answer');
+    return { imageId, sizes: sizes ?? {} };
+  }
+
+  /** POST /messenger/v1/accounts/{user_id}/chats/{chat_id}/messages/image (postSendImageMessage). Not idempotent. */
+  async sendImage(chatId: string, imageId: string): Promise<AvitoMessage> {
+    const uid = await this.userId();
+    return this.call({
+      method: 'POST',
+      template: '/messenger/v1/accounts/{user_id}/chats/{chat_id}/messages/image',
+      path: `/messenger/v1/accounts/${uid}/chats/${encodeURIComponent(chatId)}/messages/image`,
+      json: { image_id: imageId },
+      schema: avitoMessageSchema,
+      policy: this.writePolicy,
+      chatScoped: true,
+    });
+  }
+
+  /** POST /messenger/v1/accounts/{user_id}/chats/{chat_id}/messages/{message_id} (deleteMessage; within an hour of sending). */
+  async deleteMessage(chatId: string, messageId: string): Promise<void> {
+    const uid = await this.userId();
+    await this.call({
+      method: 'POST',
+      template: '/messenger/v1/accounts/{user_id}/chats/{chat_id}/messages/{message_id}',
+      path: `/messenger/v1/accounts/${uid}/chats/${encodeURIComponent(chatId)}/messages/${encodeURIComponent(messageId)}`,
+      schema: anyJson,
+      policy: this.readPolicy, // deleting twice is harmless
+      chatScoped: true,
+    });
+  }
+
+  /** POST /messenger/v1/accounts/{user_id}/chats/{chat_id}/read (chatRead). */
+  async markRead(chatId: string): Promise<void> {
+    const uid = await this.userId();
+    await this.call({
+      method: 'POST',
+      template: '/messenger/v1/accounts/{user_id}/chats/{chat_id}/read',
+      path: `/messenger/v1/accounts/${uid}/chats/${encodeURIComponent(chatId)}/read`,
+      schema: anyJson,
+      policy: this.readPolicy,
+      chatScoped: true,
+    });
+  }
+
+  /** GET /messenger/v1/accounts/{user_id}/getVoiceFiles: links live one hour. */
+  async getVoiceFiles(voiceIds: readonly string[]): Promise<Record<string, string>> {
+    if (voiceIds.length === 0) return {};
+    const uid = await this.userId();
+    const res = await this.call({
+      method: 'GET',
+      template: '/messenger/v1/accounts/{user_id}/getVoiceFiles',
+      path: `/messenger/v1/accounts/${uid}/getVoiceFiles`,
+      query: { voice_ids: voiceIds.join(',') },
+      schema: avitoVoiceFilesSchema,
+      policy: this.readPolicy,
+      chatScoped: true,
+    });
+    return res.voices_urls;
+  }
+
+  /** POST /messenger/v2/accounts/{user_id}/blacklist (postBlacklistV2). */
+  async blacklist(userId: string, context: { itemId?: string; reasonId?: 1 | 2 | 3 | 4 } = {}): Promise<void> {
+    const uid = await this.userId();
+    const ctx: Record<string, number> = {};
+    if (context.itemId) ctx.item_id = Number(context.itemId);
+    if (context.reasonId) ctx.reason_id = context.reasonId;
+    await this.call({
+      method: 'POST',
+      template: '/messenger/v2/accounts/{user_id}/blacklist',
+      path: `/messenger/v2/accounts/${uid}/blacklist`,
+      json: { users: [{ user_id: Number(userId), ...(Object.keys(ctx).length ? { context: ctx } : {}) }] },
+      schema: anyJson,
+      policy: this.readPolicy, // blacklisting twice is harmless
+      chatScoped: true,
+    });
+  }
+
+  // ---- webhooks -------------------------------------------------------------------------
+
+  /** POST /messenger/v3/webhook (postWebhookV3). */
+  async subscribeWebhook(url: string): Promise<void> {
+    await this.call({ method: 'POST', template: '/messenger/v3/webhook', path: '/messenger/v3/webhook', json: { url }, schema: anyJson, policy: this.readPolicy });
+  }
+
+  /** POST /messenger/v1/subscriptions (getSubscriptions: a POST, there is no GET). */
+  async listSubscriptions(): Promise<{ url: string; version?: string | undefined }[]> {
+    const res = await this.call({ method: 'POST', template: '/messenger/v1/subscriptions', path: '/messenger/v1/subscriptions', schema: avitoSubscriptionsSchema, policy: this.readPolicy });
+    return res.subscriptions;
+  }
+
+  /** POST /messenger/v1/webhook/unsubscribe (postWebhookUnsubscribe). */
+  async unsubscribeWebhook(url: string): Promise<void> {
+    await this.call({ method: 'POST', template: '/messenger/v1/webhook/unsubscribe', path: '/messenger/v1/webhook/unsubscribe', json: { url }, schema: anyJson, policy: this.readPolicy });
+  }
+
+  // ---- items ----------------------------------------------------------------------------
+
+  /** GET /core/v1/items (items.json getItemsInfo; `per_page` ≤ 100, 25 requests/min). */
+  async listItems(params: { page?: number; perPage?: number; status?: string } = {}): Promise<AvitoItem[]> {
+    const res = await this.call({
+      method: 'GET',
+      template: '/core/v1/items',
+      path: '/core/v1/items',
+      query: { page: params.page ?? 1, per_page: params.perPage ?? 100, status: params.status },
+      schema: avitoItemListSchema,
+      policy: this.readPolicy,
+    });
+    return this.parseEach(res.resources, avitoItemSchema, 'item');
+  }
+
+  // ---- files ----------------------------------------------------------------------------
+
+  /** Downloads a file Avito linked to (a voice message): no Authorization header goes to it. */
+  async download(url: string): Promise<Uint8Array> {
+    return withRetry(this.readPolicy, () =>
+      this.queue.add(async () => {
+        const started = performance.now();
+        let res: Response;
+        try {
+          res = await fetch(url, { signal: AbortSignal.timeout(this.timeoutMs) });
+        } catch (err) {
+          throw avitoNetworkError('GET voice file', err);
+        }
+        this.emit({ operation: 'GET voice file', status: res.status, durationMs: performance.now() - started });
+        if (!res.ok) {
+          throw avitoHttpError({ status: res.status, body: await res.text(), contentType: res.headers.get('content-type'), retryAfter: res.headers.get('retry-after'), operation: 'GET voice file' });
+        }
+        return new Uint8Array(await res.arrayBuffer());
+      }),
+    );
+  }
+
+  /** Waits until every queued request has finished. */
+  async idle(): Promise<void> {
+    await this.queue.onIdle();
+  }
+
+  // ---- plumbing -------------------------------------------------------------------------
+
+  /** POST /token (authorization.json): form-encoded, never with an Authorization header. */
+  private requestToken(grant: TokenGrant): Promise<AvitoToken> {
+    const body = new URLSearchParams({ client_id: this.opts.clientId, client_secret: this.opts.clientSecret, ...grant });
+    return this.call({ method: 'POST', template: '/token', path: '/token', tokenRequest: body, schema: avitoTokenSchema, policy: this.readPolicy });
+  }
+
+  private async call<T>(spec: CallSpec<T>): Promise<T> {
+    const operation = `${spec.method} ${spec.template}`;
+    if (spec.tokenRequest) return this.attemptWithRetry(spec, operation, undefined);
+    const token = await this.tokens.get();
+    try {
+      return await this.attemptWithRetry(spec, operation, token);
+    } catch (err) {
+      if (!(err instanceof RemoteApiError) || (err.status !== 401 && err.status !== 403)) throw err;
+      // Expired token: the guide says 403, other specs 401. Refresh once, then fail.
+      this.tokens.invalidate(token);
+      const fresh = await this.tokens.refresh(`${err.status} on ${spec.template}`);
+      try {
+        return await this.attemptWithRetry(spec, operation, fresh);
+      } catch (again) {
+        if (again instanceof RemoteApiError && again.status === 403) throw withKind(again, spec.chatScoped ? 'employee_key' : 'forbidden');
+        if (again instanceof RemoteApiError && again.status === 401) throw withKind(again, 'token_expired');
+        throw again;
+      }
+    }
+  }
+
+  private attemptWithRetry<T>(spec: CallSpec<T>, operation: string, token: string | undefined): Promise<T> {
+    return withRetry(
+      spec.policy,
+      () => this.queue.add(() => this.attempt(spec, operation, token)),
+      {
+        onRetry: ({ error, attempt, waitMs }) =>
+          this.log.warn({ op: operation, status: error.status, attempt, waitMs, remote: error.remoteMessage }, 'Avito call failed, retrying'),
+      },
+    );
+  }
+
+  private async attempt<T>(spec: CallSpec<T>, operation: string, token: string | undefined): Promise<T> {
+    const url = new URL(this.opts.apiUrl + spec.path);
+    for (const [k, v] of Object.entries(spec.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
+    const headers: Record<string, string> = { accept: 'application/json' };
+    let body: string | FormData | URLSearchParams | undefined;
+    if (token) headers.authorization = `Bearer ${token}`;
+    if (spec.tokenRequest) body = spec.tokenRequest;
+    else if (spec.form) body = spec.form;
+    else if (spec.json !== undefined) {
+      headers['content-type'] = 'application/json';
+      body = JSON.stringify(spec.json);
+    }
+    const started = performance.now();
+    this.requestCount++;
+    let res: Response;
+    let text: string;
+    try {
+      res = await fetch(url, { method: spec.method, headers, body: body ?? null, signal: AbortSignal.timeout(this.timeoutMs) });
+      text = await res.text();
+    } catch (err) {
+      this.emit({ operation, status: 0, durationMs: performance.now() - started });
+      throw avitoNetworkError(operation, err);
+    }
+    const durationMs = performance.now() - started;
+    this.emit({ operation, status: res.status, durationMs });
+    this.log.debug({ op: operation, status: res.status, ms: Math.round(durationMs) }, 'avito call');
+    this.adaptRate(res.headers);
+    if (!res.ok) {
+      throw avitoHttpError({ status: res.status, body: text, contentType: res.headers.get('content-type'), retryAfter: res.headers.get('retry-after'), operation });
+    }
+    let data: unknown = {};
+    if (text.trim()) {
+      try {
+        data = JSON.parse(text);
+      } catch (err) {
+        throw this.badResponse(spec.template, `not JSON: ${text.slice(0, 80)}`, err);
+      }
+    }
+    const parsed = spec.schema.safeParse(data);
+    if (!parsed.success) {
+      this.log.warn({ op: operation, issues: parsed.error.issues.slice(0, 3) }, 'Avito answer did not match the expected shape');
+      throw this.badResponse(spec.template, parsed.error.issues[0]?.message ?? 'unexpected shape');
+    }
+    return parsed.data;
+  }
+
+  /** `X-RateLimit-Remaining` running low: slow down until the window has room again. */
+  private adaptRate(headers: Headers): void {
+    const limit = Number(headers.get('x-ratelimit-limit'));
+    const remaining = Number(headers.get('x-ratelimit-remaining'));
+    if (!headers.has('x-ratelimit-remaining') || !Number.isFinite(remaining) || !(limit > 0)) return;
+    if (remaining > Math.max(1, Math.floor(limit * 0.05))) return;
+    if (this.queue.isPaused) return;
+    const pauseMs = Math.ceil(60_000 / limit);
+    this.log.debug({ remaining, limit, pauseMs }, 'Avito rate limit running low, slowing down');
+    this.queue.pause();
+    setTimeout(() => this.queue.start(), pauseMs).unref();
+  }
+
+  private parseEach<T>(items: readonly unknown[], schema: z.ZodType<T>, what: string): T[] {
+    const out: T[] = [];
+    for (const item of items) {
+      const parsed = schema.safeParse(item);
+      if (parsed.success) out.push(parsed.data);
+      else this.log.warn({ what, issue: parsed.error.issues[0]?.message, item: JSON.stringify(item).slice(0, 300) }, `skipped an Avito ${what} that could not be read`);
+    }
+    return out;
+  }
+
+  private badResponse(template: string, detail: string, cause?: unknown): RemoteApiError {
+    return new RemoteApiError({
+      provider: 'Avito', kind: 'bad_response', status: 200, remoteMessage: detail,
+      hint: 'Avito answered in a shape avito-sync does not understand; it was logged. Please report it if it persists.',
+      operation: template, cause,
+    });
+  }
+
+  private emit(e: AvitoCallEvent): void {
+    for (const l of this.listeners) l(e);
+  }
+}
+
+const anyJson: z.ZodType<unknown> = z.unknown();

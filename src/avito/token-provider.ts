@@ -1,0 +1,116 @@
+import type { Logger } from 'pino';
+import { RemoteApiError } from '../errors.js';
+import type { LedgerDb } from '../ledger/database.js';
+import { getToken, saveToken } from '../ledger/tokens.js';
+import { secretScrubber } from '../log/logger.js';
+import { AVITO_HINTS, withKind } from './errors.js';
+import type { AvitoToken } from './schemas.js';
+
+export const AVITO_PROVIDER = 'avito';
+
+/** Refresh this long before expiry, so no request goes out with a token about to lapse. */
+export const REFRESH_AHEAD_MS = 10 * 60 * 1000;
+
+export type TokenGrant =
+  | { grant_type: 'client_credentials' }
+  | { grant_type: 'authorization_code'; code: string }
+  | { grant_type: 'refresh_token'; refresh_token: string };
+
+export interface TokenProviderDeps {
+  db: LedgerDb;
+  accountId: string;
+  authCode?: string | undefined;
+  log: Logger;
+  /** POST /token with the grant (authorization.json); throws RemoteApiError. */
+  requestToken: (grant: TokenGrant) => Promise<AvitoToken>;
+  now?: () => number;
+}
+
+/**
+ * Avito access tokens: cached in memory and in the ledger, refreshed ahead of expiry and once
+ * on 401/403. An authorization_code refresh token rotates on every refresh: the new one is
+ * saved to the ledger before the new access token is handed out.
+ */
+export class AvitoTokenProvider {
+  private cached: { token: string; expiresAt: number } | undefined;
+  private inflight: Promise<string> | undefined;
+  private readonly now: () => number;
+
+  constructor(private readonly deps: TokenProviderDeps) {
+    this.now = deps.now ?? Date.now;
+  }
+
+  /** Expiry of the current token (epoch ms), if one is known. */
+  get expiresAt(): number | undefined {
+    return this.cached?.expiresAt;
+  }
+
+  async get(): Promise<string> {
+    if (this.cached && this.cached.expiresAt - REFRESH_AHEAD_MS > this.now()) return this.cached.token;
+    if (!this.cached) {
+      const row = await getToken(this.deps.db, this.deps.accountId, AVITO_PROVIDER);
+      if (row && row.expires_at !== null && row.expires_at - REFRESH_AHEAD_MS > this.now()) {
+        secretScrubber.add(row.access_token);
+        secretScrubber.add(row.refresh_token);
+        this.cached = { token: row.access_token, expiresAt: row.expires_at };
+        return row.access_token;
+      }
+    }
+    return this.refresh('expiring');
+  }
+
+  /** Gets a new token; concurrent callers share one request. */
+  refresh(reason: string): Promise<string> {
+    this.inflight ??= this.doRefresh(reason).finally(() => {
+      this.inflight = undefined;
+    });
+    return this.inflight;
+  }
+
+  /** Drops the cached token after the remote refused it. */
+  invalidate(token: string): void {
+    if (this.cached?.token === token) this.cached = undefined;
+  }
+
+  private async doRefresh(reason: string): Promise<string> {
+    const { db, accountId, log } = this.deps;
+    const row = await getToken(db, accountId, AVITO_PROVIDER);
+    let grant: TokenGrant;
+    if (row?.refresh_token) grant = { grant_type: 'refresh_token', refresh_token: row.refresh_token };
+    else if (this.deps.authCode) grant = { grant_type: 'authorization_code', code: this.deps.authCode };
+    else grant = { grant_type: 'client_credentials' };
+
+    let token: AvitoToken;
+    try {
+      token = await this.deps.requestToken(grant);
+    } catch (err) {
+      if (err instanceof RemoteApiError && (err.status === 400 || err.status === 401 || err.status === 403)) {
+        if (grant.grant_type === 'refresh_token' && this.deps.authCode === undefined) {
+          // A refresh token is kept only for OAuth grants; without a code there is nothing to fall back to.
+          throw withKind(err, 'bad_credentials');
+        }
+        throw new RemoteApiError({
+          provider: 'Avito', kind: 'bad_credentials', status: err.status, remoteMessage: err.remoteMessage,
+          hint: grant.grant_type === 'client_credentials' ? AVITO_HINTS.bad_credentials
+            : 'Avito refused the authorization code or refresh token: authorize the app again and set a fresh AVITO_AUTH_CODE.',
+          operation: err.operation, cause: err,
+        });
+      }
+      throw err;
+    }
+    secretScrubber.add(token.access_token);
+    secretScrubber.add(token.refresh_token);
+    const expiresAt = this.now() + token.expires_in * 1000;
+    // Saved before use: a rotated refresh token lost here would lock the account out.
+    await saveToken(db, {
+      accountId,
+      provider: AVITO_PROVIDER,
+      accessToken: token.access_token,
+      refreshToken: token.refresh_token ?? row?.refresh_token ?? null,
+      expiresAt,
+    });
+    this.cached = { token: token.access_token, expiresAt };
+    log.info({ grant: grant.grant_type, reason, expiresAt: new Date(expiresAt).toISOString() }, 'Avito token refreshed');
+    return token.access_token;
+  }
+}

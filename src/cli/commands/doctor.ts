@@ -1,0 +1,29 @@
+import type { Command } from 'commander';
+import { avitoChecks, ledgerChecks, type CheckResult } from '../../doctor/checks.js';
+import { OperationalError } from '../../errors.js';
+import { out, withRuntime, type GlobalOptions } from '../context.js';
+
+const MARK = { ok: 'ok  ', warn: 'warn', fail: 'FAIL' } as const;
+
+export function registerDoctor(program: Command): void {
+  program
+    .command('doctor')
+    .description('checks config, credentials, scopes, tariff (402), employee-key symptoms, webhooks')
+    .option('--json', 'print as JSON')
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      const g = cmd.optsWithGlobals<GlobalOptions>();
+      const results = await withRuntime(g, { avito: true }, async (rt) => {
+        const all: CheckResult[] = [{ check: 'configuration', verdict: 'ok', detail: `${rt.config.accounts.length} account(s)${rt.config.configFile ? ` from ${rt.config.configFile}` : ''}` }];
+        all.push(...ledgerChecks(rt));
+        for (const acc of rt.accounts) {
+          const checks = await avitoChecks(acc.client, { configuredUserId: acc.config.avito.userId, publicWebhookUrl: undefined });
+          all.push(...checks.map((c) => (rt.accounts.length > 1 ? { ...c, check: `${acc.config.id}: ${c.check}` } : c)));
+        }
+        return all;
+      });
+      if (opts.json) out(JSON.stringify(results, null, 2));
+      else for (const r of results) out(`${MARK[r.verdict]} ${r.check}: ${r.detail}${r.action ? `\n       → ${r.action}` : ''}`);
+      const failed = results.filter((r) => r.verdict === 'fail');
+      if (failed.length) throw new OperationalError(`${failed.length} check(s) failed: ${failed.map((f) => f.check).join(', ')}.`);
+    });
+}

@@ -1,0 +1,25 @@
+import type { Command } from 'commander';
+import { OperationalError } from '../../errors.js';
+import { syncOnce } from '../../sync/sync-once.js';
+import { out, withRuntime, type GlobalOptions } from '../context.js';
+
+export function registerSync(program: Command): void {
+  program
+    .command('sync')
+    .description('one full pass in both directions, then exit')
+    .requiredOption('--once', 'run a single pass (the only mode; `run` is the daemon)')
+    .option('--json', 'print the report as JSON')
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      const g = cmd.optsWithGlobals<GlobalOptions>();
+      const report = await withRuntime(g, { avito: true }, (rt) => syncOnce(rt));
+      if (opts.json) out(JSON.stringify(report, null, 2));
+      else {
+        for (const a of report.accounts) {
+          if (a.error) out(`${a.account}: failed: ${a.error}`);
+          else if (a.poll) out(`${a.account}: ${a.poll.chatsSeen} chats seen, ${a.poll.chatsFetched} fetched, ${a.poll.messagesNew} new messages${a.poll.errors ? `, ${a.poll.errors} chats failed (see status)` : ''}`);
+        }
+      }
+      const failed = report.accounts.find((a) => a.error);
+      if (failed) throw new OperationalError(`Account ${failed.account} did not sync: ${failed.error}`);
+    });
+}

@@ -1,0 +1,57 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { ConfigError, ValidationError } from '../errors.js';
+import { registerDoctor } from './commands/doctor.js';
+import { registerOperator } from './commands/operator.js';
+import { registerStatus } from './commands/status.js';
+import { registerSync } from './commands/sync.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+export function buildProgram(): Command {
+  const program = new Command('avito-sync')
+    .description('Keeps Avito Messenger and a CRM in step, both ways.')
+    .version(pkg.version)
+    .option('-c, --config <file>', 'config file (JSON or YAML) for several accounts and mapping rules')
+    .option('--db <file>', 'ledger file (overrides AVITO_SYNC_DB)')
+    .option('--log-level <level>', 'log level (overrides LOG_LEVEL)')
+    .option('--account <id>', 'the account a single-account command works on (default: the first)')
+    .option('-v, --verbose', 'debug logs, and stack traces on errors')
+    .showHelpAfterError()
+    .exitOverride();
+  registerSync(program);
+  registerStatus(program);
+  registerDoctor(program);
+  registerOperator(program);
+  return program;
+}
+
+/** Exit codes (design.md §3): 0 done; 1 a run error; 2 bad usage or bad configuration. */
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
+      return 2;
+    }
+    const verbose = argv.includes('--verbose') || argv.includes('-v');
+    const msg = err instanceof Error ? err.message : String(err);
+    process.stderr.write(`avito-sync: ${msg}\n`);
+    if (verbose && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+    return err instanceof ConfigError || err instanceof ValidationError ? 2 : 1;
+  }
+}
+
+main(process.argv).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`avito-sync: ${String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,77 @@
+import { z } from 'zod';
+
+/** Chat types Avito knows (messenger.json `chatTypes`). */
+export const CHAT_TYPES = ['u2i', 'u2u', 'a2u'] as const;
+
+const numericId = z
+  .union([z.string(), z.number()])
+  .transform((v) => String(v).trim())
+  .pipe(z.string().regex(/^\d+$/, 'must be a number'));
+
+const url = z
+  .string()
+  .trim()
+  .url('must be a URL like https://example.com')
+  .transform((u) => u.replace(/\/+$/, ''));
+
+export const avitoAccountSchema = z.object({
+  /** Avito app client_id. Required for anything that talks to Avito. */
+  clientId: z.string().trim().min(1).optional(),
+  clientSecret: z.string().trim().min(1).optional(),
+  /** Default `https://api.avito.ru`. */
+  apiUrl: url.default('https://api.avito.ru'),
+  /** Read from `GET /core/v1/accounts/self` when absent. */
+  userId: numericId.optional(),
+  /** Default `u2i,u2u`. */
+  chatTypes: z.array(z.enum(CHAT_TYPES)).min(1).default(['u2i', 'u2u']),
+  /** An authorization code: switches the grant to authorization_code (refresh token kept in the ledger). */
+  authCode: z.string().trim().min(1).optional(),
+  /** Default 10: requests per second to Avito for this account. */
+  requestsPerSecond: z.coerce.number().int().min(1).max(10_000).default(10),
+  /** Default 4: requests in flight to Avito for this account. */
+  concurrency: z.coerce.number().int().min(1).max(64).default(4),
+  /** Default `never`: reading does not mark chats read unless asked. */
+  markRead: z.enum(['never', 'after-delivery']).default('never'),
+});
+
+export const accountSchema = z.looseObject({
+  /** The ledger's name for this account. Default `default`. */
+  id: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9_-]{0,63}$/i, 'must be letters, digits, - or _')
+    .default('default'),
+  avito: avitoAccountSchema.default(() => avitoAccountSchema.parse({})),
+});
+
+const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+
+export const configSchema = z.object({
+  /** Default `./data/avito-sync.db`. */
+  db: z.string().trim().min(1).default('./data/avito-sync.db'),
+  logLevel: logLevel.default('info'),
+  /** Where Avito and the CRM reach this daemon; without it, no webhooks (polling still works). */
+  publicUrl: url.optional(),
+  /** Default 8080. */
+  port: z.coerce.number().int().min(0).max(65535).default(8080),
+  /** Default: generated once and kept in the ledger. */
+  webhookSecret: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{16,128}$/, 'must be 16 to 128 letters, digits, - or _')
+    .optional(),
+  /** Enabled connectors; `none` = ledger only. Default: `amocrm` when an account configures amoCRM. */
+  connectors: z.array(z.string().trim().min(1)).optional(),
+  /** Default 60: seconds between reconciliation polls when no webhooks are configured. */
+  pollIntervalSeconds: z.coerce.number().int().min(5).max(86_400).default(60),
+  /** Default 600: seconds between reconciliation polls when webhooks are on. */
+  pollIntervalWithWebhooksSeconds: z.coerce.number().int().min(5).max(86_400).default(600),
+  accounts: z
+    .array(accountSchema)
+    .min(1)
+    .default(() => [accountSchema.parse({})])
+    .refine((a) => new Set(a.map((x) => x.id)).size === a.length, 'account ids must be unique'),
+});
+
+export type RawConfig = z.input<typeof configSchema>;
+export type AppConfigParsed = z.output<typeof configSchema>;
+export type AccountConfig = z.output<typeof accountSchema>;
+export type AvitoAccountConfig = z.output<typeof avitoAccountSchema>;

@@ -1,0 +1,74 @@
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { Kysely, Migrator, SqliteDialect, type Migration, type MigrationProvider } from 'kysely';
+import { OperationalError } from '../errors.js';
+import * as m001 from './migrations/001-foundation.js';
+import type { LedgerTables } from './tables.js';
+
+export type LedgerDb = Kysely<LedgerTables>;
+
+/** Every migration, in order. A new one is added here and never edited once released. */
+const MIGRATIONS: Record<string, Migration> = {
+  '001-foundation': m001,
+};
+
+const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };
+
+export interface Ledger {
+  db: LedgerDb;
+  /** The raw handle, for pragmas and the rare statement Kysely cannot express. */
+  sqlite: Database.Database;
+  file: string;
+  close(): Promise<void>;
+}
+
+/** The ledger file is readable by its owner only (invariant 6), WAL and SHM included. */
+function restrictMode(file: string): void {
+  for (const f of [file, `${file}-wal`, `${file}-shm`]) {
+    if (existsSync(f)) chmodSync(f, 0o600);
+  }
+}
+
+/**
+ * Opens (creating when absent) the SQLite ledger at `file` (`:memory:` for tests), in WAL mode,
+ * and runs pending migrations.
+ */
+export async function openLedger(file: string): Promise<Ledger> {
+  const inMemory = file === ':memory:';
+  const resolved = inMemory ? file : path.resolve(file);
+  let sqlite: Database.Database;
+  try {
+    if (!inMemory) {
+      mkdirSync(path.dirname(resolved), { recursive: true, mode: 0o700 });
+      closeSync(openSync(resolved, 'a', 0o600));
+      restrictMode(resolved);
+    }
+    sqlite = new Database(resolved);
+  } catch (err) {
+    throw new OperationalError(`The ledger ${resolved} cannot be opened: ${(err as Error).message}. Check AVITO_SYNC_DB and the folder's permissions.`, { cause: err });
+  }
+  sqlite.pragma('journal_mode = WAL');
+  sqlite.pragma('synchronous = NORMAL');
+  sqlite.pragma('busy_timeout = 5000');
+  sqlite.pragma('foreign_keys = ON');
+
+  const db = new Kysely<LedgerTables>({ dialect: new SqliteDialect({ database: sqlite }) });
+  const migrator = new Migrator({ db, provider });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) {
+    await db.destroy();
+    const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
+    throw new OperationalError(`Ledger migration ${failed} failed: ${(error as Error).message}.`, { cause: error });
+  }
+  if (!inMemory) restrictMode(resolved);
+
+  return {
+    db,
+    sqlite,
+    file: resolved,
+    async close() {
+      await db.destroy();
+    },
+  };
+}

@@ -1,0 +1,133 @@
+import type { Generated, Insertable, Selectable } from 'kysely';
+
+/**
+ * Ledger tables as Kysely sees them. Times we set are epoch milliseconds (`*_at`);
+ * times Avito sets keep its unit, epoch seconds (`created`, `updated`).
+ * Every table that holds account data has `account_id` (the configured account's id).
+ */
+export interface AccountsTable {
+  id: string;
+  avito_user_id: string | null;
+  name: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface TokensTable {
+  account_id: string;
+  /** `avito`, or a connector id. */
+  provider: string;
+  access_token: string;
+  refresh_token: string | null;
+  /** Epoch ms; null for tokens that do not expire (amoCRM long-lived). */
+  expires_at: number | null;
+  updated_at: number;
+}
+
+export interface ChatsTable {
+  account_id: string;
+  chat_id: string;
+  chat_type: string | null;
+  item_id: string | null;
+  item_title: string | null;
+  item_url: string | null;
+  item_price: string | null;
+  buyer_id: string | null;
+  buyer_name: string | null;
+  buyer_url: string | null;
+  created: number | null;
+  updated: number | null;
+  /** The chat's `updated` for which all messages were fetched: a later pass skips the chat while it matches. */
+  synced_updated: number | null;
+  /** 1 when only a webhook told us of the chat: its item and buyer are still to be fetched. */
+  needs_fetch: number;
+  raw: string | null;
+  fetched_at: number | null;
+}
+
+export interface MessagesTable {
+  /** Insertion order in the ledger; the delivery order within a chat uses `created`, then this. */
+  seq: Generated<number>;
+  account_id: string;
+  message_id: string;
+  chat_id: string;
+  author_id: string | null;
+  direction: string | null;
+  type: string;
+  created: number;
+  text: string | null;
+  content: string;
+  quote: string | null;
+  flow_id: string | null;
+  bot_name: string | null;
+  /** 1 when the account itself wrote it (author_id == user_id): a reply's echo or the seller in the app. */
+  is_own: number;
+  voice_id: string | null;
+  /** How it first reached the ledger: poll, webhook, send. */
+  source: string;
+  inserted_at: number;
+}
+
+export interface VoiceFilesTable {
+  account_id: string;
+  voice_id: string;
+  path: string | null;
+  size: number | null;
+  fetched_at: number | null;
+  error: string | null;
+  attempts: number;
+}
+
+export interface CursorsTable {
+  account_id: string;
+  name: string;
+  value: string;
+  updated_at: number;
+}
+
+export interface WebhookEventsTable {
+  seq: Generated<number>;
+  /** `avito` or a connector id. */
+  source: string;
+  account_id: string | null;
+  /** The sender's event id (or a hash of the body when it has none): duplicates are dropped by it. */
+  event_id: string;
+  received_at: number;
+  body: string;
+  /** stored → processed | ignored | failed */
+  status: string;
+  error: string | null;
+}
+
+export interface SettingsTable {
+  key: string;
+  value: string;
+}
+
+export interface ItemErrorsTable {
+  id: Generated<number>;
+  account_id: string | null;
+  /** What was being done: `poll.message`, `webhook`, `voice`, `deliver`… */
+  scope: string;
+  /** The item: a message id, a chat id, an event id. */
+  ref: string | null;
+  error: string;
+  at: number;
+}
+
+export interface LedgerTables {
+  accounts: AccountsTable;
+  tokens: TokensTable;
+  chats: ChatsTable;
+  messages: MessagesTable;
+  voice_files: VoiceFilesTable;
+  cursors: CursorsTable;
+  webhook_events: WebhookEventsTable;
+  settings: SettingsTable;
+  item_errors: ItemErrorsTable;
+}
+
+export type ChatRow = Selectable<ChatsTable>;
+export type NewChat = Insertable<ChatsTable>;
+export type MessageRow = Selectable<MessagesTable>;
+export type NewMessage = Insertable<MessagesTable>;

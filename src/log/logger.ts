@@ -1,0 +1,79 @@
+import { Writable } from 'node:stream';
+import { pino, type DestinationStream, type Logger } from 'pino';
+import pretty from 'pino-pretty';
+
+export type { Logger } from 'pino';
+
+/**
+ * Field names whose values never reach a log line, wherever they sit (pino's redact paths
+ * cover two levels; the secret scrubber below catches the rest by value).
+ */
+const SECRET_FIELDS = [
+  'access_token', 'accessToken', 'refresh_token', 'refreshToken', 'client_secret', 'clientSecret',
+  'authorization', 'Authorization', 'token', 'secret', 'webhookSecret', 'code', 'authCode', 'password',
+];
+const REDACT_PATHS = [
+  ...SECRET_FIELDS,
+  ...SECRET_FIELDS.map((f) => `*.${f}`),
+  ...SECRET_FIELDS.map((f) => `*.*.${f}`),
+  'headers.authorization', 'req.headers.authorization',
+];
+
+/**
+ * Known secret values (tokens, client secrets, the webhook secret) are replaced in every line
+ * before it is written: a secret inside a URL or an error message is caught too (invariant 6).
+ */
+export class SecretScrubber {
+  private readonly secrets = new Set<string>();
+  add(value: string | undefined | null): void {
+    if (value && value.length >= 6) this.secrets.add(value);
+  }
+  scrub(line: string): string {
+    let out = line;
+    for (const s of this.secrets) if (out.includes(s)) out = out.split(s).join('[Redacted]');
+    return out;
+  }
+}
+
+/** One process-wide scrubber: secrets are registered where they are read or minted. */
+export const secretScrubber = new SecretScrubber();
+
+export interface LoggerOptions {
+  level?: string;
+  /** Where lines go; default stderr (stdout is the CLI's own output). */
+  destination?: DestinationStream | NodeJS.WritableStream;
+  /** Human-readable lines; default: when stderr is a TTY. */
+  pretty?: boolean;
+}
+
+export function createLogger(options: LoggerOptions = {}): Logger {
+  const usePretty = options.pretty ?? (options.destination === undefined && process.stderr.isTTY === true);
+  let dest: DestinationStream | NodeJS.WritableStream;
+  if (usePretty) {
+    dest = pretty({ destination: 2, sync: true, colorize: true, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname' });
+  } else {
+    dest = options.destination ?? pino.destination({ fd: 2, sync: true });
+  }
+  return pino(
+    {
+      level: options.level ?? 'info',
+      base: undefined,
+      redact: { paths: REDACT_PATHS, censor: '[Redacted]' },
+      hooks: { streamWrite: (s: string) => secretScrubber.scrub(s) },
+      serializers: { err: pino.stdSerializers.err },
+    },
+    dest as DestinationStream,
+  );
+}
+
+/** A logger that writes lines into an array: for tests and for commands that collect output. */
+export function memoryLogger(level = 'trace'): { logger: Logger; lines: string[] } {
+  const lines: string[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+      cb();
+    },
+  });
+  return { logger: createLogger({ level, destination: stream, pretty: false }), lines };
+}

@@ -1,0 +1,84 @@
+import type { Logger } from 'pino';
+import { AvitoClient } from './avito/client.js';
+import type { AppConfig } from './config/load-config.js';
+import type { AccountConfig } from './config/schema.js';
+import type { RetryPolicy } from './http/retry-policy.js';
+import { ensureAccount } from './ledger/accounts.js';
+import { openLedger, type Ledger } from './ledger/database.js';
+import { secretScrubber } from './log/logger.js';
+import { VoiceKeeper } from './sync/voice-keeper.js';
+
+export interface AccountRuntime {
+  config: AccountConfig;
+  client: AvitoClient;
+}
+
+export interface Runtime {
+  config: AppConfig;
+  log: Logger;
+  ledger: Ledger;
+  voice: VoiceKeeper;
+  accounts: AccountRuntime[];
+  close(): Promise<void>;
+}
+
+export interface RuntimeOptions {
+  /** Build Avito clients (needs credentials). Default true. */
+  avito?: boolean;
+  /** Overrides for retry backoff (tests). */
+  retry?: Partial<RetryPolicy>;
+}
+
+/** Registers every configured secret with the log scrubber (invariant 6). */
+export function registerSecrets(config: AppConfig): void {
+  secretScrubber.add(config.webhookSecret);
+  for (const a of config.accounts) {
+    secretScrubber.add(a.avito.clientSecret);
+    secretScrubber.add(a.avito.authCode);
+    const rec = a as Record<string, unknown>;
+    for (const section of Object.values(rec)) {
+      if (typeof section !== 'object' || section === null) continue;
+      for (const [k, v] of Object.entries(section)) {
+        if (typeof v === 'string' && /secret|token|code|password/i.test(k)) secretScrubber.add(v);
+      }
+    }
+  }
+}
+
+/** Opens the ledger, makes sure each account has its row, builds one Avito client per account. */
+export async function createRuntime(config: AppConfig, log: Logger, options: RuntimeOptions = {}): Promise<Runtime> {
+  registerSecrets(config);
+  const ledger = await openLedger(config.db);
+  const accounts: AccountRuntime[] = [];
+  for (const account of config.accounts) {
+    await ensureAccount(ledger.db, account.id, account.avito.userId);
+    if (options.avito === false || !account.avito.clientId || !account.avito.clientSecret) continue;
+    accounts.push({
+      config: account,
+      client: new AvitoClient({
+        accountId: account.id,
+        apiUrl: account.avito.apiUrl,
+        clientId: account.avito.clientId,
+        clientSecret: account.avito.clientSecret,
+        authCode: account.avito.authCode,
+        userId: account.avito.userId,
+        db: ledger.db,
+        log,
+        requestsPerSecond: account.avito.requestsPerSecond,
+        concurrency: account.avito.concurrency,
+        ...(options.retry ? { retry: options.retry } : {}),
+      }),
+    });
+  }
+  return {
+    config,
+    log,
+    ledger,
+    voice: new VoiceKeeper(ledger.db, config.dataDir, log),
+    accounts,
+    async close() {
+      await Promise.all(accounts.map((a) => a.client.idle()));
+      await ledger.close();
+    },
+  };
+}
