@@ -77,7 +77,7 @@ export async function createRuntime(config: AppConfig, log: Logger, options: Run
     voice: new VoiceKeeper(ledger.db, config.dataDir, log),
     accounts,
     async close() {
-      await Promise.all(accounts.map((a) => a.client.idle()));
+      await Promise.all(accounts.map((a) => a.client.close()));
       await ledger.close();
     },
   };

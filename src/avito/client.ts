@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import { RemoteApiError } from '../errors.js';
 import { READ_POLICY, WRITE_POLICY, withRetry, type RetryPolicy } from '../http/retry-policy.js';
+import { Transport, type TransportResponse } from '../http/transport.js';
 import type { LedgerDb } from '../ledger/database.js';
 import { getAccount, setAvitoUserId } from '../ledger/accounts.js';
 import { avitoHttpError, avitoNetworkError, withKind } from './errors.js';
@@ -74,6 +75,7 @@ export class AvitoClient {
   private readonly readPolicy: RetryPolicy;
   private readonly writePolicy: RetryPolicy;
   private readonly timeoutMs: number;
+  private readonly transport: Transport;
   private userIdValue: string | undefined;
   private listShapeLogged = false;
   private readonly listeners: ((e: AvitoCallEvent) => void)[] = [];
@@ -86,6 +88,7 @@ export class AvitoClient {
     this.userIdValue = opts.userId;
     const rps = opts.requestsPerSecond ?? 10;
     this.queue = new PQueue({ concurrency: opts.concurrency ?? 4, intervalCap: rps, interval: 1000 });
+    this.transport = new Transport(opts.concurrency ?? 4);
     this.readPolicy = { ...READ_POLICY, ...opts.retry, retryOn: 'transient' };
     this.writePolicy = { ...WRITE_POLICY, ...opts.retry, retryOn: 'undelivered' };
     this.timeoutMs = opts.timeoutMs ?? 30_000;
@@ -331,20 +334,14 @@ export class AvitoClient {
 
   /** Downloads a file Avito linked to (a voice message): no Authorization header goes to it. */
   async download(url: string): Promise<Uint8Array> {
+    const operation = 'GET voice file';
     return withRetry(this.readPolicy, () =>
       this.queue.add(async () => {
-        const started = performance.now();
-        let res: Response;
-        try {
-          res = await fetch(url, { signal: AbortSignal.timeout(this.timeoutMs) });
-        } catch (err) {
-          throw avitoNetworkError('GET voice file', err);
+        const res = await this.send(operation, { method: 'GET', url: new URL(url), headers: {}, timeoutMs: this.timeoutMs });
+        if (res.status < 200 || res.status >= 300) {
+          throw avitoHttpError({ status: res.status, body: res.text, contentType: res.header('content-type'), retryAfter: res.header('retry-after'), operation });
         }
-        this.emit({ operation: 'GET voice file', status: res.status, durationMs: performance.now() - started });
-        if (!res.ok) {
-          throw avitoHttpError({ status: res.status, body: await res.text(), contentType: res.headers.get('content-type'), retryAfter: res.headers.get('retry-after'), operation: 'GET voice file' });
-        }
-        return new Uint8Array(await res.arrayBuffer());
+        return new Uint8Array(res.bytes);
       }),
     );
   }
@@ -352,6 +349,12 @@ export class AvitoClient {
   /** Waits until every queued request has finished. */
   async idle(): Promise<void> {
     await this.queue.onIdle();
+  }
+
+  /** Finishes queued work and closes kept-alive connections. */
+  async close(): Promise<void> {
+    await this.queue.onIdle();
+    this.transport.close();
   }
 
   // ---- plumbing -------------------------------------------------------------------------
@@ -398,32 +401,26 @@ export class AvitoClient {
     const url = new URL(this.opts.apiUrl + spec.path);
     for (const [k, v] of Object.entries(spec.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
     const headers: Record<string, string> = { accept: 'application/json' };
-    let body: string | FormData | URLSearchParams | undefined;
+    let body: string | Buffer | undefined;
     if (token) headers.authorization = `Bearer ${token}`;
-    if (spec.tokenRequest) body = spec.tokenRequest;
-    else if (spec.form) body = spec.form;
-    else if (spec.json !== undefined) {
+    if (spec.tokenRequest) {
+      headers['content-type'] = 'application/x-www-form-urlencoded';
+      body = spec.tokenRequest.toString();
+    } else if (spec.form) {
+      // Let the platform encode the multipart body (boundary included), then send its bytes.
+      const encoded = new Response(spec.form);
+      headers['content-type'] = encoded.headers.get('content-type') ?? 'multipart/form-data';
+      body = Buffer.from(await encoded.arrayBuffer());
+    } else if (spec.json !== undefined) {
       headers['content-type'] = 'application/json';
       body = JSON.stringify(spec.json);
     }
-    const started = performance.now();
-    this.requestCount++;
-    let res: Response;
-    let text: string;
-    try {
-      res = await fetch(url, { method: spec.method, headers, body: body ?? null, signal: AbortSignal.timeout(this.timeoutMs) });
-      text = await res.text();
-    } catch (err) {
-      this.emit({ operation, status: 0, durationMs: performance.now() - started });
-      throw avitoNetworkError(operation, err);
+    const res = await this.send(operation, { method: spec.method, url, headers, body, timeoutMs: this.timeoutMs });
+    this.adaptRate(res);
+    if (res.status < 200 || res.status >= 300) {
+      throw avitoHttpError({ status: res.status, body: res.text, contentType: res.header('content-type'), retryAfter: res.header('retry-after'), operation });
     }
-    const durationMs = performance.now() - started;
-    this.emit({ operation, status: res.status, durationMs });
-    this.log.debug({ op: operation, status: res.status, ms: Math.round(durationMs) }, 'avito call');
-    this.adaptRate(res.headers);
-    if (!res.ok) {
-      throw avitoHttpError({ status: res.status, body: text, contentType: res.headers.get('content-type'), retryAfter: res.headers.get('retry-after'), operation });
-    }
+    const text = res.text;
     let data: unknown = {};
     if (text.trim()) {
       try {
@@ -440,11 +437,30 @@ export class AvitoClient {
     return parsed.data;
   }
 
+  /** One HTTP exchange, counted and timed; network failures become RemoteApiError. */
+  private async send(operation: string, req: Parameters<Transport['request']>[0]): Promise<TransportResponse> {
+    const started = performance.now();
+    this.requestCount++;
+    let res: TransportResponse;
+    try {
+      res = await this.transport.request(req);
+    } catch (err) {
+      this.emit({ operation, status: 0, durationMs: performance.now() - started });
+      throw avitoNetworkError(operation, err);
+    }
+    const durationMs = performance.now() - started;
+    this.emit({ operation, status: res.status, durationMs });
+    if (this.log.isLevelEnabled('debug')) this.log.debug({ op: operation, status: res.status, ms: Math.round(durationMs) }, 'avito call');
+    return res;
+  }
+
   /** `X-RateLimit-Remaining` running low: slow down until the window has room again. */
-  private adaptRate(headers: Headers): void {
-    const limit = Number(headers.get('x-ratelimit-limit'));
-    const remaining = Number(headers.get('x-ratelimit-remaining'));
-    if (!headers.has('x-ratelimit-remaining') || !Number.isFinite(remaining) || !(limit > 0)) return;
+  private adaptRate(res: TransportResponse): void {
+    const rawRemaining = res.header('x-ratelimit-remaining');
+    if (rawRemaining === null) return;
+    const limit = Number(res.header('x-ratelimit-limit'));
+    const remaining = Number(rawRemaining);
+    if (!Number.isFinite(remaining) || !(limit > 0)) return;
     if (remaining > Math.max(1, Math.floor(limit * 0.05))) return;
     if (this.queue.isPaused) return;
     const pauseMs = Math.ceil(60_000 / limit);

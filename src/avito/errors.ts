@@ -29,7 +29,8 @@ export function remoteMessageOf(body: string, contentType: string | null): strin
         const e = parsed.data.error;
         const msg = typeof e === 'string' ? e : e?.message;
         const fields = typeof e === 'object' && e?.fields ? ` ${JSON.stringify(e.fields)}` : '';
-        const out = (msg ?? parsed.data.message ?? parsed.data.error_description ?? '') + fields;
+        const desc = parsed.data.error_description;
+        const out = [msg ?? parsed.data.message, desc].filter(Boolean).join(': ') + fields;
         if (out) return out.slice(0, 300);
       }
     } catch {

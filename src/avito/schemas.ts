@@ -12,21 +12,63 @@ const optId = z.union([z.string(), z.number()]).nullish().transform((v) => (v ==
 const optNum = z.number().nullish().catch(undefined).transform((v) => v ?? undefined);
 const optStr = z.string().nullish().catch(undefined).transform((v) => v ?? undefined);
 
-/** `MessageContent`: every field optional; appCall/file/video come with `{}`. */
-export const avitoMessageContentSchema = z.preprocess(
-  (v) => (v === null || v === undefined || typeof v !== 'object' ? {} : v),
-  z.looseObject({
-    text: optStr,
-    flow_id: optStr,
-    image: z.looseObject({ sizes: z.record(z.string(), z.string()).catch({}) }).nullish().catch(undefined),
-    voice: z.looseObject({ voice_id: optStr }).nullish().catch(undefined),
-    link: z.looseObject({ text: optStr, url: optStr }).nullish().catch(undefined),
-    item: z.looseObject({ title: optStr, price_string: optStr, item_url: optStr, image_url: optStr }).nullish().catch(undefined),
-    location: z.looseObject({ lat: optNum, lon: optNum, text: optStr, title: optStr, kind: optStr }).nullish().catch(undefined),
-    call: z.looseObject({ status: optStr, target_user_id: optId }).nullish().catch(undefined),
-  }),
-);
-export type AvitoMessageContent = z.output<typeof avitoMessageContentSchema>;
+/** `MessageContent` (messenger.json): every field optional; appCall/file/video come with `{}`. */
+export interface AvitoMessageContent {
+  text?: string;
+  flow_id?: string;
+  image?: { sizes: Record<string, string> };
+  voice?: { voice_id?: string };
+  link?: { text?: string; url?: string };
+  item?: { title?: string; price_string?: string; item_url?: string; image_url?: string };
+  location?: { lat?: number; lon?: number; text?: string; title?: string; kind?: string };
+  call?: { status?: string; target_user_id?: string };
+  [other: string]: unknown;
+}
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
+const idStr = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : typeof v === 'number' ? String(v) : undefined);
+function pick<T extends Obj>(v: unknown, read: (o: Obj) => T): T | undefined {
+  return isObj(v) ? read(v) : undefined;
+}
+function strings(v: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (isObj(v)) for (const [k, x] of Object.entries(v)) if (typeof x === 'string') out[k] = x;
+  return out;
+}
+function defined<T extends Obj>(o: T): T {
+  for (const k of Object.keys(o)) if (o[k] === undefined) delete o[k];
+  return o;
+}
+
+/**
+ * Reads a message's content leniently: known fields are type-checked and kept, a field of the
+ * wrong type is dropped, unknown fields pass through. Hand-written rather than a nested schema
+ * because it runs for every message of an import (tens of thousands) and must stay cheap.
+ */
+export function readContent(raw: unknown): AvitoMessageContent {
+  if (!isObj(raw)) return {};
+  const out: AvitoMessageContent = { ...raw };
+  const typed: Partial<AvitoMessageContent> = {
+    text: str(raw.text),
+    flow_id: str(raw.flow_id),
+    image: pick(raw.image, (o) => ({ sizes: strings(o.sizes) })),
+    voice: pick(raw.voice, (o) => defined({ voice_id: str(o.voice_id) })),
+    link: pick(raw.link, (o) => defined({ text: str(o.text), url: str(o.url) })),
+    item: pick(raw.item, (o) => defined({ title: str(o.title), price_string: str(o.price_string), item_url: str(o.item_url), image_url: str(o.image_url) })),
+    location: pick(raw.location, (o) => defined({ lat: num(o.lat), lon: num(o.lon), text: str(o.text), title: str(o.title), kind: str(o.kind) })),
+    call: pick(raw.call, (o) => defined({ status: str(o.status), target_user_id: idStr(o.target_user_id) })),
+  };
+  for (const [k, v] of Object.entries(typed)) {
+    if (v === undefined) delete out[k];
+    else out[k] = v;
+  }
+  return out;
+}
+
+export const avitoMessageContentSchema = z.unknown().transform(readContent);
 
 /** `Messages[]` item (v3). `type` is kept as a string: unknown types are accepted. */
 export const avitoMessageSchema = z.looseObject({

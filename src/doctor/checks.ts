@@ -35,7 +35,7 @@ export function ledgerChecks(rt: Runtime): CheckResult[] {
  * The Avito half of `doctor`: credentials, the account, Messenger access (402 = tariff),
  * chat access (403 on a chat with a good token = an employee's key), webhook subscriptions.
  */
-export async function avitoChecks(client: AvitoClient, opts: { configuredUserId?: string | undefined; publicWebhookUrl?: string | undefined }): Promise<CheckResult[]> {
+export async function avitoChecks(client: AvitoClient, opts: { configuredUserId?: string | undefined; publicWebhookUrl?: string | undefined; knownChatId?: string | undefined }): Promise<CheckResult[]> {
   const results: CheckResult[] = [];
   try {
     await client.tokens.refresh('doctor');
@@ -58,7 +58,8 @@ export async function avitoChecks(client: AvitoClient, opts: { configuredUserId?
   let firstChat: string | undefined;
   try {
     const chats = await client.listChats({ limit: 1, chatTypes: ['u2i', 'u2u'] });
-    firstChat = chats[0]?.id;
+    // A chat the ledger already knows is the better probe: an employee's key does not even list the company's chats.
+    firstChat = opts.knownChatId ?? chats[0]?.id;
     results.push({ check: 'Avito Messenger API', verdict: 'ok', detail: firstChat ? 'chats can be listed' : 'chats can be listed (none yet)' });
   } catch (err) {
     results.push(fromError('Avito Messenger API', err));

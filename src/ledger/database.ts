@@ -20,6 +20,14 @@ export interface Ledger {
   /** The raw handle, for pragmas and the rare statement Kysely cannot express. */
   sqlite: Database.Database;
   file: string;
+  /**
+   * Runs `fn` synchronously inside one `BEGIN IMMEDIATE` transaction while holding Kysely's
+   * connection, so no Kysely query or transaction can interleave. For hot paths that use
+   * cached prepared statements (see statements.ts); `fn` must not await.
+   */
+  writeSync<T>(fn: (sqlite: Database.Database) => T): Promise<T>;
+  /** Same lock, no transaction: a consistent synchronous read. */
+  readSync<T>(fn: (sqlite: Database.Database) => T): Promise<T>;
   close(): Promise<void>;
 }
 
@@ -67,6 +75,8 @@ export async function openLedger(file: string): Promise<Ledger> {
     db,
     sqlite,
     file: resolved,
+    writeSync: (fn) => db.connection().execute(async () => sqlite.transaction(() => fn(sqlite)).immediate()),
+    readSync: (fn) => db.connection().execute(async () => fn(sqlite)),
     async close() {
       await db.destroy();
     },

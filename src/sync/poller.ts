@@ -3,16 +3,17 @@ import { AVITO_MAX_OFFSET, AVITO_PAGE_LIMIT, type AvitoClient } from '../avito/c
 import { chatFromAvito, messageFromAvito } from '../avito/mappers.js';
 import type { AvitoChat, AvitoMessage } from '../avito/schemas.js';
 import { describeError, RemoteApiError } from '../errors.js';
-import { chatsNeedingFetch, markChatSynced, syncedMarks, upsertChats } from '../ledger/chats.js';
-import { getCursor, setCursor } from '../ledger/cursors.js';
-import type { LedgerDb } from '../ledger/database.js';
+import { chatsNeedingFetch, syncedMarks, upsertChats } from '../ledger/chats.js';
+import { getCursor, setCursorSync } from '../ledger/cursors.js';
+import type { Ledger } from '../ledger/database.js';
 import { recordItemError } from '../ledger/item-errors.js';
-import { insertMessages, knownMessageIds } from '../ledger/messages.js';
-import type { NewMessage } from '../ledger/tables.js';
-import { registerVoice, type VoiceKeeper } from './voice-keeper.js';
+import { ingestStatements, type IngestStatements } from '../ledger/statements.js';
+import type { NewChat } from '../ledger/tables.js';
+import { ChatWriter } from './chat-writer.js';
+import type { VoiceKeeper } from './voice-keeper.js';
 
 export interface PollContext {
-  db: LedgerDb;
+  ledger: Ledger;
   client: AvitoClient;
   log: Logger;
   voice: VoiceKeeper;
@@ -59,15 +60,21 @@ function isNewestFirst(values: readonly number[]): boolean {
  * - chat pages with offset pagination under the caps (limit 100, offset ≤ 1000);
  * - stops at the first chat updated before the stored cursor (same-second chats are looked at
  *   again; ids dedupe them);
- * - for each chat whose `updated` moved, fetches message pages until one holds a known message;
- * - each chat page, its messages, the chats' sync marks and (on the last page) the cursor are
- *   written in one transaction (invariant 5).
+ * - for each chat whose `updated` moved, fetches message pages until one holds a known message,
+ *   then writes the chat, its new messages and its sync mark in one transaction;
+ * - the account cursor moves last, in one transaction with the last page's chat rows, and only
+ *   when every chat of the pass is in (invariant 5).
+ * Chats are fetched concurrently (the client's queue keeps the rate) and the next chat page is
+ * asked for while the current page's messages come in.
  */
 export async function pollAccount(ctx: PollContext, opts: PollOptions): Promise<PollReport> {
-  const { db, client } = ctx;
+  const { ledger, client } = ctx;
+  const db = ledger.db;
   const accountId = client.accountId;
   const log = ctx.log.child({ account: accountId });
   const uid = await client.userId();
+  const stmts = await ledger.readSync((sqlite) => ingestStatements(sqlite));
+  const writer = new ChatWriter(ledger, stmts, accountId);
   const cursorName = opts.cursorName ?? chatCursorName(opts.chatTypes, opts.itemIds);
   const stored = opts.full ? 0 : Number((await getCursor(db, accountId, cursorName)) ?? 0);
   const floor = Math.max(stored, opts.since ?? 0);
@@ -80,61 +87,62 @@ export async function pollAccount(ctx: PollContext, opts: PollOptions): Promise<
   const listPage = (off: number) => client.listChats({ chatTypes: opts.chatTypes, itemIds: opts.itemIds, limit: AVITO_PAGE_LIMIT, offset: off });
   let pagePromise: Promise<AvitoChat[]> | undefined = listPage(0);
   let warnedOrder = false;
+  const chatTasks: Promise<void>[] = [];
+  let lastPageChats: NewChat[] = [];
 
-  while (pagePromise) {
-    const page = await pagePromise;
-    pagePromise = undefined;
-    report.pages++;
-    report.chatsSeen += page.length;
+  try {
+    while (pagePromise) {
+      const page = await pagePromise;
+      pagePromise = undefined;
+      report.pages++;
+      report.chatsSeen += page.length;
 
-    const ordered = isNewestFirst(page.map((c) => c.updated));
-    if (!ordered && !warnedOrder) {
-      warnedOrder = true;
-      log.warn('Avito returned chats not sorted by `updated` descending: walking every page instead of stopping at the cursor');
+      const ordered = isNewestFirst(page.map((c) => c.updated));
+      if (!ordered && !warnedOrder) {
+        warnedOrder = true;
+        log.warn('Avito returned chats not sorted by `updated` descending: walking every page instead of stopping at the cursor');
+      }
+      const current = page.filter((c) => c.updated >= floor);
+      const reachedCursor = ordered && current.length < page.length;
+      for (const c of current) high = Math.max(high, c.updated);
+
+      const nextOffset = offset + AVITO_PAGE_LIMIT;
+      const more = !reachedCursor && page.length === AVITO_PAGE_LIMIT;
+      if (more && nextOffset > AVITO_MAX_OFFSET) {
+        report.unreachable.push(`chats past ${AVITO_MAX_OFFSET + AVITO_PAGE_LIMIT} for ${cursorName} (Avito's paging cap)`);
+      } else if (more) {
+        // The next chat page is needed anyway: ask for it while this page's messages come in.
+        pagePromise = listPage(nextOffset);
+        pagePromise.catch(() => undefined);
+      }
+
+      const rows = current.map((c) => chatFromAvito(accountId, uid, c));
+      const marks = await syncedMarks(db, accountId, current.map((c) => c.id));
+      const unchanged: NewChat[] = [];
+      current.forEach((chat, i) => {
+        if (marks.get(chat.id) === chat.updated) unchanged.push(rows[i]!);
+        else chatTasks.push(syncChat(ctx, stmts, writer, uid, chat, rows[i]!, !marks.has(chat.id), report));
+      });
+      if (pagePromise) {
+        await ledger.writeSync(() => unchanged.forEach((r) => stmts.upsertChat(r)));
+      } else {
+        lastPageChats = unchanged;
+      }
+      offset = nextOffset;
     }
-    const current = page.filter((c) => c.updated >= floor);
-    const reachedCursor = ordered && current.length < page.length;
-    for (const c of current) high = Math.max(high, c.updated);
-
-    const nextOffset = offset + AVITO_PAGE_LIMIT;
-    const more = !reachedCursor && page.length === AVITO_PAGE_LIMIT;
-    if (more && nextOffset > AVITO_MAX_OFFSET) {
-      report.unreachable.push(`chats past ${AVITO_MAX_OFFSET + AVITO_PAGE_LIMIT} for ${cursorName} (Avito's paging cap)`);
-    } else if (more) {
-      // The next chat page is needed anyway: ask for it while this page's messages come in.
-      pagePromise = listPage(nextOffset);
-      pagePromise.catch(() => undefined);
-    }
-
-    const marks = await syncedMarks(db, accountId, current.map((c) => c.id));
-    const changed = current.filter((c) => marks.get(c.id) !== c.updated);
-    const fetched = await Promise.all(changed.map((chat) => fetchNewMessages(ctx, uid, chat, report)));
-    const rows: NewMessage[] = [];
-    const synced: AvitoChat[] = [];
-    fetched.forEach((r, i) => {
-      if (!r) return;
-      rows.push(...r);
-      synced.push(changed[i]!);
-    });
-
-    const last = pagePromise === undefined;
-    const res = await db.transaction().execute(async (trx) => {
-      await upsertChats(trx, current.map((c) => chatFromAvito(accountId, uid, c)));
-      const stored = await insertMessages(trx, rows);
-      const voiceIds = rows.filter((r) => r.voice_id && stored.inserted.includes(r.message_id)).map((r) => r.voice_id!);
-      await registerVoice(trx, accountId, voiceIds);
-      for (const chat of synced) await markChatSynced(trx, accountId, chat.id, chat.updated);
-      // The cursor moves only when the whole pass is in, with the last page's rows.
-      if (last && report.errors === 0) await setCursor(trx, accountId, cursorName, String(high));
-      return stored;
-    });
-    report.chatsFetched += synced.length;
-    report.messagesNew += res.inserted.length;
-    report.messagesDeleted += res.deleted.length;
-    if (res.inserted.length > 0) ctx.onStored?.(accountId, res.inserted.length);
-    if (last && report.errors === 0) report.cursor = high;
-    offset = nextOffset;
+  } finally {
+    // Never leave chat tasks running past the pass, even when a chat page failed.
+    await Promise.allSettled(chatTasks);
   }
+  const fatal = (await Promise.allSettled(chatTasks)).find((r) => r.status === 'rejected');
+  if (fatal) throw (fatal as PromiseRejectedResult).reason;
+
+  const moveCursor = report.errors === 0;
+  await ledger.writeSync(() => {
+    lastPageChats.forEach((r) => stmts.upsertChat(r));
+    if (moveCursor) setCursorSync(ledger, accountId, cursorName, String(high));
+  });
+  if (moveCursor) report.cursor = high;
 
   await ctx.voice.keepPending(client);
   log.info({ ...report, unreachable: report.unreachable.length }, 'Avito pass done');
@@ -142,11 +150,12 @@ export async function pollAccount(ctx: PollContext, opts: PollOptions): Promise<
 }
 
 /**
- * Message pages of one chat, newest first, until a page holds a known message. Returns the new
- * rows, or undefined when the chat failed (recorded; the pass goes on without it).
+ * One changed chat: message pages, newest first, until a page holds a known message; then the
+ * chat row, its new messages and its sync mark in one transaction. A chat that fails is recorded
+ * and the pass goes on without it (its mark stays, so the next pass fetches it again).
  */
-async function fetchNewMessages(ctx: PollContext, uid: string, chat: AvitoChat, report: PollReport): Promise<NewMessage[] | undefined> {
-  const { db, client } = ctx;
+async function syncChat(ctx: PollContext, stmts: IngestStatements, writer: ChatWriter, uid: string, chat: AvitoChat, row: NewChat, isNewChat: boolean, report: PollReport): Promise<void> {
+  const { ledger, client } = ctx;
   const accountId = client.accountId;
   const seen = new Map<string, AvitoMessage>();
   try {
@@ -156,7 +165,8 @@ async function fetchNewMessages(ctx: PollContext, uid: string, chat: AvitoChat, 
         break;
       }
       const page = await client.listMessages(chat.id, { limit: AVITO_PAGE_LIMIT, offset });
-      const known = await knownMessageIds(db, accountId, page.map((m) => m.id));
+      // A chat the ledger has never seen has no known messages: no lookup needed.
+      const known = isNewChat ? new Set<string>() : await ledger.readSync(() => stmts.known(accountId, chat.id, page.map((m) => m.id)));
       for (const m of page) {
         if (!known.has(m.id) || m.type === 'deleted') seen.set(m.id, m);
       }
@@ -167,16 +177,23 @@ async function fetchNewMessages(ctx: PollContext, uid: string, chat: AvitoChat, 
     report.errors++;
     const msg = describeError(err);
     ctx.log.warn({ account: accountId, chat: chat.id, err: msg }, 'chat skipped this pass');
-    await recordItemError(db, { accountId, scope: 'poll.chat', ref: chat.id, error: msg });
+    await recordItemError(ledger.db, { accountId, scope: 'poll.chat', ref: chat.id, error: msg });
     if (err instanceof RemoteApiError && (err.kind === 'tariff' || err.kind === 'bad_credentials')) throw err;
-    return undefined;
+    return;
   }
-  return [...seen.values()].map((m) => messageFromAvito(accountId, uid, chat.id, m));
+  const now = Date.now();
+  const messages = [...seen.values()].map((m) => messageFromAvito(accountId, uid, chat.id, m, 'poll', now));
+  const res = await writer.write({ chatId: chat.id, updated: chat.updated, row, messages });
+  report.chatsFetched++;
+  report.messagesNew += res.inserted.length;
+  report.messagesDeleted += res.deleted.length;
+  if (res.inserted.length > 0) ctx.onStored?.(accountId, res.inserted.length);
 }
 
 /** Chats known only from a webhook get their item and buyer. */
 async function fetchStubChats(ctx: PollContext, uid: string): Promise<void> {
-  const { db, client } = ctx;
+  const { client } = ctx;
+  const db = ctx.ledger.db;
   const ids = await chatsNeedingFetch(db, client.accountId);
   for (const chatId of ids) {
     try {

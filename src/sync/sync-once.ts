@@ -14,7 +14,7 @@ export async function syncOnce(rt: Runtime): Promise<SyncOnceReport> {
   for (const acc of rt.accounts) {
     try {
       const poll = await pollAccount(
-        { db: rt.ledger.db, client: acc.client, log: rt.log, voice: rt.voice },
+        { ledger: rt.ledger, client: acc.client, log: rt.log, voice: rt.voice },
         { chatTypes: acc.config.avito.chatTypes },
       );
       report.accounts.push({ account: acc.config.id, poll });

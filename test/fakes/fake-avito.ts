@@ -43,6 +43,8 @@ export interface Fault {
   /** Operation id (e.g. `getMessagesV3`) or `*`. */
   op: string;
   kind: '429' | '500' | '502' | '503' | 'drop' | 'html403';
+  /** Only requests whose path contains this (e.g. a chat id). */
+  pathIncludes?: string;
   /** Seconds for Retry-After on 429; none when undefined. */
   retryAfter?: number;
   times: number;
@@ -82,6 +84,8 @@ export class FakeAvito {
   readonly requests: RequestRecord[] = [];
   readonly uploads = new Map<string, Record<string, string>>();
   readonly mode = { tariff: false, employeeKey: false };
+  /** Called after every answered request (tests wait on it instead of sleeping). */
+  onRequest: ((r: RequestRecord) => void) | undefined;
   /** Deterministic clock, epoch seconds. */
   clock = 1_700_000_000;
   url = '';
@@ -260,7 +264,7 @@ export class FakeAvito {
     if ('error' in matched) return this.reply(req, url, res, '-', matched.status, { error: { code: matched.status, message: matched.error } });
     const { op, params } = matched;
 
-    const fault = this.takeFault(op.id);
+    const fault = this.takeFault(op.id, url.pathname);
     if (fault) {
       if (fault.kind === 'drop') {
         this.requests.push({ op: op.id, method: req.method!, path: url.pathname, query: url.search, status: 0 });
@@ -519,15 +523,17 @@ export class FakeAvito {
     res.writeHead(200, { 'content-type': 'audio/mp4' }).end(Buffer.from(`FAKE-OPUS-MP4 ${id}`));
   }
 
-  private takeFault(opId: string): Fault | undefined {
-    const f = this.faults.find((x) => x.times > 0 && (x.op === '*' || x.op === opId));
+  private takeFault(opId: string, pathname: string): Fault | undefined {
+    const f = this.faults.find((x) => x.times > 0 && (x.op === '*' || x.op === opId) && (!x.pathIncludes || pathname.includes(x.pathIncludes)));
     if (!f) return undefined;
     f.times--;
     return f;
   }
 
   private reply(req: IncomingMessage, url: URL, res: ServerResponse, op: string, status: number, payload: unknown, contentType = 'application/json', extra: Record<string, string> = {}): void {
-    this.requests.push({ op, method: req.method ?? 'GET', path: url.pathname, query: url.search, status });
+    const record = { op, method: req.method ?? 'GET', path: url.pathname, query: url.search, status };
+    this.requests.push(record);
+    this.onRequest?.(record);
     const headers: Record<string, string> = { 'content-type': contentType, ...extra };
     if (this.opts.rateLimitPerMinute) {
       this.rateRemaining = Math.max(0, this.rateRemaining - 1);

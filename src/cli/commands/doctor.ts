@@ -16,7 +16,8 @@ export function registerDoctor(program: Command): void {
         const all: CheckResult[] = [{ check: 'configuration', verdict: 'ok', detail: `${rt.config.accounts.length} account(s)${rt.config.configFile ? ` from ${rt.config.configFile}` : ''}` }];
         all.push(...ledgerChecks(rt));
         for (const acc of rt.accounts) {
-          const checks = await avitoChecks(acc.client, { configuredUserId: acc.config.avito.userId, publicWebhookUrl: undefined });
+          const known = await rt.ledger.db.selectFrom('chats').select('chat_id').where('account_id', '=', acc.config.id).orderBy('updated', 'desc').limit(1).executeTakeFirst();
+          const checks = await avitoChecks(acc.client, { configuredUserId: acc.config.avito.userId, publicWebhookUrl: undefined, knownChatId: known?.chat_id });
           all.push(...checks.map((c) => (rt.accounts.length > 1 ? { ...c, check: `${acc.config.id}: ${c.check}` } : c)));
         }
         return all;

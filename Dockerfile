@@ -1,0 +1,27 @@
+# syntax=docker/dockerfile:1
+# Build stage: the same steps as the README's install (npm ci builds through `prepare`).
+FROM node:22-bookworm-slim AS build
+RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
+COPY src ./src
+COPY connectors ./connectors
+COPY bench ./bench
+COPY test/fakes ./test/fakes
+RUN npm ci --no-audit --no-fund
+RUN npm prune --omit=dev
+
+# Run stage: non-root, ledger on the /data volume.
+FROM node:22-bookworm-slim
+ENV NODE_ENV=production AVITO_SYNC_DB=/data/avito-sync.db PORT=8080
+WORKDIR /app
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY package.json ./
+COPY config ./config
+RUN mkdir -p /data && chown node:node /data
+USER node
+VOLUME ["/data"]
+EXPOSE 8080
+ENTRYPOINT ["node", "dist/src/cli/main.js"]
+CMD ["run"]

@@ -1,0 +1,71 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { loadConfig } from '../src/config/load-config.js';
+import { createLogger } from '../src/log/logger.js';
+import { countMessages } from '../src/ledger/messages.js';
+import { createRuntime } from '../src/runtime.js';
+import { pollAccount } from '../src/sync/poller.js';
+
+/**
+ * One measured run in a fresh process: `ours` = the real poller into a fresh SQLite ledger;
+ * `bare` = a fetch loop doing the same pagination with four requests in flight, storing nothing.
+ * Prints one JSON line.
+ */
+const [mode, url, clientId, clientSecret, userId] = process.argv.slice(2) as [string, string, string, string, string];
+
+async function bare(): Promise<{ requests: number; messages: number }> {
+  let requests = 0;
+  const tokenRes = await fetch(`${url}/token`, { method: 'POST', body: new URLSearchParams({ grant_type: 'client_credentials', client_id: clientId, client_secret: clientSecret }) });
+  requests++;
+  const { access_token: token } = (await tokenRes.json()) as { access_token: string };
+  const get = async (p: string) => {
+    requests++;
+    const r = await fetch(url + p, { headers: { authorization: `Bearer ${token}` } });
+    return r.json() as Promise<unknown>;
+  };
+  let messages = 0;
+  for (let offset = 0; offset <= 1000; offset += 100) {
+    const { chats } = (await get(`/messenger/v2/accounts/${userId}/chats?chat_types=u2i,u2u&limit=100&offset=${offset}`)) as { chats: { id: string }[] };
+    const queue = chats.map((c) => c.id);
+    const worker = async () => {
+      for (let id = queue.shift(); id; id = queue.shift()) {
+        for (let off = 0; off <= 1000; off += 100) {
+          const page = (await get(`/messenger/v3/accounts/${userId}/chats/${encodeURIComponent(id)}/messages/?limit=100&offset=${off}`)) as { messages: unknown[] };
+          messages += page.messages.length;
+          if (page.messages.length < 100) break;
+        }
+      }
+    };
+    await Promise.all([worker(), worker(), worker(), worker()]);
+    if (chats.length < 100) break;
+  }
+  return { requests, messages };
+}
+
+async function ours(): Promise<{ requests: number; messages: number }> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'avito-bench-'));
+  try {
+    const config = loadConfig({
+      env: {
+        AVITO_CLIENT_ID: clientId, AVITO_CLIENT_SECRET: clientSecret, AVITO_API_URL: url, AVITO_USER_ID: userId,
+        AVITO_SYNC_DB: path.join(dir, 'bench.db'), AVITO_SYNC_CONNECTORS: 'none', AVITO_REQUESTS_PER_SECOND: '10000', AVITO_CONCURRENCY: '4',
+      },
+    });
+    const log = createLogger({ level: 'warn', pretty: false });
+    const rt = await createRuntime(config, log);
+    const acc = rt.accounts[0]!;
+    await pollAccount({ ledger: rt.ledger, client: acc.client, log, voice: rt.voice }, { chatTypes: ['u2i', 'u2u'] });
+    const messages = await countMessages(rt.ledger.db);
+    const requests = acc.client.requestCount;
+    await rt.close();
+    return { requests, messages };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const started = performance.now();
+const r = mode === 'bare' ? await bare() : await ours();
+const ms = performance.now() - started;
+process.stdout.write(`${JSON.stringify({ mode, ms, ...r, maxRssMb: process.resourceUsage().maxRSS / 1024 })}\n`);

@@ -1,0 +1,22 @@
+import os from 'node:os';
+import { ingestBench } from './ingest.js';
+
+/** `npm run bench [-- name …]`: runs the named benchmarks (default all) and prints markdown. */
+const BENCHES: Record<string, () => Promise<string>> = {
+  ingest: () => ingestBench(),
+};
+
+const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+const names = wanted.length ? wanted : Object.keys(BENCHES);
+const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
+process.stdout.write(`## Benchmarks — ${new Date().toISOString().slice(0, 10)}, ${os.cpus().length} × ${cpu}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}\n\n`);
+for (const name of names) {
+  const bench = BENCHES[name];
+  if (!bench) {
+    process.stderr.write(`unknown benchmark ${name}; known: ${Object.keys(BENCHES).join(', ')}\n`);
+    process.exitCode = 2;
+    continue;
+  }
+  process.stderr.write(`running ${name}…\n`);
+  process.stdout.write(`${await bench()}\n\n`);
+}

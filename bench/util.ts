@@ -1,0 +1,39 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+export const DIST_BENCH = path.dirname(fileURLToPath(import.meta.url));
+
+/** Starts a node script from dist/bench and resolves with its first stdout line, parsed. */
+export function startJsonProcess<T>(script: string, args: string[]): Promise<{ child: ChildProcess; first: T }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(DIST_BENCH, script), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const rl = createInterface({ input: child.stdout! });
+    rl.once('line', (line) => resolve({ child, first: JSON.parse(line) as T }));
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`${script} exited ${code} before answering`)));
+  });
+}
+
+/** Runs a node script to completion and parses its last stdout line. */
+export async function runJsonProcess<T>(script: string, args: string[]): Promise<T> {
+  const { child, first } = await startJsonProcess<T>(script, args);
+  await new Promise((r) => child.once('exit', r));
+  return first;
+}
+
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i]!;
+}
+
+export function median(values: readonly number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+export function fmt(n: number, digits = 1): string {
+  return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+}

@@ -1,0 +1,86 @@
+import type Database from 'better-sqlite3';
+import type { NewChat, NewMessage } from './tables.js';
+
+/**
+ * Prepared statements for the ingest hot path, run inside `ledger.writeSync`/`readSync`.
+ * Kysely builds every other query; here a statement is prepared once and run per row, which is
+ * several times cheaper than compiling and preparing a large multi-row INSERT per page.
+ * They write the same tables with the same rules as chats.ts and messages.ts.
+ */
+export class IngestStatements {
+  private readonly insertMessage: Database.Statement;
+  private readonly markDeleted: Database.Statement;
+  private readonly upsertChatStmt: Database.Statement;
+  private readonly markSyncedStmt: Database.Statement;
+  private readonly knownId: Database.Statement;
+  private readonly chatHasMessages: Database.Statement;
+  private readonly registerVoice: Database.Statement;
+
+  constructor(sqlite: Database.Database) {
+    this.insertMessage = sqlite.prepare(`INSERT INTO messages (account_id, message_id, chat_id, author_id, direction, type, created, text, content, quote, flow_id, bot_name, is_own, voice_id, source, inserted_at)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+      ON CONFLICT (account_id, message_id) DO NOTHING`);
+    this.markDeleted = sqlite.prepare(`UPDATE messages SET type = 'deleted', content = ?, text = NULL WHERE account_id = ? AND message_id = ? AND type != 'deleted'`);
+    this.upsertChatStmt = sqlite.prepare(`INSERT INTO chats (account_id, chat_id, chat_type, item_id, item_title, item_url, item_price, buyer_id, buyer_name, buyer_url, created, updated, synced_updated, needs_fetch, raw, fetched_at)
+      VALUES (@account_id, @chat_id, @chat_type, @item_id, @item_title, @item_url, @item_price, @buyer_id, @buyer_name, @buyer_url, @created, @updated, @synced_updated, @needs_fetch, @raw, @fetched_at)
+      ON CONFLICT (account_id, chat_id) DO UPDATE SET
+        chat_type = coalesce(excluded.chat_type, chat_type), item_id = coalesce(excluded.item_id, item_id),
+        item_title = coalesce(excluded.item_title, item_title), item_url = coalesce(excluded.item_url, item_url),
+        item_price = coalesce(excluded.item_price, item_price), buyer_id = coalesce(excluded.buyer_id, buyer_id),
+        buyer_name = coalesce(excluded.buyer_name, buyer_name), buyer_url = coalesce(excluded.buyer_url, buyer_url),
+        created = coalesce(excluded.created, created), updated = coalesce(excluded.updated, updated),
+        needs_fetch = excluded.needs_fetch, raw = coalesce(excluded.raw, raw), fetched_at = coalesce(excluded.fetched_at, fetched_at)`);
+    this.markSyncedStmt = sqlite.prepare(`UPDATE chats SET synced_updated = ? WHERE account_id = ? AND chat_id = ?`);
+    this.knownId = sqlite.prepare(`SELECT 1 FROM messages WHERE account_id = ? AND message_id = ?`).pluck();
+    this.chatHasMessages = sqlite.prepare(`SELECT 1 FROM messages WHERE account_id = ? AND chat_id = ? LIMIT 1`).pluck();
+    this.registerVoice = sqlite.prepare(`INSERT INTO voice_files (account_id, voice_id, path, size, fetched_at, error, attempts) VALUES (?, ?, NULL, NULL, NULL, NULL, 0) ON CONFLICT (account_id, voice_id) DO NOTHING`);
+  }
+
+  /** Which of `ids` of this chat are already stored (call inside readSync). */
+  known(accountId: string, chatId: string, ids: readonly string[]): Set<string> {
+    const out = new Set<string>();
+    // A chat with nothing stored has no known message: one lookup instead of one per message.
+    if (!this.chatHasMessages.get(accountId, chatId)) return out;
+    for (const id of ids) if (this.knownId.get(accountId, id)) out.add(id);
+    return out;
+  }
+
+  /** Stores messages once per (account, message id); a known message now `deleted` is updated in place. */
+  insertMessages(rows: readonly NewMessage[]): { inserted: NewMessage[]; deleted: string[] } {
+    const inserted: NewMessage[] = [];
+    const deleted: string[] = [];
+    for (const row of rows) {
+      const changes = this.insertMessage.run(
+        row.account_id, row.message_id, row.chat_id, row.author_id, row.direction, row.type, row.created, row.text,
+        row.content, row.quote, row.flow_id, row.bot_name, row.is_own, row.voice_id, row.source, row.inserted_at,
+      ).changes;
+      if (changes > 0) {
+        inserted.push(row);
+        if (row.voice_id) this.registerVoice.run(row.account_id, row.voice_id);
+      } else if (row.type === 'deleted' && this.markDeleted.run(row.content, row.account_id, row.message_id).changes > 0) {
+        deleted.push(row.message_id);
+      }
+    }
+    return { inserted, deleted };
+  }
+
+  upsertChat(row: NewChat): void {
+    this.upsertChatStmt.run({ synced_updated: null, ...row });
+  }
+
+  markSynced(accountId: string, chatId: string, updated: number): void {
+    this.markSyncedStmt.run(updated, accountId, chatId);
+  }
+}
+
+const cache = new WeakMap<Database.Database, IngestStatements>();
+
+/** The ledger's ingest statements, prepared once per connection. */
+export function ingestStatements(sqlite: Database.Database): IngestStatements {
+  let s = cache.get(sqlite);
+  if (!s) {
+    s = new IngestStatements(sqlite);
+    cache.set(sqlite, s);
+  }
+  return s;
+}

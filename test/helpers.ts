@@ -1,0 +1,78 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadConfig, type AppConfig } from '../src/config/load-config.js';
+import { memoryLogger } from '../src/log/logger.js';
+import { createRuntime, type Runtime } from '../src/runtime.js';
+import type { FakeAvito } from './fakes/fake-avito.js';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const CLI = path.join(ROOT, 'dist/src/cli/main.js');
+
+/** Retry backoff short enough for tests; the policy's shape is unchanged. */
+export const FAST_RETRY = { minTimeoutMs: 5, maxTimeoutMs: 20, maxRetryAfterMs: 1500 };
+
+export function tempDir(prefix = 'avito-sync-test-'): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(path.join(tmpdir(), prefix));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** Environment for one account against the fake Avito. */
+export function fakeEnv(fake: FakeAvito, dir: string, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    AVITO_CLIENT_ID: fake.clientId,
+    AVITO_CLIENT_SECRET: fake.clientSecret,
+    AVITO_API_URL: fake.url,
+    AVITO_SYNC_DB: path.join(dir, 'ledger.db'),
+    AVITO_SYNC_CONNECTORS: 'none',
+    AVITO_REQUESTS_PER_SECOND: '1000',
+    LOG_LEVEL: 'warn',
+    ...extra,
+  };
+}
+
+export async function testRuntime(env: Record<string, string>, level = 'warn'): Promise<{ rt: Runtime; config: AppConfig; lines: string[] }> {
+  const config = loadConfig({ env });
+  const { logger, lines } = memoryLogger(level);
+  const rt = await createRuntime(config, logger, { retry: FAST_RETRY });
+  return { rt, config, lines };
+}
+
+/** Polls `check` until it returns a truthy value; fails after `timeoutMs`. No fixed sleeps. */
+export async function waitFor<T>(check: () => T | Promise<T>, timeoutMs = 10_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+export interface CliResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the built CLI in a child process with exactly this environment (plus PATH). */
+export function runCli(args: string[], env: Record<string, string>, opts: { cwd?: string; onSpawn?: (child: ChildProcess) => void } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], {
+      cwd: opts.cwd ?? ROOT,
+      env: { PATH: process.env.PATH ?? '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+    opts.onSpawn?.(child);
+  });
+}
