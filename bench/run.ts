@@ -1,9 +1,11 @@
 import os from 'node:os';
 import { ingestBench } from './ingest.js';
+import { webhookBench } from './webhooks.js';
 
 /** `npm run bench [-- name …]`: runs the named benchmarks (default all) and prints markdown. */
 const BENCHES: Record<string, () => Promise<string>> = {
   ingest: () => ingestBench(),
+  webhooks: () => webhookBench(),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

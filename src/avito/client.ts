@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import { z } from 'zod';
@@ -76,6 +77,8 @@ export class AvitoClient {
   private readonly writePolicy: RetryPolicy;
   private readonly timeoutMs: number;
   private readonly transport: Transport;
+  /** Aborted by `stop()`: calls still waiting in the queue give up at once. */
+  private readonly stopper = new AbortController();
   private userIdValue: string | undefined;
   private listShapeLogged = false;
   private readonly listeners: ((e: AvitoCallEvent) => void)[] = [];
@@ -89,6 +92,8 @@ export class AvitoClient {
     const rps = opts.requestsPerSecond ?? 10;
     this.queue = new PQueue({ concurrency: opts.concurrency ?? 4, intervalCap: rps, interval: 1000 });
     this.transport = new Transport(opts.concurrency ?? 4);
+    // Every queued call listens to the stop signal; thousands may wait during an import.
+    setMaxListeners(0, this.stopper.signal);
     this.readPolicy = { ...READ_POLICY, ...opts.retry, retryOn: 'transient' };
     this.writePolicy = { ...WRITE_POLICY, ...opts.retry, retryOn: 'undelivered' };
     this.timeoutMs = opts.timeoutMs ?? 30_000;
@@ -342,13 +347,22 @@ export class AvitoClient {
           throw avitoHttpError({ status: res.status, body: res.text, contentType: res.header('content-type'), retryAfter: res.header('retry-after'), operation });
         }
         return new Uint8Array(res.bytes);
-      }),
+      }, { signal: this.stopper.signal }),
     );
   }
 
   /** Waits until every queued request has finished. */
   async idle(): Promise<void> {
     await this.queue.onIdle();
+  }
+
+  /** Calls waiting in the queue fail at once (shutdown); calls in flight finish. */
+  stop(): void {
+    this.stopper.abort(new Error('avito-sync is stopping'));
+  }
+
+  get stopped(): boolean {
+    return this.stopper.signal.aborted;
   }
 
   /** Finishes queued work and closes kept-alive connections. */
@@ -389,7 +403,7 @@ export class AvitoClient {
   private attemptWithRetry<T>(spec: CallSpec<T>, operation: string, token: string | undefined): Promise<T> {
     return withRetry(
       spec.policy,
-      () => this.queue.add(() => this.attempt(spec, operation, token)),
+      () => this.queue.add(() => this.attempt(spec, operation, token), { signal: this.stopper.signal }),
       {
         onRetry: ({ error, attempt, waitMs }) =>
           this.log.warn({ op: operation, status: error.status, attempt, waitMs, remote: error.remoteMessage }, 'Avito call failed, retrying'),

@@ -4,6 +4,8 @@ import { Command, CommanderError } from 'commander';
 import { ConfigError, ValidationError } from '../errors.js';
 import { registerDoctor } from './commands/doctor.js';
 import { registerOperator } from './commands/operator.js';
+import { registerRun } from './commands/run.js';
+import { registerWebhooks } from './commands/webhooks.js';
 import { registerStatus } from './commands/status.js';
 import { registerSync } from './commands/sync.js';
 
@@ -20,9 +22,11 @@ export function buildProgram(): Command {
     .option('-v, --verbose', 'debug logs, and stack traces on errors')
     .showHelpAfterError()
     .exitOverride();
+  registerRun(program);
   registerSync(program);
   registerStatus(program);
   registerDoctor(program);
+  registerWebhooks(program);
   registerOperator(program);
   return program;
 }

@@ -15,6 +15,8 @@ export class IngestStatements {
   private readonly knownId: Database.Statement;
   private readonly chatHasMessages: Database.Statement;
   private readonly registerVoice: Database.Statement;
+  private readonly chatStub: Database.Statement;
+  private readonly webhookEvent: Database.Statement;
 
   constructor(sqlite: Database.Database) {
     this.insertMessage = sqlite.prepare(`INSERT INTO messages (account_id, message_id, chat_id, author_id, direction, type, created, text, content, quote, flow_id, bot_name, is_own, voice_id, source, inserted_at)
@@ -33,6 +35,8 @@ export class IngestStatements {
     this.markSyncedStmt = sqlite.prepare(`UPDATE chats SET synced_updated = ? WHERE account_id = ? AND chat_id = ?`);
     this.knownId = sqlite.prepare(`SELECT 1 FROM messages WHERE account_id = ? AND message_id = ?`).pluck();
     this.chatHasMessages = sqlite.prepare(`SELECT 1 FROM messages WHERE account_id = ? AND chat_id = ? LIMIT 1`).pluck();
+    this.chatStub = sqlite.prepare(`INSERT INTO chats (account_id, chat_id, chat_type, item_id, needs_fetch) VALUES (?, ?, ?, ?, 1) ON CONFLICT (account_id, chat_id) DO NOTHING`);
+    this.webhookEvent = sqlite.prepare(`INSERT INTO webhook_events (source, account_id, event_id, received_at, body, status, error) VALUES (?, ?, ?, ?, ?, ?, NULL) ON CONFLICT (source, event_id) DO NOTHING`);
     this.registerVoice = sqlite.prepare(`INSERT INTO voice_files (account_id, voice_id, path, size, fetched_at, error, attempts) VALUES (?, ?, NULL, NULL, NULL, NULL, 0) ON CONFLICT (account_id, voice_id) DO NOTHING`);
   }
 
@@ -62,6 +66,16 @@ export class IngestStatements {
       }
     }
     return { inserted, deleted };
+  }
+
+  /** A chat known only from a webhook; true when it was new (its details are to be fetched). */
+  ensureChatStub(accountId: string, chatId: string, chatType: string | null, itemId: string | null): boolean {
+    return this.chatStub.run(accountId, chatId, chatType, itemId).changes > 0;
+  }
+
+  /** Stores a raw webhook event once per (source, event id); false for a duplicate. */
+  recordWebhookEvent(e: { source: string; accountId: string | null; eventId: string; body: string; status: string }): boolean {
+    return this.webhookEvent.run(e.source, e.accountId, e.eventId, Date.now(), e.body, e.status).changes > 0;
   }
 
   upsertChat(row: NewChat): void {

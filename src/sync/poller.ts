@@ -9,7 +9,8 @@ import type { Ledger } from '../ledger/database.js';
 import { recordItemError } from '../ledger/item-errors.js';
 import { ingestStatements, type IngestStatements } from '../ledger/statements.js';
 import type { NewChat } from '../ledger/tables.js';
-import { ChatWriter } from './chat-writer.js';
+import { GroupCommit } from '../ledger/group-commit.js';
+import { writeChat } from './chat-writer.js';
 import type { VoiceKeeper } from './voice-keeper.js';
 
 export interface PollContext {
@@ -19,6 +20,8 @@ export interface PollContext {
   voice: VoiceKeeper;
   /** Called after each transaction that stored new messages (the dispatcher listens). */
   onStored?: (accountId: string, newMessages: number) => void;
+  /** Set when the daemon stops: the pass ends between chats, leaving the cursor where it was. */
+  signal?: AbortSignal;
 }
 
 export interface PollOptions {
@@ -74,7 +77,7 @@ export async function pollAccount(ctx: PollContext, opts: PollOptions): Promise<
   const log = ctx.log.child({ account: accountId });
   const uid = await client.userId();
   const stmts = await ledger.readSync((sqlite) => ingestStatements(sqlite));
-  const writer = new ChatWriter(ledger, stmts, accountId);
+  const commit = new GroupCommit(ledger);
   const cursorName = opts.cursorName ?? chatCursorName(opts.chatTypes, opts.itemIds);
   const stored = opts.full ? 0 : Number((await getCursor(db, accountId, cursorName)) ?? 0);
   const floor = Math.max(stored, opts.since ?? 0);
@@ -92,6 +95,11 @@ export async function pollAccount(ctx: PollContext, opts: PollOptions): Promise<
 
   try {
     while (pagePromise) {
+      if (ctx.signal?.aborted) {
+        report.errors++;
+        pagePromise.catch(() => undefined);
+        break;
+      }
       const page = await pagePromise;
       pagePromise = undefined;
       report.pages++;
@@ -121,7 +129,7 @@ export async function pollAccount(ctx: PollContext, opts: PollOptions): Promise<
       const unchanged: NewChat[] = [];
       current.forEach((chat, i) => {
         if (marks.get(chat.id) === chat.updated) unchanged.push(rows[i]!);
-        else chatTasks.push(syncChat(ctx, stmts, writer, uid, chat, rows[i]!, !marks.has(chat.id), report));
+        else chatTasks.push(syncChat(ctx, stmts, commit, uid, chat, rows[i]!, !marks.has(chat.id), report));
       });
       if (pagePromise) {
         await ledger.writeSync(() => unchanged.forEach((r) => stmts.upsertChat(r)));
@@ -144,7 +152,7 @@ export async function pollAccount(ctx: PollContext, opts: PollOptions): Promise<
   });
   if (moveCursor) report.cursor = high;
 
-  await ctx.voice.keepPending(client);
+  await ctx.voice.keepPending(client, ctx.signal);
   log.info({ ...report, unreachable: report.unreachable.length }, 'Avito pass done');
   return report;
 }
@@ -154,10 +162,14 @@ export async function pollAccount(ctx: PollContext, opts: PollOptions): Promise<
  * chat row, its new messages and its sync mark in one transaction. A chat that fails is recorded
  * and the pass goes on without it (its mark stays, so the next pass fetches it again).
  */
-async function syncChat(ctx: PollContext, stmts: IngestStatements, writer: ChatWriter, uid: string, chat: AvitoChat, row: NewChat, isNewChat: boolean, report: PollReport): Promise<void> {
+async function syncChat(ctx: PollContext, stmts: IngestStatements, commit: GroupCommit, uid: string, chat: AvitoChat, row: NewChat, isNewChat: boolean, report: PollReport): Promise<void> {
   const { ledger, client } = ctx;
   const accountId = client.accountId;
   const seen = new Map<string, AvitoMessage>();
+  if (ctx.signal?.aborted) {
+    report.errors++; // not fetched: the cursor must not pass it
+    return;
+  }
   try {
     for (let offset = 0; ; offset += AVITO_PAGE_LIMIT) {
       if (offset > AVITO_MAX_OFFSET) {
@@ -175,32 +187,35 @@ async function syncChat(ctx: PollContext, stmts: IngestStatements, writer: ChatW
     }
   } catch (err) {
     report.errors++;
+    if (ctx.signal?.aborted || client.stopped) return; // stopping: the next start fetches it
     const msg = describeError(err);
-    ctx.log.warn({ account: accountId, chat: chat.id, err: msg }, 'chat skipped this pass');
+    ctx.log.child({ account: accountId, chat: chat.id }).warn({ err: msg }, 'chat skipped this pass');
     await recordItemError(ledger.db, { accountId, scope: 'poll.chat', ref: chat.id, error: msg });
     if (err instanceof RemoteApiError && (err.kind === 'tariff' || err.kind === 'bad_credentials')) throw err;
     return;
   }
   const now = Date.now();
   const messages = [...seen.values()].map((m) => messageFromAvito(accountId, uid, chat.id, m, 'poll', now));
-  const res = await writer.write({ chatId: chat.id, updated: chat.updated, row, messages });
+  const res = await writeChat(commit, stmts, accountId, { chatId: chat.id, updated: chat.updated, row, messages });
   report.chatsFetched++;
   report.messagesNew += res.inserted.length;
   report.messagesDeleted += res.deleted.length;
   if (res.inserted.length > 0) ctx.onStored?.(accountId, res.inserted.length);
 }
 
-/** Chats known only from a webhook get their item and buyer. */
-async function fetchStubChats(ctx: PollContext, uid: string): Promise<void> {
+/** Chats known only from a webhook get their item and buyer (the daemon runs this soon after such a webhook). */
+export async function fetchStubChats(ctx: PollContext, uid: string): Promise<void> {
   const { client } = ctx;
   const db = ctx.ledger.db;
   const ids = await chatsNeedingFetch(db, client.accountId);
   for (const chatId of ids) {
+    if (ctx.signal?.aborted) return;
     try {
       const chat = await client.getChat(chatId);
       // The chat's messages are fetched by the pass itself: only its details are filled here.
       await upsertChats(db, [chatFromAvito(client.accountId, uid, chat)]);
     } catch (err) {
+      if (client.stopped) return;
       await recordItemError(db, { accountId: client.accountId, scope: 'poll.chat-details', ref: chatId, error: describeError(err) });
     }
   }

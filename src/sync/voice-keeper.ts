@@ -31,7 +31,7 @@ export class VoiceKeeper {
   }
 
   /** Fetches every voice file of this account not kept yet. Returns how many were saved. */
-  async keepPending(client: AvitoClient): Promise<number> {
+  async keepPending(client: AvitoClient, signal?: AbortSignal): Promise<number> {
     const pending = await this.db
       .selectFrom('voice_files')
       .select('voice_id')
@@ -42,6 +42,7 @@ export class VoiceKeeper {
       .execute();
     let saved = 0;
     for (const batch of chunks(pending.map((p) => p.voice_id), VOICE_BATCH)) {
+      if (signal?.aborted) break;
       let urls: Record<string, string>;
       try {
         urls = await client.getVoiceFiles(batch);

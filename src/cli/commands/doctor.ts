@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { avitoChecks, ledgerChecks, type CheckResult } from '../../doctor/checks.js';
 import { OperationalError } from '../../errors.js';
+import { avitoWebhookUrl, webhookSecret } from '../../sync/webhook-secret.js';
 import { out, withRuntime, type GlobalOptions } from '../context.js';
 
 const MARK = { ok: 'ok  ', warn: 'warn', fail: 'FAIL' } as const;
@@ -15,9 +16,10 @@ export function registerDoctor(program: Command): void {
       const results = await withRuntime(g, { avito: true }, async (rt) => {
         const all: CheckResult[] = [{ check: 'configuration', verdict: 'ok', detail: `${rt.config.accounts.length} account(s)${rt.config.configFile ? ` from ${rt.config.configFile}` : ''}` }];
         all.push(...ledgerChecks(rt));
+        const hookUrl = rt.config.publicUrl ? avitoWebhookUrl(rt.config.publicUrl, await webhookSecret(rt.ledger.db, rt.config.webhookSecret)) : undefined;
         for (const acc of rt.accounts) {
           const known = await rt.ledger.db.selectFrom('chats').select('chat_id').where('account_id', '=', acc.config.id).orderBy('updated', 'desc').limit(1).executeTakeFirst();
-          const checks = await avitoChecks(acc.client, { configuredUserId: acc.config.avito.userId, publicWebhookUrl: undefined, knownChatId: known?.chat_id });
+          const checks = await avitoChecks(acc.client, { configuredUserId: acc.config.avito.userId, publicWebhookUrl: hookUrl, knownChatId: known?.chat_id });
           all.push(...checks.map((c) => (rt.accounts.length > 1 ? { ...c, check: `${acc.config.id}: ${c.check}` } : c)));
         }
         return all;

@@ -1,0 +1,176 @@
+import type { FastifyInstance } from 'fastify';
+import { describeError } from '../errors.js';
+import type { Runtime } from '../runtime.js';
+import { buildHttpServer, type HealthReport } from '../server/http-server.js';
+import { Metrics } from '../server/metrics.js';
+import { DaemonState } from './daemon-state.js';
+import { fetchStubChats, pollAccount, type PollContext } from './poller.js';
+import { Scheduler, type Job } from './scheduler.js';
+import { AvitoWebhookIntake } from './webhook-intake.js';
+import { avitoWebhookUrl, webhookSecret } from './webhook-secret.js';
+
+export interface DaemonOptions {
+  /** Listen here; default the configured PORT. 0 picks a free port (tests). */
+  port?: number;
+  host?: string;
+  /** Run the first poll right away (default true). */
+  initialPoll?: boolean;
+}
+
+export interface Daemon {
+  app: FastifyInstance;
+  /** The port actually listened on. */
+  port: number;
+  webhookSecret: string;
+  metrics: Metrics;
+  state: DaemonState;
+  scheduler: Scheduler;
+  /** The poll job of each account. */
+  pollJobs: Map<string, Job>;
+  /** Stops intake, finishes in-flight work, closes the ledger. */
+  stop(): Promise<void>;
+}
+
+/** How long shutdown may take before it stops waiting for jobs (SIGTERM must exit within 10 s). */
+const STOP_BUDGET_MS = 8_000;
+
+/**
+ * `avito-sync run`: the HTTP server (webhooks, health, metrics), the schedule (reconciliation
+ * polls, token refresh, voice files, chat details) and the work loops, for every account.
+ */
+export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promise<Daemon> {
+  const { config, log, ledger } = rt;
+  const state = new DaemonState();
+  const metrics = new Metrics({
+    queueDepths: () => rt.accounts.map((a) => ({ account: a.config.id, queue: 'avito_requests', depth: a.client.queueDepth })),
+    tokenExpiries: () => rt.accounts.map((a) => ({ account: a.config.id, provider: 'avito', expiresAt: a.client.tokens.expiresAt })),
+  });
+  const secret = await webhookSecret(ledger.db, config.webhookSecret);
+  const webhooksOn = Boolean(config.publicUrl);
+  const pollEvery = webhooksOn ? config.pollIntervalWithWebhooksSeconds : config.pollIntervalSeconds;
+
+  // Know every account's Avito user id before webhooks arrive: they are routed by it.
+  const accountsByUserId = new Map<string, string>();
+  for (const acc of rt.accounts) {
+    acc.client.onCall((e) => metrics.recordApiCall('avito', e.operation, e.status));
+    try {
+      accountsByUserId.set(await acc.client.userId(), acc.config.id);
+    } catch (err) {
+      log.error({ account: acc.config.id, err: describeError(err) }, 'Avito account not reachable at start; polling will keep trying');
+    }
+  }
+
+  const scheduler = new Scheduler(log);
+  const stopSignal = new AbortController();
+  const pollJobs = new Map<string, Job>();
+  const detailJobs = new Map<string, Job>();
+  const voiceJobs = new Map<string, Job>();
+  for (const acc of rt.accounts) {
+    const id = acc.config.id;
+    const ctx: PollContext = {
+      ledger, client: acc.client, log, voice: rt.voice, signal: stopSignal.signal,
+      onStored: (accountId, n) => metrics.messagesStored.inc({ account: accountId, source: 'poll' }, n),
+    };
+    pollJobs.set(id, scheduler.add(`poll:${id}`, async () => {
+      try {
+        const uid = await acc.client.userId();
+        accountsByUserId.set(uid, id);
+        await pollAccount(ctx, { chatTypes: acc.config.avito.chatTypes });
+        state.pollSucceeded(id);
+        metrics.pollRuns.inc({ account: id, result: 'ok' });
+      } catch (err) {
+        state.pollFailed(id, describeError(err));
+        metrics.pollRuns.inc({ account: id, result: 'failed' });
+        throw err;
+      }
+    }, pollEvery));
+    detailJobs.set(id, scheduler.add(`chat-details:${id}`, async () => fetchStubChats(ctx, await acc.client.userId())));
+    voiceJobs.set(id, scheduler.add(`voice:${id}`, () => rt.voice.keepPending(acc.client, stopSignal.signal), 300));
+  }
+  scheduler.add('token-refresh', async () => {
+    for (const acc of rt.accounts) if (!stopSignal.signal.aborted) await acc.client.tokens.get().catch((err: unknown) => log.warn({ account: acc.config.id, err: describeError(err) }, 'token refresh failed'));
+  }, 60);
+
+  const intake = new AvitoWebhookIntake({ ledger, log, accountsByUserId: () => accountsByUserId });
+  const app = buildHttpServer({
+    log,
+    metrics,
+    webhookSecret: secret,
+    avitoIntake: intake,
+    onAvitoStored: (r) => {
+      if (!r.accountId) return;
+      state.webhookReceived(r.accountId);
+      if (r.result !== 'stored') return;
+      metrics.messagesStored.inc({ account: r.accountId, source: 'webhook' });
+      if (r.newChat) void detailJobs.get(r.accountId)?.trigger({ coalesce: true });
+      void voiceJobs.get(r.accountId)?.trigger({ coalesce: true });
+    },
+    health: () => health(rt, state, pollEvery),
+  });
+  await app.listen({ port: opts.port ?? config.port, host: opts.host ?? '0.0.0.0' });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : (opts.port ?? config.port);
+  log.info({ port, webhooks: webhooksOn, pollEverySeconds: pollEvery, accounts: rt.accounts.length }, 'avito-sync is running');
+
+  if (config.publicUrl) {
+    const url = avitoWebhookUrl(config.publicUrl, secret);
+    for (const acc of rt.accounts) {
+      try {
+        const subs = await acc.client.listSubscriptions();
+        if (!subs.some((s) => s.url === url)) {
+          await acc.client.subscribeWebhook(url);
+          log.info({ account: acc.config.id }, 'subscribed to Avito webhooks');
+        }
+      } catch (err) {
+        log.error({ account: acc.config.id, err: describeError(err) }, 'could not subscribe to Avito webhooks; polling covers until the next start');
+      }
+    }
+  }
+
+  if (opts.initialPoll !== false) for (const job of pollJobs.values()) void job.trigger();
+
+  let stopping: Promise<void> | undefined;
+  return {
+    app, port, webhookSecret: secret, metrics, state, scheduler, pollJobs,
+    stop() {
+      stopping ??= (async () => {
+        log.info('stopping: no new webhooks, finishing in-flight work');
+        await app.close();
+        stopSignal.abort();
+        for (const acc of rt.accounts) acc.client.stop();
+        const finished = scheduler.stop().then(() => true);
+        const inTime = await Promise.race([finished, new Promise<false>((r) => setTimeout(() => r(false), STOP_BUDGET_MS).unref())]);
+        if (!inTime) log.warn('some work did not finish in time; it resumes from the ledger at the next start');
+        await rt.close();
+        log.info('stopped');
+      })();
+      return stopping;
+    },
+  };
+}
+
+async function health(rt: Runtime, state: DaemonState, pollEverySeconds: number): Promise<HealthReport> {
+  let ledgerOk = true;
+  try {
+    await rt.ledger.readSync((sqlite) => sqlite.prepare('SELECT 1').get());
+  } catch {
+    ledgerOk = false;
+  }
+  const now = Date.now();
+  const staleAfter = pollEverySeconds * 3 * 1000;
+  const accounts = rt.accounts.map((a) => {
+    const h = state.account(a.config.id);
+    const exp = a.client.tokens.expiresAt;
+    const stale = (h.lastGoodPollAt ?? state.startedAt) < now - staleAfter;
+    return {
+      id: a.config.id,
+      lastGoodPoll: h.lastGoodPollAt ? new Date(h.lastGoodPollAt).toISOString() : null,
+      lastPollError: h.lastPollError ? { at: new Date(h.lastPollError.at).toISOString(), message: h.lastPollError.message } : null,
+      lastWebhook: h.lastWebhookAt ? new Date(h.lastWebhookAt).toISOString() : null,
+      token: { expiresAt: exp ? new Date(exp).toISOString() : null, state: exp === undefined ? 'unknown' : exp <= now ? 'expired' : 'valid' },
+      healthy: !stale && !h.lastPollError,
+    };
+  });
+  const status = !ledgerOk ? 'down' : accounts.every((a) => a.healthy) ? 'ok' : 'degraded';
+  return { status, ledger: ledgerOk ? 'ok' : 'unreachable', uptimeSeconds: Math.round((now - state.startedAt) / 1000), accounts };
+}
