@@ -225,6 +225,22 @@ async function freePort(): Promise<number> {
 }
 
 describe('the run daemon as a process', () => {
+  async function runUntil(env: Record<string, string>, port: number, whileUp: (url: string) => Promise<void>) {
+    let ran = false;
+    const result = await runCli(['run'], env, {
+      onSpawn: (child) => {
+        void (async () => {
+          const url = `http://127.0.0.1:${port}`;
+          await waitFor(async () => (await fetch(`${url}/healthz`).catch(() => undefined))?.status === 200, 15_000, 'daemon up');
+          await whileUp(url);
+          ran = true;
+          child.kill('SIGTERM');
+        })();
+      },
+    });
+    return { ...result, ran };
+  }
+
   it('SIGTERM stops intake, finishes work, closes the ledger and exits 0', async () => {
     fake = new FakeAvito();
     await fake.start();
@@ -233,25 +249,35 @@ describe('the run daemon as a process', () => {
     fake.seed(30, 5);
     const port = await freePort();
     const env = fakeEnv(fake, t.dir, { PORT: String(port), WEBHOOK_SECRET: 'test-secret-0123456789', LOG_LEVEL: 'info' });
-    let sent = false;
-    const result = await runCli(['run'], env, {
-      onSpawn: (child) => {
-        void (async () => {
-          const url = `http://127.0.0.1:${port}`;
-          await waitFor(async () => (await fetch(`${url}/healthz`).catch(() => undefined))?.status === 200, 15_000, 'daemon up');
-          const chat = fake.addChat();
-          base = url;
-          expect((await deliver(fake.webhookBody(chat.id, fake.addMessage(chat.id)))).status).toBe(200);
-          sent = true;
-          child.kill('SIGTERM');
-        })();
-      },
+    const result = await runUntil(env, port, async (url) => {
+      await waitFor(async () => ((await (await fetch(`${url}/healthz`)).json()) as { accounts: { lastGoodPoll: string | null }[] }).accounts[0]!.lastGoodPoll, 15_000, 'first poll');
+      const chat = fake.addChat();
+      base = url;
+      expect((await deliver(fake.webhookBody(chat.id, fake.addMessage(chat.id)))).status).toBe(200);
     });
-    expect(sent).toBe(true);
+    expect(result.ran).toBe(true);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stderr).toMatch(/"msg":"stopped"/);
     const status = await runCli(['status', '--json'], env);
     expect(JSON.parse(status.stdout).accounts[0].messages).toBe(151);
+  });
+
+  it('SIGTERM in the middle of a slow poll exits 0 within 10 s; the next run completes it without duplicates', async () => {
+    fake = new FakeAvito();
+    await fake.start();
+    const t = tempDir();
+    cleanup = t.cleanup;
+    fake.seed(60, 3);
+    const port = await freePort();
+    const env = fakeEnv(fake, t.dir, { PORT: String(port), WEBHOOK_SECRET: 'test-secret-0123456789', AVITO_REQUESTS_PER_SECOND: '20' });
+    const result = await runUntil(env, port, async () => {
+      await waitFor(() => fake.count('getMessagesV3') >= 5, 15_000, 'poll under way');
+    });
+    expect(result.code, result.stderr).toBe(0); // a hang past the test timeout would fail it too
+    const again = await runCli(['sync', '--once'], env);
+    expect(again.code, again.stderr).toBe(0);
+    const status = JSON.parse((await runCli(['status', '--json'], env)).stdout) as { accounts: { messages: number }[] };
+    expect(status.accounts[0]!.messages).toBe(180);
   });
 });
 
