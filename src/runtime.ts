@@ -1,5 +1,8 @@
 import type { Logger } from 'pino';
+import { CONNECTORS } from '../connectors/index.js';
 import { AvitoClient } from './avito/client.js';
+import type { ConnectorDefinition } from './connector/contract.js';
+import { createConnectors, type ActiveConnector } from './connector/registry.js';
 import type { AppConfig } from './config/load-config.js';
 import type { AccountConfig } from './config/schema.js';
 import type { RetryPolicy } from './http/retry-policy.js';
@@ -19,6 +22,8 @@ export interface Runtime {
   ledger: Ledger;
   voice: VoiceKeeper;
   accounts: AccountRuntime[];
+  /** Enabled connectors, one per (account, connector). */
+  connectors: ActiveConnector[];
   close(): Promise<void>;
 }
 
@@ -27,6 +32,10 @@ export interface RuntimeOptions {
   avito?: boolean;
   /** Overrides for retry backoff (tests). */
   retry?: Partial<RetryPolicy>;
+  /** Build the enabled connectors. Default true. */
+  connectors?: boolean;
+  /** The connectors this build knows (tests add fakes). Default: connectors/index.ts. */
+  known?: readonly ConnectorDefinition[];
 }
 
 /** Registers every configured secret with the log scrubber (invariant 6). */
@@ -49,6 +58,13 @@ export function registerSecrets(config: AppConfig): void {
 export async function createRuntime(config: AppConfig, log: Logger, options: RuntimeOptions = {}): Promise<Runtime> {
   registerSecrets(config);
   const ledger = await openLedger(config.db);
+  let connectors: ActiveConnector[];
+  try {
+    connectors = options.connectors === false ? [] : createConnectors(config, ledger.db, log, options.known ?? CONNECTORS, options.retry);
+  } catch (err) {
+    await ledger.close();
+    throw err;
+  }
   const accounts: AccountRuntime[] = [];
   for (const account of config.accounts) {
     await ensureAccount(ledger.db, account.id, account.avito.userId);
@@ -76,8 +92,10 @@ export async function createRuntime(config: AppConfig, log: Logger, options: Run
     ledger,
     voice: new VoiceKeeper(ledger.db, config.dataDir, log),
     accounts,
+    connectors,
     async close() {
       await Promise.all(accounts.map((a) => a.client.close()));
+      await Promise.all(connectors.map((c) => c.instance.close()));
       await ledger.close();
     },
   };

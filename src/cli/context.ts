@@ -21,10 +21,10 @@ export function loadCliConfig(opts: GlobalOptions): { config: AppConfig; log: Lo
 }
 
 /** Loads config, opens the ledger (and Avito clients when asked), runs `fn`, closes. */
-export async function withRuntime<T>(opts: GlobalOptions, needs: { avito: boolean }, fn: (rt: Runtime) => Promise<T>): Promise<T> {
+export async function withRuntime<T>(opts: GlobalOptions, needs: { avito: boolean; connectors?: boolean }, fn: (rt: Runtime) => Promise<T>): Promise<T> {
   const { config, log } = loadCliConfig(opts);
   if (needs.avito) requireAvitoCredentials(config);
-  const rt = await createRuntime(config, log, { avito: needs.avito });
+  const rt = await createRuntime(config, log, { avito: needs.avito, connectors: needs.connectors ?? needs.avito });
   try {
     return await fn(rt);
   } finally {

@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import type { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { ENV_KEYS, envKeyForPath, formatPath } from './env-keys.js';
 import { configSchema, type AccountConfig, type AppConfigParsed } from './schema.js';
@@ -61,7 +60,8 @@ function readConfigFile(file: string): Tree {
   return data as Tree;
 }
 
-function describeIssue(issue: z.core.$ZodIssue, fromFile: boolean): ConfigError {
+/** A schema issue as a ConfigError that names the key the way the user set it. */
+export function describeIssue(issue: { path: readonly PropertyKey[]; message: string }, fromFile: boolean): ConfigError {
   const envKey = envKeyForPath(issue.path);
   const filePath = formatPath(issue.path);
   const name = envKey ? envKey.env + (fromFile ? ` (or ${filePath} in the config file)` : '') : filePath || 'configuration';

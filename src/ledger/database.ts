@@ -4,6 +4,7 @@ import Database from 'better-sqlite3';
 import { Kysely, Migrator, SqliteDialect, type Migration, type MigrationProvider } from 'kysely';
 import { OperationalError } from '../errors.js';
 import * as m001 from './migrations/001-foundation.js';
+import * as m002 from './migrations/002-delivery.js';
 import type { LedgerTables } from './tables.js';
 
 export type LedgerDb = Kysely<LedgerTables>;
@@ -11,6 +12,7 @@ export type LedgerDb = Kysely<LedgerTables>;
 /** Every migration, in order. A new one is added here and never edited once released. */
 const MIGRATIONS: Record<string, Migration> = {
   '001-foundation': m001,
+  '002-delivery': m002,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };

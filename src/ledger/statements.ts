@@ -22,7 +22,7 @@ export class IngestStatements {
     this.insertMessage = sqlite.prepare(`INSERT INTO messages (account_id, message_id, chat_id, author_id, direction, type, created, text, content, quote, flow_id, bot_name, is_own, voice_id, source, inserted_at)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
       ON CONFLICT (account_id, message_id) DO NOTHING`);
-    this.markDeleted = sqlite.prepare(`UPDATE messages SET type = 'deleted', content = ?, text = NULL WHERE account_id = ? AND message_id = ? AND type != 'deleted'`);
+    this.markDeleted = sqlite.prepare(`UPDATE messages SET type = 'deleted', content = ?, text = NULL, deleted_at = ? WHERE account_id = ? AND message_id = ? AND type != 'deleted'`);
     this.upsertChatStmt = sqlite.prepare(`INSERT INTO chats (account_id, chat_id, chat_type, item_id, item_title, item_url, item_price, buyer_id, buyer_name, buyer_url, created, updated, synced_updated, needs_fetch, raw, fetched_at)
       VALUES (@account_id, @chat_id, @chat_type, @item_id, @item_title, @item_url, @item_price, @buyer_id, @buyer_name, @buyer_url, @created, @updated, @synced_updated, @needs_fetch, @raw, @fetched_at)
       ON CONFLICT (account_id, chat_id) DO UPDATE SET
@@ -61,7 +61,7 @@ export class IngestStatements {
       if (changes > 0) {
         inserted.push(row);
         if (row.voice_id) this.registerVoice.run(row.account_id, row.voice_id);
-      } else if (row.type === 'deleted' && this.markDeleted.run(row.content, row.account_id, row.message_id).changes > 0) {
+      } else if (row.type === 'deleted' && this.markDeleted.run(row.content, Date.now(), row.account_id, row.message_id).changes > 0) {
         deleted.push(row.message_id);
       }
     }

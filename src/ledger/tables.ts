@@ -66,6 +66,8 @@ export interface MessagesTable {
   /** How it first reached the ledger: poll, webhook, send. */
   source: string;
   inserted_at: number;
+  /** When Avito reported the message deleted after the ledger had it (epoch ms). */
+  deleted_at?: number | null;
 }
 
 export interface VoiceFilesTable {
@@ -115,7 +117,80 @@ export interface ItemErrorsTable {
   at: number;
 }
 
+export interface ConversationsTable {
+  account_id: string;
+  connector: string;
+  chat_id: string;
+  /** The connector's ConversationRef, as JSON. */
+  ref: string;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface DeliveriesTable {
+  id: Generated<number>;
+  account_id: string;
+  connector: string;
+  message_id: string;
+  kind: string;
+  chat_id: string;
+  created: number;
+  seq: number;
+  status: 'pending' | 'leased' | 'delivered' | 'dead' | 'skipped';
+  attempts: number;
+  next_attempt_at: number;
+  lease_until: number | null;
+  last_error: string | null;
+  remote_id: string | null;
+  updated_at: number;
+}
+
+export interface ConnectorStateTable {
+  account_id: string;
+  connector: string;
+  key: string;
+  value: string;
+  updated_at: number;
+}
+
+export interface RepliesTable {
+  id: Generated<number>;
+  account_id: string;
+  connector: string;
+  /** The CRM's id of the reply (an amoCRM note id). */
+  remote_id: string;
+  chat_id: string;
+  conversation_id: string;
+  text: string;
+  /** JSON array of { url, name, mime } the connector found on the reply. */
+  attachments: string;
+  status: 'pending' | 'sending' | 'sent' | 'dead';
+  attempts: number;
+  next_attempt_at: number;
+  last_error: string | null;
+  reported: number;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface ReplySendsTable {
+  reply_id: number;
+  part: number;
+  account_id: string;
+  kind: 'text' | 'image';
+  body: string;
+  image_id: string | null;
+  status: 'sending' | 'sent';
+  avito_message_id: string | null;
+  updated_at: number;
+}
+
 export interface LedgerTables {
+  replies: RepliesTable;
+  reply_sends: ReplySendsTable;
+  conversations: ConversationsTable;
+  deliveries: DeliveriesTable;
+  connector_state: ConnectorStateTable;
   accounts: AccountsTable;
   tokens: TokensTable;
   chats: ChatsTable;

@@ -1,4 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { AvitoWebhookIntake, IntakeResult } from '../sync/webhook-intake.js';
@@ -18,6 +19,8 @@ export interface HttpServerDeps {
   /** Called after a webhook was stored and answered. */
   onAvitoStored: (r: Extract<IntakeResult, { status: 200 }>) => void;
   health: () => Promise<HealthReport>;
+  /** The absolute path of a kept voice file, when the signature is right and the file is kept. */
+  voiceFile?: (accountId: string, voiceId: string, sig: string | undefined) => Promise<string | undefined>;
 }
 
 function sameSecret(given: string, expected: string): boolean {
@@ -70,6 +73,12 @@ export function buildHttpServer(deps: HttpServerDeps): FastifyInstance {
     deps.metrics.webhooksReceived.inc({ source: 'avito', result: result.result });
     reply.raw.once('finish', () => deps.onAvitoStored(result));
     return reply.code(200).send({ ok: true });
+  });
+
+  app.get<{ Params: { account: string; voice: string }; Querystring: { sig?: string } }>('/files/voice/:account/:voice', async (req, reply) => {
+    const file = await deps.voiceFile?.(req.params.account, req.params.voice, req.query.sig);
+    if (!file) return reply.code(404).send({ error: 'not found' });
+    return reply.code(200).header('content-type', 'audio/mp4').header('cache-control', 'private, max-age=86400').send(createReadStream(file));
   });
 
   app.get('/healthz', async (_req, reply) => {

@@ -6,6 +6,8 @@ import { Metrics } from '../server/metrics.js';
 import { DaemonState } from './daemon-state.js';
 import { fetchStubChats, pollAccount, type PollContext } from './poller.js';
 import { Scheduler, type Job } from './scheduler.js';
+import { Delivery } from './delivery.js';
+import { voiceSignatureOk } from './voice-links.js';
 import { AvitoWebhookIntake } from './webhook-intake.js';
 import { avitoWebhookUrl, webhookSecret } from './webhook-secret.js';
 
@@ -27,6 +29,8 @@ export interface Daemon {
   scheduler: Scheduler;
   /** The poll job of each account. */
   pollJobs: Map<string, Job>;
+  /** The dispatch job of each (account, connector), keyed `account/connector`. */
+  dispatchJobs: Map<string, Job>;
   /** Stops intake, finishes in-flight work, closes the ledger. */
   stop(): Promise<void>;
 }
@@ -69,7 +73,10 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
     const id = acc.config.id;
     const ctx: PollContext = {
       ledger, client: acc.client, log, voice: rt.voice, signal: stopSignal.signal,
-      onStored: (accountId, n) => metrics.messagesStored.inc({ account: accountId, source: 'poll' }, n),
+      onStored: (accountId, n) => {
+        metrics.messagesStored.inc({ account: accountId, source: 'poll' }, n);
+        kickDelivery(accountId);
+      },
     };
     pollJobs.set(id, scheduler.add(`poll:${id}`, async () => {
       try {
@@ -91,6 +98,18 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
     for (const acc of rt.accounts) if (!stopSignal.signal.aborted) await acc.client.tokens.get().catch((err: unknown) => log.warn({ account: acc.config.id, err: describeError(err) }, 'token refresh failed'));
   }, 60);
 
+  // Delivery to connectors: right after every intake (poll or webhook) and on schedule for retries.
+  const delivery = new Delivery(rt, config.publicUrl ? { voice: { publicUrl: config.publicUrl, secret } } : {});
+  const dispatchJobs = new Map<string, Job>();
+  for (const u of delivery.units) {
+    dispatchJobs.set(`${u.accountId}/${u.connectorId}`, scheduler.add(`dispatch:${u.accountId}/${u.connectorId}`, async () => {
+      if (!stopSignal.signal.aborted) await u.dispatcher.run();
+    }, 30));
+  }
+  const kickDelivery = (accountId: string) => {
+    for (const u of delivery.units) if (u.accountId === accountId) void dispatchJobs.get(`${u.accountId}/${u.connectorId}`)?.trigger({ coalesce: true });
+  };
+
   const intake = new AvitoWebhookIntake({ ledger, log, accountsByUserId: () => accountsByUserId });
   const app = buildHttpServer({
     log,
@@ -102,10 +121,16 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
       state.webhookReceived(r.accountId);
       if (r.result !== 'stored') return;
       metrics.messagesStored.inc({ account: r.accountId, source: 'webhook' });
+      kickDelivery(r.accountId);
       if (r.newChat) void detailJobs.get(r.accountId)?.trigger({ coalesce: true });
       void voiceJobs.get(r.accountId)?.trigger({ coalesce: true });
     },
     health: () => health(rt, state, pollEvery),
+    voiceFile: async (accountId, voiceId, sig) => {
+      if (!voiceSignatureOk(secret, accountId, voiceId, sig)) return undefined;
+      const row = await ledger.db.selectFrom('voice_files').select('path').where('account_id', '=', accountId).where('voice_id', '=', voiceId).executeTakeFirst();
+      return row?.path ? rt.voice.absolutePath(row.path) : undefined;
+    },
   });
   await app.listen({ port: opts.port ?? config.port, host: opts.host ?? '0.0.0.0' });
   const address = app.server.address();
@@ -131,7 +156,7 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
 
   let stopping: Promise<void> | undefined;
   return {
-    app, port, webhookSecret: secret, metrics, state, scheduler, pollJobs,
+    app, port, webhookSecret: secret, metrics, state, scheduler, pollJobs, dispatchJobs,
     stop() {
       stopping ??= (async () => {
         log.info('stopping: no new webhooks, finishing in-flight work');
@@ -141,6 +166,7 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
         const finished = scheduler.stop().then(() => true);
         const inTime = await Promise.race([finished, new Promise<false>((r) => setTimeout(() => r(false), STOP_BUDGET_MS).unref())]);
         if (!inTime) log.warn('some work did not finish in time; it resumes from the ledger at the next start');
+        await delivery.drain();
         await rt.close();
         log.info('stopped');
       })();

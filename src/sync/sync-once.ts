@@ -1,16 +1,21 @@
+import { describeError } from '../errors.js';
 import type { Runtime } from '../runtime.js';
+import { Delivery } from './delivery.js';
+import type { DispatchReport } from './dispatcher.js';
 import { pollAccount, type PollReport } from './poller.js';
 
 export interface SyncOnceReport {
   accounts: { account: string; poll?: PollReport; error?: string }[];
+  deliveries: { account: string; connector: string; report?: DispatchReport; error?: string }[];
 }
 
 /**
  * One full pass (design.md §3 `sync --once`): every account's chats and messages into the
- * ledger. Accounts fail independently; the report says which failed and why.
+ * ledger, then the ledger into every enabled connector. Accounts and connectors fail
+ * independently; the report says which failed and why.
  */
 export async function syncOnce(rt: Runtime): Promise<SyncOnceReport> {
-  const report: SyncOnceReport = { accounts: [] };
+  const report: SyncOnceReport = { accounts: [], deliveries: [] };
   for (const acc of rt.accounts) {
     try {
       const poll = await pollAccount(
@@ -19,8 +24,17 @@ export async function syncOnce(rt: Runtime): Promise<SyncOnceReport> {
       );
       report.accounts.push({ account: acc.config.id, poll });
     } catch (err) {
-      report.accounts.push({ account: acc.config.id, error: err instanceof Error ? err.message : String(err) });
+      report.accounts.push({ account: acc.config.id, error: describeError(err) });
     }
   }
+  const delivery = new Delivery(rt);
+  for (const u of delivery.units) {
+    try {
+      report.deliveries.push({ account: u.accountId, connector: u.connectorId, report: await u.dispatcher.run() });
+    } catch (err) {
+      report.deliveries.push({ account: u.accountId, connector: u.connectorId, error: describeError(err) });
+    }
+  }
+  await delivery.drain();
   return report;
 }

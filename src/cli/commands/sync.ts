@@ -18,8 +18,14 @@ export function registerSync(program: Command): void {
           if (a.error) out(`${a.account}: failed: ${a.error}`);
           else if (a.poll) out(`${a.account}: ${a.poll.chatsSeen} chats seen, ${a.poll.chatsFetched} fetched, ${a.poll.messagesNew} new messages${a.poll.errors ? `, ${a.poll.errors} chats failed (see status)` : ''}`);
         }
+        for (const d of report.deliveries) {
+          if (d.error) out(`${d.account} → ${d.connector}: failed: ${d.error}`);
+          else if (d.report) out(`${d.account} → ${d.connector}: ${d.report.delivered} delivered, ${d.report.conversationsCreated} new conversations, ${d.report.retried} to retry, ${d.report.dead} dead${d.report.halted ? `; stopped: ${d.report.halted}` : ''}`);
+        }
       }
       const failed = report.accounts.find((a) => a.error);
       if (failed) throw new OperationalError(`Account ${failed.account} did not sync: ${failed.error}`);
+      const halted = report.deliveries.find((d) => d.error ?? d.report?.halted);
+      if (halted) throw new OperationalError(`Delivery to ${halted.connector} for ${halted.account} stopped: ${halted.error ?? halted.report?.halted}`);
     });
 }

@@ -1,0 +1,237 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { ConnectorInstance, ConversationRef } from '../../src/connector/contract.js';
+import { RemoteApiError } from '../../src/errors.js';
+import { connectorStore, pausedState } from '../../src/ledger/connector-state.js';
+import { openLedger, type Ledger } from '../../src/ledger/database.js';
+import { memoryLogger } from '../../src/log/logger.js';
+import { chat, connectorContract, message } from '../../test/contract/kit.js';
+import { FakeAmo, FIRST_OPEN_STATUS, MAIN_PIPELINE } from '../../test/fakes/fake-amocrm.js';
+import type { AmoConnector, AmoRef } from './connector.js';
+import { amocrm } from './index.js';
+import { markerOf } from './mappers.js';
+
+const FAST = { minTimeoutMs: 1, maxTimeoutMs: 5, maxRetryAfterMs: 50, retries: 2 };
+
+connectorContract<FakeAmo>({
+  definition: amocrm,
+  startFake: async () => {
+    const f = new FakeAmo();
+    await f.start();
+    return f;
+  },
+  stopFake: (f) => f.stop(),
+  config: (f, credentials) => ({ baseUrl: f.url, accessToken: credentials === 'good' ? f.token : 'wrong-token-value' }),
+  conversationCount: (f) => f.leads.size,
+  deliveredIds: (f, conv) => f.leadNotes((conv as AmoRef).leadId, 'service_message').map((n) => markerOf(String(n.params.text))!).filter(Boolean),
+  clearFaults: (f) => f.clearFaults(),
+  inject: (f, fault, times) => f.inject({ path: '*', kind: ({ rate_limited: '429', server_error: '500', bad_request: '400', unauthorized: '401' } as const)[fault], times }),
+});
+
+describe('amoCRM connector', () => {
+  let fake: FakeAmo;
+  let ledger: Ledger;
+  const make = (extra: Record<string, unknown> = {}) =>
+    amocrm.create({
+      accountId: 'default',
+      config: amocrm.configSchema.parse({ baseUrl: fake.url, accessToken: fake.token, ...extra }),
+      log: memoryLogger('warn').logger,
+      store: connectorStore(ledger.db, 'default', 'amocrm'),
+      registerSecret: () => undefined,
+      retry: FAST,
+    }) as AmoConnector & ConnectorInstance;
+  const conv = async (c: ConnectorInstance, info = chat(1)) => {
+    const [r] = await c.ensureConversations([{ chat: info, previous: undefined, buyerWrote: true }]);
+    if (!r?.ok) throw (r as { error: unknown }).error;
+    return r.value as AmoRef;
+  };
+
+  beforeEach(async () => {
+    fake = new FakeAmo();
+    await fake.start();
+    ledger = await openLedger(':memory:');
+  });
+  afterEach(async () => {
+    await ledger.close();
+    await fake.stop();
+  });
+
+  it('a lead per chat named after the item, with price, tag, chat field, pipeline and first open status', async () => {
+    const ref = await conv(make());
+    const lead = fake.leads.get(ref.leadId)!;
+    expect(lead).toMatchObject({ name: 'Item 1', price: 1000, pipeline_id: MAIN_PIPELINE, status_id: FIRST_OPEN_STATUS, tags: ['avito'] });
+    expect(lead.custom_fields_values?.[0]?.values[0]?.value).toBe(chat(1).chatId);
+    expect(fake.contacts.get(ref.contactId!)?.name).toBe('Buyer 1');
+  });
+
+  it('configured pipeline, status and responsible user are used', async () => {
+    const ref = await conv(make({ pipelineId: 2000, statusId: 2001, responsibleUserId: 2 }));
+    expect(fake.leads.get(ref.leadId)).toMatchObject({ pipeline_id: 2000, status_id: 2001, responsible_user_id: 2 });
+  });
+
+  it('one contact per buyer, reused across chats and calls', async () => {
+    const c = make();
+    const res = await c.ensureConversations([chat(1, 9), chat(2, 9), chat(3, 8)].map((x) => ({ chat: x, previous: undefined, buyerWrote: true })));
+    const refs = res.map((r) => (r as { ok: true; value: AmoRef }).value);
+    expect(refs[0]!.contactId).toBe(refs[1]!.contactId);
+    expect(refs[2]!.contactId).not.toBe(refs[0]!.contactId);
+    const later = await conv(c, chat(4, 9));
+    expect(later.contactId).toBe(refs[0]!.contactId);
+    expect(fake.contacts.size).toBe(2);
+    expect(fake.count('/api/v4/leads/complex')).toBe(1);
+  });
+
+  it('a u2u chat is named after the buyer', async () => {
+    const ref = await conv(make(), { ...chat(5), chatType: 'u2u', item: { id: null, title: null, url: null, price: null } });
+    expect(fake.leads.get(ref.leadId)!.name).toBe('Чат на Авито: Buyer 5');
+  });
+
+  it('a won or lost lead gets a new lead when the buyer writes again; not for seller messages', async () => {
+    const c = make();
+    const ref = await conv(c);
+    fake.leads.get(ref.leadId)!.status_id = 142;
+    const [seller] = await c.ensureConversations([{ chat: chat(1), previous: ref, buyerWrote: false }]);
+    expect((seller as { ok: true; value: AmoRef }).value.leadId).toBe(ref.leadId);
+    const [buyer] = await c.ensureConversations([{ chat: chat(1), previous: ref, buyerWrote: true }]);
+    const next = (buyer as { ok: true; value: AmoRef }).value;
+    expect(next.leadId).not.toBe(ref.leadId);
+    expect(next.contactId).toBe(ref.contactId);
+    expect(fake.leads.get(next.leadId)!.contacts).toEqual([ref.contactId]);
+  });
+
+  it('leads/complex is called with at most 50 leads', async () => {
+    const c = make();
+    const res = await c.ensureConversations(Array.from({ length: 120 }, (_, i) => ({ chat: chat(100 + i), previous: undefined, buyerWrote: true })));
+    expect(res.every((r) => r.ok)).toBe(true);
+    expect(fake.count('/api/v4/leads/complex', 'POST', 200)).toBe(3);
+    expect(fake.count('/api/v4/leads/complex', 'POST', 400)).toBe(0);
+  });
+
+  it('notes say who wrote what, with media as links, and carry the marker', async () => {
+    const c = make();
+    const ref = await conv(c);
+    const base = { chatId: chat(1).chatId, created: 1_700_000_000, first: false, voiceUrl: null, text: null };
+    const msgs = [
+      { ...message('t1', chat(1).chatId, 1_700_000_000, 'Здравствуйте'), first: true },
+      { ...base, messageId: 'i1', type: 'image', author: { kind: 'buyer' as const, name: 'Ivan' }, content: { image: { sizes: { '140x105': 'https://img/small', '1280x960': 'https://img/large' } } } },
+      { ...base, messageId: 'v1', type: 'voice', author: { kind: 'buyer' as const, name: 'Ivan' }, content: { voice: { voice_id: 'v' } } },
+      { ...base, messageId: 'v2', type: 'voice', author: { kind: 'buyer' as const, name: 'Ivan' }, content: { voice: { voice_id: 'v' } }, voiceUrl: 'https://sync.example.com/files/voice/default/v?sig=x' },
+      { ...base, messageId: 'l1', type: 'location', author: { kind: 'buyer' as const, name: 'Ivan' }, content: { location: { lat: 55.75, lon: 37.61, text: 'Москва, Тверская' } } },
+      { ...base, messageId: 'it1', type: 'item', author: { kind: 'seller' as const }, content: { item: { title: 'Bike', price_string: '5 000 ₽', item_url: 'https://avito.ru/bike' } } },
+      { ...base, messageId: 'c1', type: 'call', author: { kind: 'buyer' as const, name: 'Ivan' }, content: { call: { status: 'missed' } } },
+      { ...base, messageId: 'd1', type: 'deleted', author: { kind: 'buyer' as const, name: 'Ivan' }, content: {} },
+      { ...base, messageId: 's1', type: 'system', text: 'Скидка 10%', author: { kind: 'bot' as const, name: 'Avito: personal offer from the seller', flowId: 'seller_audience_discount' }, content: { flow_id: 'seller_audience_discount' } },
+      { ...base, messageId: 'f1', type: 'file', author: { kind: 'buyer' as const, name: 'Ivan' }, content: {} },
+    ];
+    const res = await c.deliver(msgs.map((m) => ({ conversation: ref, chat: chat(1), message: m })));
+    expect(res.every((r) => r.ok)).toBe(true);
+    const texts = fake.leadNotes(ref.leadId, 'service_message').map((n) => String(n.params.text));
+    expect(texts[0]).toMatch(/^Новый чат на Авито: «Item 1», 1 000 ₽\nОбъявление: https:\/\/www.avito.ru\/item_1\nЧат: https:\/\/www.avito.ru\/profile\/messenger\/channel\/u2i-contract-1/);
+    expect(texts[0]).toMatch(/Покупатель Buyer · 15\.11\.2023, 01:13\nЗдравствуйте\n#avito:t1$/);
+    expect(texts[1]).toContain('[Изображение] https://img/large');
+    expect(texts[2]).toContain('[Голосовое сообщение] (файл сохранён у avito-sync');
+    expect(texts[3]).toContain('[Голосовое сообщение] https://sync.example.com/files/voice/default/v?sig=x');
+    expect(texts[4]).toContain('[Геометка] Москва, Тверская https://yandex.ru/maps/?pt=37.61,55.75&z=16');
+    expect(texts[5]).toMatch(/^Продавец \(приложение Авито\)/);
+    expect(texts[5]).toContain('[Объявление] Bike · 5 000 ₽ · https://avito.ru/bike');
+    expect(texts[6]).toContain('[Звонок] пропущен');
+    expect(texts[7]).toContain('[Сообщение удалено]');
+    expect(texts[8]).toMatch(/^Чат-бот: Avito: personal offer from the seller/);
+    expect(texts[8]).toContain('Скидка 10%');
+    expect(texts[9]).toContain('Сообщение типа file');
+    const notes = fake.leadNotes(ref.leadId, 'service_message');
+    expect(notes[0]!.created_at).toBe(1_700_000_000);
+    expect(notes.every((n) => n.params.service === 'Avito')).toBe(true);
+  });
+
+  it('many notes per request, up to notesPerRequest', async () => {
+    const c = make({ notesPerRequest: 100 });
+    const ref = await conv(c);
+    const items = Array.from({ length: 250 }, (_, i) => ({ conversation: ref as ConversationRef, chat: chat(1), message: message(`n${i}`, chat(1).chatId, 1_700_000_000 + i) }));
+    await c.deliver(items);
+    expect(fake.count('/api/v4/leads/notes', 'POST')).toBe(3);
+    expect(fake.leadNotes(ref.leadId).length).toBe(250);
+  });
+
+  it('stays under 7 requests per second: a busy run meets no 429', async () => {
+    const c = make();
+    for (let i = 0; i < 12; i++) await conv(c, chat(200 + i, 200 + i));
+    expect(fake.count('', undefined, 429)).toBe(0);
+    const times = fake.requests.map((r) => r.at);
+    for (let i = 7; i < times.length; i++) expect(times[i]! - times[i - 7]!).toBeGreaterThanOrEqual(1000 - 5);
+  });
+
+  it('429 backs off and then succeeds', async () => {
+    const c = make();
+    await conv(c);
+    fake.inject({ path: '/api/v4/leads/notes', kind: '429', times: 2 });
+    const ref = await conv(c, chat(2));
+    const [r] = await c.deliver([{ conversation: ref, chat: chat(2), message: message('after-429', chat(2).chatId, 1_700_000_000) }]);
+    expect(r?.ok).toBe(true);
+    expect(fake.count('/api/v4/leads/notes', 'POST', 429)).toBe(2);
+  });
+
+  it('a 403 ban (an HTML page) stops all traffic to the account and records why', async () => {
+    const c = make();
+    const ref = await conv(c);
+    fake.banned = true;
+    const err = (await c.deliver([{ conversation: ref, chat: chat(1), message: message('x', chat(1).chatId, 1) }]).catch((e: unknown) => e)) as RemoteApiError;
+    expect(err.kind).toBe('banned');
+    expect(err.message).toMatch(/blocked/);
+    const before = fake.requests.length;
+    const again = (await c.deliver([{ conversation: ref, chat: chat(1), message: message('y', chat(1).chatId, 1) }]).catch((e: unknown) => e)) as RemoteApiError;
+    expect(again.kind).toBe('banned');
+    expect(fake.requests.length).toBe(before); // no request went out
+    const paused = await pausedState(ledger.db, 'default', 'amocrm');
+    expect(paused?.reason).toMatch(/Доступ заблокирован/);
+    // A new instance (a restart) stays paused too.
+    const restarted = make();
+    expect(((await restarted.checkAccess())[0])?.verdict).toBe('fail');
+    expect(fake.requests.length).toBe(before);
+  });
+
+  it('problem+json errors are explained with their title and detail', async () => {
+    const c = make({ pipelineId: 2000, statusId: 1002 });
+    const err = (await c.ensureConversations([{ chat: chat(1), previous: undefined, buyerWrote: true }]).catch((e: unknown) => e)) as Error;
+    expect(err.message).toMatch(/AMOCRM_STATUS_ID to one of: 2001 \(Новый\)/);
+    const raw = await c.client.request({ method: 'POST', path: '/api/v4/leads', json: [{ name: 'x', price: -5 }], schema: (await import('zod')).z.unknown() }).catch((e: unknown) => e) as RemoteApiError;
+    expect(raw.kind).toBe('bad_request');
+    expect(raw.remoteMessage).toMatch(/Bad Request: price must be int32/);
+  });
+
+  it('204 No Content lists are empty lists', async () => {
+    const c = make();
+    const found = await c.findDelivered([{ conversation: await conv(c), chat: chat(1), message: message('none', chat(1).chatId, 1) }]);
+    expect(found.size).toBe(0);
+    expect(fake.count('/api/v4/leads/notes', 'GET', 204)).toBe(1);
+  });
+
+  it('OAuth: the authorization code is exchanged once; the rotating refresh token is saved before use', async () => {
+    const code = fake.issueAuthCode();
+    const cfg = { baseUrl: fake.url, clientId: fake.oauth.clientId, clientSecret: fake.oauth.clientSecret, redirectUri: fake.oauth.redirectUri, authCode: code };
+    const mk = () => amocrm.create({ accountId: 'default', config: amocrm.configSchema.parse(cfg), log: memoryLogger('warn').logger, store: connectorStore(ledger.db, 'default', 'amocrm'), registerSecret: () => undefined, retry: FAST });
+    const c = mk();
+    await conv(c);
+    const store = connectorStore(ledger.db, 'default', 'amocrm');
+    const firstRefresh = await store.get('oauth_refresh_token');
+    expect(firstRefresh).toMatch(/^amo-refresh-/);
+    fake.expireOAuthTokens();
+    await conv(c, chat(2));
+    const secondRefresh = await store.get('oauth_refresh_token');
+    expect(secondRefresh).not.toBe(firstRefresh);
+    // A restart reuses the saved tokens (the code was single-use and is not asked for again).
+    fake.expireOAuthTokens();
+    await conv(mk(), chat(3));
+    expect(fake.count('/oauth2/access_token', 'POST', 200)).toBe(3);
+  });
+
+  it('without the right to add fields, leads are still created and access checks warn', async () => {
+    await fake.stop();
+    fake = new FakeAmo({ canCreateFields: false });
+    await fake.start();
+    const c = make();
+    const ref = await conv(c);
+    expect(fake.leads.get(ref.leadId)!.custom_fields_values).toBeNull();
+    const checks = await c.checkAccess();
+    expect(checks.find((x) => x.check === 'amoCRM chat field')?.verdict).toBe('warn');
+  });
+});

@@ -1,0 +1,239 @@
+import PQueue from 'p-queue';
+import type { Logger } from 'pino';
+import type { z } from 'zod';
+import type { ConnectorStore } from '../../src/connector/contract.js';
+import { RemoteApiError, type RemoteErrorKind } from '../../src/errors.js';
+import { READ_POLICY, WRITE_POLICY, networkCode, parseRetryAfter, withRetry, type RetryPolicy } from '../../src/http/retry-policy.js';
+import { SpacingGate } from '../../src/http/spacing-gate.js';
+import { PAUSED_REASON, PAUSED_UNTIL } from '../../src/ledger/connector-state.js';
+import type { AmoConfig } from './config.js';
+import { amoProblemSchema, amoTokenSchema } from './schemas.js';
+
+export const AMO_HINTS: Record<RemoteErrorKind, string> = {
+  bad_credentials: 'amoCRM refused the credentials: check AMOCRM_ACCESS_TOKEN (or the OAuth client id, secret, redirect URI and a fresh AMOCRM_AUTH_CODE).',
+  token_expired: 'amoCRM refused the token even after a refresh: issue a new long-lived token, or authorize the integration again (AMOCRM_AUTH_CODE).',
+  forbidden: "amoCRM refused access: the token's user lacks rights for this (leads, notes, custom fields).",
+  banned: 'amoCRM blocked this integration for too many requests (403 page). All traffic to this account is stopped for a while instead of retrying into a longer ban; contact amoCRM support if it persists.',
+  rate_limited: 'amoCRM rate limit (7 requests per second); backing off.',
+  server: 'amoCRM had an internal error; it will be retried.',
+  network: 'amoCRM could not be reached: check AMOCRM_BASE_URL and the network.',
+  not_found: 'amoCRM does not know this object (deleted?), or AMOCRM_BASE_URL points at the wrong account.',
+  bad_request: 'amoCRM rejected the request; the message above says which field.',
+  bad_response: 'amoCRM answered in an unexpected shape; it was logged.',
+  employee_key: '',
+  tariff: 'amoCRM says the account cannot use the API on its current plan.',
+};
+
+export interface AmoRequest<T> {
+  method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
+  path: string;
+  query?: Record<string, string | number | readonly (string | number)[] | undefined>;
+  json?: unknown;
+  schema: z.ZodType<T>;
+  /** Default: reads retry transient failures; writes only 429 and refused connections. */
+  policy?: RetryPolicy;
+}
+
+export interface AmoClientOptions {
+  config: AmoConfig;
+  store: ConnectorStore;
+  log: Logger;
+  registerSecret: (s: string | undefined | null) => void;
+  retry?: Partial<RetryPolicy>;
+  timeoutMs?: number;
+}
+
+const REFRESH_AHEAD_MS = 10 * 60 * 1000;
+
+/**
+ * A thin typed amoCRM REST v4 client on `fetch`: one limiter per amoCRM account under 7 rps,
+ * 429 backs off, a 403 ban (an HTML page) stops all traffic to the account for a while,
+ * problem+json errors are explained, `204 No Content` lists are empty lists.
+ */
+export class AmoClient {
+  private readonly queue: PQueue;
+  private readonly gate: SpacingGate;
+  private readonly readPolicy: RetryPolicy;
+  private readonly writePolicy: RetryPolicy;
+  private token: { value: string; expiresAt: number } | undefined;
+  private refreshing: Promise<string> | undefined;
+  private pausedUntil: number | undefined;
+  requestCount = 0;
+
+  constructor(private readonly o: AmoClientOptions) {
+    // Two in flight at most, and starts evenly spaced: never more than 7 in any sliding second.
+    this.queue = new PQueue({ concurrency: 2 });
+    this.gate = new SpacingGate(Math.ceil(1000 / o.config.requestsPerSecond));
+    this.readPolicy = { ...READ_POLICY, ...o.retry, retryOn: 'transient' };
+    this.writePolicy = { ...WRITE_POLICY, ...o.retry, retryOn: 'undelivered' };
+    if (o.config.accessToken) {
+      this.token = { value: o.config.accessToken, expiresAt: Number.POSITIVE_INFINITY };
+      o.registerSecret(o.config.accessToken);
+    }
+  }
+
+  get queueDepth(): number {
+    return this.queue.size + this.queue.pending;
+  }
+
+  /** Calls one endpoint; `undefined` for 204 No Content. */
+  async request<T>(r: AmoRequest<T>): Promise<T | undefined> {
+    await this.assertNotPaused(`${r.method} ${r.path}`);
+    const policy = r.policy ?? (r.method === 'GET' ? this.readPolicy : this.writePolicy);
+    const token = await this.accessToken();
+    try {
+      return await withRetry(policy, () => this.queue.add(() => this.attempt(r, token)), {
+        onRetry: ({ error, attempt, waitMs }) => this.o.log.warn({ op: `${r.method} ${r.path}`, status: error.status, attempt, waitMs }, 'amoCRM call failed, retrying'),
+      });
+    } catch (err) {
+      if (err instanceof RemoteApiError && err.status === 401 && !this.o.config.accessToken) {
+        const fresh = await this.refresh('401');
+        return withRetry(policy, () => this.queue.add(() => this.attempt(r, fresh)));
+      }
+      throw err;
+    }
+  }
+
+  private async attempt<T>(r: AmoRequest<T>, token: string): Promise<T | undefined> {
+    await this.assertNotPaused(`${r.method} ${r.path}`);
+    await this.gate.wait();
+    const url = new URL(this.o.config.baseUrl + r.path);
+    for (const [k, v] of Object.entries(r.query ?? {})) {
+      if (v === undefined) continue;
+      if (Array.isArray(v)) for (const x of v) url.searchParams.append(k, String(x));
+      else url.searchParams.set(k, String(v));
+    }
+    const operation = `${r.method} ${r.path.replace(/\/\d+(?=\/|$)/g, '/{id}')}`;
+    this.requestCount++;
+    let res: Response;
+    let text: string;
+    try {
+      res = await fetch(url, {
+        method: r.method,
+        headers: { authorization: `Bearer ${token}`, accept: 'application/json', ...(r.json !== undefined ? { 'content-type': 'application/json' } : {}) },
+        body: r.json !== undefined ? JSON.stringify(r.json) : null,
+        signal: AbortSignal.timeout(this.o.timeoutMs ?? 30_000),
+      });
+      text = await res.text();
+    } catch (err) {
+      throw new RemoteApiError({ provider: 'amoCRM', kind: 'network', status: 0, remoteMessage: networkCode(err) ?? (err as Error).message, hint: AMO_HINTS.network, operation, cause: err });
+    }
+    if (res.status === 204) return undefined;
+    const contentType = res.headers.get('content-type') ?? '';
+    if (!res.ok) {
+      const html = contentType.includes('text/html') || /^\s*</.test(text);
+      if (res.status === 403 && html) await this.pause(text);
+      // Give the window room before anything else goes out.
+      if (res.status === 429) this.gate.holdFor(1000);
+      const kind: RemoteErrorKind = res.status === 403 && html ? 'banned' : res.status === 401 ? 'token_expired' : res.status === 403 ? 'forbidden' : res.status === 404 ? 'not_found' : res.status === 429 ? 'rate_limited' : res.status === 402 ? 'tariff' : res.status >= 500 ? 'server' : 'bad_request';
+      throw new RemoteApiError({ provider: 'amoCRM', kind, status: res.status, remoteMessage: problemText(text, contentType), hint: AMO_HINTS[kind], operation, retryAfterSeconds: parseRetryAfter(res.headers.get('retry-after')) });
+    }
+    let data: unknown;
+    try {
+      data = text.trim() ? JSON.parse(text) : {};
+    } catch {
+      throw new RemoteApiError({ provider: 'amoCRM', kind: 'bad_response', status: res.status, remoteMessage: `not JSON: ${text.slice(0, 80)}`, hint: AMO_HINTS.bad_response, operation });
+    }
+    const parsed = r.schema.safeParse(data);
+    if (!parsed.success) {
+      this.o.log.warn({ op: operation, issues: parsed.error.issues.slice(0, 3) }, 'amoCRM answer did not match the expected shape');
+      throw new RemoteApiError({ provider: 'amoCRM', kind: 'bad_response', status: res.status, remoteMessage: parsed.error.issues[0]?.message ?? 'unexpected shape', hint: AMO_HINTS.bad_response, operation });
+    }
+    return parsed.data;
+  }
+
+  // ---- ban ---------------------------------------------------------------------------------
+
+  private async assertNotPaused(operation: string): Promise<void> {
+    if (this.pausedUntil === undefined) this.pausedUntil = Number((await this.o.store.get(PAUSED_UNTIL)) ?? 0);
+    if (this.pausedUntil > Date.now()) {
+      throw new RemoteApiError({ provider: 'amoCRM', kind: 'banned', status: 403, remoteMessage: `traffic stopped until ${new Date(this.pausedUntil).toISOString()}`, hint: AMO_HINTS.banned, operation });
+    }
+  }
+
+  private async pause(html: string): Promise<void> {
+    const until = Date.now() + this.o.config.banPauseMinutes * 60_000;
+    this.pausedUntil = until;
+    const title = /<title>([^<]*)<\/title>/i.exec(html)?.[1]?.trim() ?? '403';
+    await this.o.store.set(PAUSED_UNTIL, String(until));
+    await this.o.store.set(PAUSED_REASON, `amoCRM blocked the integration (403 page "${title}"); traffic stopped until ${new Date(until).toISOString()}`);
+    this.o.log.error({ until: new Date(until).toISOString() }, 'amoCRM blocked this integration: all traffic to the account stops for a while');
+  }
+
+  // ---- OAuth -------------------------------------------------------------------------------
+
+  private async accessToken(): Promise<string> {
+    if (this.token && this.token.expiresAt - REFRESH_AHEAD_MS > Date.now()) return this.token.value;
+    if (!this.token) {
+      const stored = await this.o.store.get('oauth_access_token');
+      const exp = Number((await this.o.store.get('oauth_expires_at')) ?? 0);
+      if (stored && exp - REFRESH_AHEAD_MS > Date.now()) {
+        this.o.registerSecret(stored);
+        this.token = { value: stored, expiresAt: exp };
+        return stored;
+      }
+    }
+    return this.refresh('expiring');
+  }
+
+  /** OAuth: POST /oauth2/access_token. The rotated refresh token is saved before the access token is used. */
+  refresh(reason: string): Promise<string> {
+    this.refreshing ??= this.doRefresh(reason).finally(() => {
+      this.refreshing = undefined;
+    });
+    return this.refreshing;
+  }
+
+  private async doRefresh(reason: string): Promise<string> {
+    const c = this.o.config;
+    if (c.accessToken) throw new RemoteApiError({ provider: 'amoCRM', kind: 'token_expired', status: 401, remoteMessage: 'the long-lived token was refused', hint: AMO_HINTS.token_expired, operation: 'auth' });
+    const refreshToken = await this.o.store.get('oauth_refresh_token');
+    const body = refreshToken
+      ? { client_id: c.clientId, client_secret: c.clientSecret, grant_type: 'refresh_token', refresh_token: refreshToken, redirect_uri: c.redirectUri }
+      : { client_id: c.clientId, client_secret: c.clientSecret, grant_type: 'authorization_code', code: c.authCode, redirect_uri: c.redirectUri };
+    if (!refreshToken && !c.authCode) {
+      throw new RemoteApiError({ provider: 'amoCRM', kind: 'bad_credentials', status: 0, remoteMessage: 'no refresh token yet and no AMOCRM_AUTH_CODE', hint: 'Authorize the integration in amoCRM and set AMOCRM_AUTH_CODE to the code it gives (valid 20 minutes).', operation: 'POST /oauth2/access_token' });
+    }
+    await this.gate.wait();
+    const res = await fetch(`${c.baseUrl}/oauth2/access_token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(30_000) }).catch((err: unknown) => {
+      throw new RemoteApiError({ provider: 'amoCRM', kind: 'network', status: 0, remoteMessage: networkCode(err) ?? String(err), hint: AMO_HINTS.network, operation: 'POST /oauth2/access_token', cause: err });
+    });
+    this.requestCount++;
+    const text = await res.text();
+    if (!res.ok) {
+      throw new RemoteApiError({ provider: 'amoCRM', kind: 'bad_credentials', status: res.status, remoteMessage: problemText(text, res.headers.get('content-type') ?? ''), hint: refreshToken ? 'amoCRM refused the refresh token (used, or older than 3 months): authorize again and set a fresh AMOCRM_AUTH_CODE.' : AMO_HINTS.bad_credentials, operation: 'POST /oauth2/access_token' });
+    }
+    const token = amoTokenSchema.parse(JSON.parse(text));
+    this.o.registerSecret(token.access_token);
+    this.o.registerSecret(token.refresh_token);
+    const expiresAt = Date.now() + token.expires_in * 1000;
+    // The refresh token works once: it must be durable before anything uses the new pair.
+    await this.o.store.set('oauth_refresh_token', token.refresh_token);
+    await this.o.store.set('oauth_access_token', token.access_token);
+    await this.o.store.set('oauth_expires_at', String(expiresAt));
+    this.token = { value: token.access_token, expiresAt };
+    this.o.log.info({ reason, grant: body.grant_type }, 'amoCRM token refreshed');
+    return token.access_token;
+  }
+}
+
+/** amoCRM's own words: problem+json title, detail and validation errors; an HTML page's title; else text. */
+export function problemText(body: string, contentType: string): string {
+  const t = body.trim();
+  if (!t) return '';
+  if (contentType.includes('json') || t.startsWith('{')) {
+    try {
+      const p = amoProblemSchema.safeParse(JSON.parse(t));
+      if (p.success) {
+        const v = p.data['validation-errors'];
+        const parts = [p.data.title, p.data.detail].filter(Boolean).join(': ');
+        return (parts + (v?.length ? ` ${JSON.stringify(v).slice(0, 300)}` : '')).slice(0, 500);
+      }
+    } catch {
+      /* not JSON */
+    }
+  }
+  const title = /<title>([^<]*)<\/title>/i.exec(t);
+  if (title) return title[1]!.trim();
+  return t.replace(/\s+/g, ' ').slice(0, 200);
+}

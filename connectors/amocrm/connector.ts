@@ -1,0 +1,340 @@
+import type {
+  AccessCheck, ConnectorContext, ConnectorInstance, ConversationRef, ConversationRequest, Delivery, ItemResult,
+} from '../../src/connector/contract.js';
+import { describeError, RemoteApiError } from '../../src/errors.js';
+import { AmoClient, type AmoClientOptions } from './client.js';
+import type { AmoConfig } from './config.js';
+import { contactName, leadName, markerOf, noteText, priceOf } from './mappers.js';
+import {
+  amoAccountSchema, amoComplexResultSchema, amoCreatedListSchema, amoCustomFieldListSchema, amoLeadListSchema,
+  amoNoteListSchema, amoPipelineListSchema, amoUserSchema, type AmoLead,
+} from './schemas.js';
+
+/** Status ids amoCRM gives every pipeline: 142 won, 143 lost. */
+export const WON = 142;
+export const LOST = 143;
+/** `POST /api/v4/leads/complex`: at most 50 leads per request (facts.md). */
+export const COMPLEX_BATCH = 50;
+/** List pages and `filter[id]` lists: at most 250. */
+export const LIST_LIMIT = 250;
+/** The custom field that carries the Avito chat id on a lead: found again after a crash by `query`. */
+export const CHAT_FIELD_CODE = 'AVITO_CHAT_ID';
+/** The note type of delivered messages: never confused with a manager's `common` note (a reply). */
+export const MESSAGE_NOTE_TYPE = 'service_message';
+
+export interface AmoRef extends ConversationRef {
+  leadId: number;
+  contactId: number | null;
+}
+
+/**
+ * The amoCRM connector (design.md §5, CRM side): a contact per Avito buyer, reused across chats;
+ * a lead per chat named after the item, with its price and tag; a new lead when the chat's lead
+ * is won or lost and the buyer writes again; each message one note on the chat's lead, many per
+ * request, ending with a marker that `findDelivered` looks for after a crash.
+ */
+export class AmoConnector implements ConnectorInstance {
+  readonly client: AmoClient;
+  private target: { pipelineId: number; statusId: number } | undefined;
+  private chatFieldId: number | null | undefined;
+
+  constructor(private readonly ctx: ConnectorContext<AmoConfig>, clientOptions: Partial<AmoClientOptions> = {}) {
+    this.client = new AmoClient({
+      config: ctx.config, store: ctx.store, log: ctx.log, registerSecret: ctx.registerSecret,
+      ...(ctx.retry ? { retry: ctx.retry } : {}),
+      ...clientOptions,
+    });
+  }
+
+  private get config(): AmoConfig {
+    return this.ctx.config;
+  }
+
+  // ---- access --------------------------------------------------------------------------------
+
+  async checkAccess(): Promise<AccessCheck[]> {
+    const out: AccessCheck[] = [];
+    const fail = (check: string, err: unknown): AccessCheck => ({
+      check, verdict: 'fail', detail: err instanceof RemoteApiError ? `amoCRM answered ${err.status || 'nothing'}${err.remoteMessage ? `: ${err.remoteMessage}` : ''}` : describeError(err),
+      ...(err instanceof RemoteApiError ? { action: err.hint } : {}),
+    });
+    try {
+      const acc = await this.client.request({ method: 'GET', path: '/api/v4/account', schema: amoAccountSchema });
+      out.push({ check: 'amoCRM access', verdict: 'ok', detail: `account ${acc?.name ?? acc?.id} (${this.config.accessToken ? 'long-lived token' : 'OAuth'})` });
+    } catch (err) {
+      out.push(fail('amoCRM access', err));
+      return out;
+    }
+    try {
+      const t = await this.resolveTarget();
+      out.push({ check: 'amoCRM pipeline and status', verdict: 'ok', detail: `new leads go to pipeline ${t.pipelineId}, status ${t.statusId}` });
+    } catch (err) {
+      out.push(fail('amoCRM pipeline and status', err));
+    }
+    if (this.config.responsibleUserId) {
+      try {
+        await this.client.request({ method: 'GET', path: `/api/v4/users/${this.config.responsibleUserId}`, schema: amoUserSchema });
+        out.push({ check: 'amoCRM responsible user', verdict: 'ok', detail: `user ${this.config.responsibleUserId} exists` });
+      } catch (err) {
+        out.push(fail('amoCRM responsible user', err));
+      }
+    }
+    try {
+      const field = await this.chatField();
+      out.push(field
+        ? { check: 'amoCRM chat field', verdict: 'ok', detail: `leads carry the Avito chat id (field ${field})` }
+        : { check: 'amoCRM chat field', verdict: 'warn', detail: 'the lead field for the Avito chat id could not be created', action: 'Give the integration rights to add lead fields; without it, a crash between creating a lead and saving it may create a second lead.' });
+    } catch (err) {
+      out.push(fail('amoCRM chat field', err));
+    }
+    return out;
+  }
+
+  /** Pipeline and status for new leads: configured, else the main pipeline's first open status. */
+  async resolveTarget(): Promise<{ pipelineId: number; statusId: number }> {
+    if (this.target) return this.target;
+    const list = await this.client.request({ method: 'GET', path: '/api/v4/leads/pipelines', schema: amoPipelineListSchema });
+    const pipelines = list?._embedded.pipelines ?? [];
+    const pipeline = this.config.pipelineId ? pipelines.find((p) => p.id === this.config.pipelineId) : pipelines.find((p) => p.is_main) ?? pipelines[0];
+    if (!pipeline) {
+      throw new RemoteApiError({ provider: 'amoCRM', kind: 'bad_request', status: 404, remoteMessage: this.config.pipelineId ? `no pipeline ${this.config.pipelineId}` : 'no pipelines', hint: `Set AMOCRM_PIPELINE_ID to one of: ${pipelines.map((p) => `${p.id} (${p.name ?? ''})`).join(', ') || 'none found'}.`, operation: 'GET /api/v4/leads/pipelines' });
+    }
+    const statuses = [...(pipeline._embedded?.statuses ?? [])].sort((a, b) => (a.sort ?? 0) - (b.sort ?? 0));
+    const status = this.config.statusId ? statuses.find((s) => s.id === this.config.statusId) : statuses.find((s) => s.id !== WON && s.id !== LOST && s.type !== 1);
+    if (!status) {
+      throw new RemoteApiError({ provider: 'amoCRM', kind: 'bad_request', status: 404, remoteMessage: `no status ${this.config.statusId ?? '(open)'} in pipeline ${pipeline.id}`, hint: `Set AMOCRM_STATUS_ID to one of: ${statuses.map((s) => `${s.id} (${s.name ?? ''})`).join(', ')}.`, operation: 'GET /api/v4/leads/pipelines' });
+    }
+    this.target = { pipelineId: pipeline.id, statusId: status.id };
+    return this.target;
+  }
+
+  /** The lead field holding the Avito chat id: found by code, created once; null when it cannot be. */
+  private async chatField(): Promise<number | null> {
+    if (this.chatFieldId !== undefined) return this.chatFieldId;
+    const stored = await this.ctx.store.get('chat_field_id');
+    if (stored) return (this.chatFieldId = stored === 'none' ? null : Number(stored));
+    for (let page = 1; page < 20; page++) {
+      const list = await this.client.request({ method: 'GET', path: '/api/v4/leads/custom_fields', query: { page, limit: LIST_LIMIT }, schema: amoCustomFieldListSchema });
+      const fields = list?._embedded.custom_fields ?? [];
+      const found = fields.find((f) => f.code === CHAT_FIELD_CODE);
+      if (found) {
+        await this.ctx.store.set('chat_field_id', String(found.id));
+        return (this.chatFieldId = found.id);
+      }
+      if (!list?._links?.next || fields.length < LIST_LIMIT) break;
+    }
+    try {
+      const created = await this.client.request({
+        method: 'POST', path: '/api/v4/leads/custom_fields',
+        json: [{ name: this.config.language === 'ru' ? 'Авито: чат' : 'Avito chat', type: 'text', code: CHAT_FIELD_CODE, sort: 510 }],
+        schema: amoCustomFieldListSchema,
+      });
+      const id = created?._embedded.custom_fields[0]?.id;
+      if (id) {
+        await this.ctx.store.set('chat_field_id', String(id));
+        return (this.chatFieldId = id);
+      }
+    } catch (err) {
+      if (!(err instanceof RemoteApiError) || err.transient || err.kind === 'banned') throw err;
+      this.ctx.log.warn({ err: describeError(err) }, 'amoCRM lead field for the Avito chat id could not be created');
+    }
+    await this.ctx.store.set('chat_field_id', 'none');
+    return (this.chatFieldId = null);
+  }
+
+  // ---- conversations -------------------------------------------------------------------------
+
+  async ensureConversations(requests: readonly ConversationRequest[]): Promise<ItemResult<ConversationRef>[]> {
+    const results = new Map<number, ItemResult<ConversationRef>>();
+    const needLead: { i: number; req: ConversationRequest; contactId: number | null }[] = [];
+
+    // Existing leads: keep them unless won/lost (or gone) and the buyer wrote again.
+    const check = requests.map((req, i) => ({ req, i })).filter(({ req }) => req.previous);
+    const leads = await this.leadsById(check.filter(({ req }) => req.buyerWrote).map(({ req }) => (req.previous as AmoRef).leadId));
+    for (const { req, i } of check) {
+      const prev = req.previous as AmoRef;
+      const lead = leads.get(prev.leadId);
+      const closed = req.buyerWrote && (!lead || lead.is_deleted || lead.status_id === WON || lead.status_id === LOST);
+      if (closed) needLead.push({ i, req, contactId: prev.contactId ?? lead?._embedded?.contacts?.[0]?.id ?? null });
+      else results.set(i, { ok: true, value: prev });
+    }
+
+    // New chats: a crash may have left a lead behind that the ledger never saw; find it first.
+    // (An intent stays recorded: until the core saves the conversation, a retry must search.)
+    const fresh = requests.map((req, i) => ({ req, i })).filter(({ req }) => !req.previous);
+    for (const { req, i } of fresh) {
+      const intent = await this.ctx.store.get(`intent:${req.chat.chatId}`);
+      const found = intent ? await this.findLeadForChat(req.chat.chatId) : undefined;
+      if (found) results.set(i, { ok: true, value: found });
+      else needLead.push({ i, req, contactId: req.chat.buyer.id ? Number((await this.ctx.store.get(`contact:${req.chat.buyer.id}`)) ?? 0) || null : null });
+    }
+    if (needLead.length === 0) return requests.map((_, i) => results.get(i)!);
+
+    const target = await this.resolveTarget();
+    const fieldId = await this.chatField();
+    for (const n of needLead) if (!n.req.previous) await this.ctx.store.set(`intent:${n.req.chat.chatId}`, String(Date.now()));
+
+    // Buyers without a contact: the first chat of each creates contact and lead (leads/complex);
+    // their other chats then reuse that contact.
+    const firstOfBuyer = new Set<string>();
+    const complex = needLead.filter((n) => {
+      if (n.contactId) return false;
+      const key = n.req.chat.buyer.id ?? `chat:${n.req.chat.chatId}`;
+      if (firstOfBuyer.has(key)) return false;
+      firstOfBuyer.add(key);
+      return true;
+    });
+    for (let k = 0; k < complex.length; k += COMPLEX_BATCH) {
+      const part = complex.slice(k, k + COMPLEX_BATCH);
+      try {
+        const res = await this.client.request({
+          method: 'POST', path: '/api/v4/leads/complex',
+          json: part.map((n) => ({ ...this.leadBody(n.req, target, fieldId), _embedded: { tags: [{ name: this.config.tag }], contacts: [{ name: contactName(n.req.chat) }] } })),
+          schema: amoComplexResultSchema,
+        });
+        const rows = res ?? [];
+        for (let j = 0; j < part.length; j++) {
+          const n = part[j]!;
+          const row = rows.find((r) => (Array.isArray(r.request_id) ? r.request_id : [r.request_id]).includes(n.req.chat.chatId)) ?? rows[j];
+          if (!row) {
+            results.set(n.i, { ok: false, error: new Error('amoCRM created no lead for this chat') });
+            continue;
+          }
+          n.contactId = row.contact_id ?? null;
+          if (n.req.chat.buyer.id && row.contact_id) await this.ctx.store.set(`contact:${n.req.chat.buyer.id}`, String(row.contact_id));
+          results.set(n.i, { ok: true, value: this.ref(row.id, row.contact_id ?? null) });
+        }
+      } catch (err) {
+        for (const n of part) results.set(n.i, { ok: false, error: err });
+      }
+    }
+
+    // Chats whose buyer has a contact: plain leads linked to it.
+    const plain = needLead.filter((n) => !results.has(n.i)).map((n) => {
+      if (!n.contactId && n.req.chat.buyer.id) {
+        const sibling = complex.find((c) => c.req.chat.buyer.id === n.req.chat.buyer.id);
+        n.contactId = sibling?.contactId ?? null;
+      }
+      return n;
+    });
+    for (let k = 0; k < plain.length; k += COMPLEX_BATCH) {
+      const part = plain.slice(k, k + COMPLEX_BATCH);
+      try {
+        const res = await this.client.request({
+          method: 'POST', path: '/api/v4/leads',
+          json: part.map((n) => ({ ...this.leadBody(n.req, target, fieldId), _embedded: { tags: [{ name: this.config.tag }], ...(n.contactId ? { contacts: [{ id: n.contactId }] } : {}) } })),
+          schema: amoCreatedListSchema('leads'),
+        });
+        const rows = (res?._embedded.leads ?? []) as { id: number; request_id?: string | number }[];
+        for (let j = 0; j < part.length; j++) {
+          const n = part[j]!;
+          const row = rows.find((r) => String(r.request_id) === n.req.chat.chatId) ?? rows[j];
+          if (!row) results.set(n.i, { ok: false, error: new Error('amoCRM created no lead for this chat') });
+          else results.set(n.i, { ok: true, value: this.ref(row.id, n.contactId) });
+        }
+      } catch (err) {
+        for (const n of part) results.set(n.i, { ok: false, error: err });
+      }
+    }
+    return requests.map((_, i) => results.get(i) ?? { ok: false, error: new Error('no result') });
+  }
+
+  private leadBody(req: ConversationRequest, target: { pipelineId: number; statusId: number }, fieldId: number | null): Record<string, unknown> {
+    const price = priceOf(req.chat.item.price);
+    return {
+      name: leadName(req.chat, this.config.language),
+      ...(price !== null ? { price } : {}),
+      pipeline_id: target.pipelineId,
+      status_id: target.statusId,
+      ...(this.config.responsibleUserId ? { responsible_user_id: this.config.responsibleUserId } : {}),
+      ...(fieldId ? { custom_fields_values: [{ field_id: fieldId, values: [{ value: req.chat.chatId }] }] } : {}),
+      request_id: req.chat.chatId,
+    };
+  }
+
+  private ref(leadId: number, contactId: number | null): AmoRef {
+    return { id: String(leadId), leadId, contactId };
+  }
+
+  /** GET /api/v4/leads?filter[id][]=…, 250 at a time. */
+  private async leadsById(ids: readonly number[]): Promise<Map<number, AmoLead>> {
+    const out = new Map<number, AmoLead>();
+    for (let k = 0; k < ids.length; k += LIST_LIMIT) {
+      const part = ids.slice(k, k + LIST_LIMIT);
+      const res = await this.client.request({ method: 'GET', path: '/api/v4/leads', query: { 'filter[id][]': part, limit: LIST_LIMIT, with: 'contacts' }, schema: amoLeadListSchema });
+      for (const l of res?._embedded.leads ?? []) out.set(l.id, l);
+    }
+    return out;
+  }
+
+  /** After a crash: the lead whose chat field holds this chat id (`query` is a full-text search). */
+  private async findLeadForChat(chatId: string): Promise<AmoRef | undefined> {
+    const fieldId = await this.chatField();
+    if (!fieldId) return undefined;
+    const res = await this.client.request({ method: 'GET', path: '/api/v4/leads', query: { query: chatId, with: 'contacts', limit: 50 }, schema: amoLeadListSchema });
+    const lead = (res?._embedded.leads ?? []).find((l) => !l.is_deleted && l.custom_fields_values?.some((f) => f.field_id === fieldId && f.values.some((v) => v.value === chatId)));
+    return lead ? this.ref(lead.id, lead._embedded?.contacts?.[0]?.id ?? null) : undefined;
+  }
+
+  // ---- delivery ------------------------------------------------------------------------------
+
+  async deliver(items: readonly Delivery[]): Promise<ItemResult<{ remoteId: string }>[]> {
+    const out: ItemResult<{ remoteId: string }>[] = [];
+    for (let k = 0; k < items.length; k += this.config.notesPerRequest) {
+      const part = items.slice(k, k + this.config.notesPerRequest);
+      let res;
+      try {
+        res = await this.client.request({
+        method: 'POST', path: '/api/v4/leads/notes',
+        json: part.map((d) => ({
+          entity_id: (d.conversation as AmoRef).leadId,
+          note_type: MESSAGE_NOTE_TYPE,
+          params: { service: 'Avito', text: noteText(d.message, d.chat, this.config) },
+          created_at: d.message.created,
+          request_id: d.message.messageId,
+        })),
+        schema: amoCreatedListSchema('notes'),
+        });
+      } catch (err) {
+        // Nothing of this request was created; earlier requests' notes were.
+        if (k === 0) throw err;
+        for (let j = k; j < items.length; j++) out.push({ ok: false, error: err });
+        return out;
+      }
+      const notes = (res?._embedded.notes ?? []) as { id: number; request_id?: string | number }[];
+      part.forEach((d, j) => {
+        const note = notes.find((n) => String(n.request_id) === d.message.messageId) ?? notes[j];
+        out.push(note ? { ok: true, value: { remoteId: String(note.id) } } : { ok: false, error: new Error('amoCRM created no note for this message') });
+      });
+    }
+    return out;
+  }
+
+  /** Notes on these leads whose marker names one of these messages (GET /api/v4/leads/notes). */
+  async findDelivered(items: readonly Delivery[]): Promise<Map<string, string>> {
+    const wanted = new Set(items.map((d) => d.message.messageId));
+    const leadIds = [...new Set(items.map((d) => (d.conversation as AmoRef).leadId))];
+    const found = new Map<string, string>();
+    for (let k = 0; k < leadIds.length; k += 50) {
+      const part = leadIds.slice(k, k + 50);
+      for (let page = 1; page <= 200; page++) {
+        const res = await this.client.request({
+          method: 'GET', path: '/api/v4/leads/notes',
+          query: { 'filter[entity_id][]': part, 'filter[note_type]': MESSAGE_NOTE_TYPE, limit: LIST_LIMIT, page },
+          schema: amoNoteListSchema,
+        });
+        const notes = res?._embedded.notes ?? [];
+        for (const n of notes) {
+          const id = markerOf(n.params?.text);
+          if (id && wanted.has(id)) found.set(id, String(n.id));
+        }
+        if (notes.length < LIST_LIMIT || !res?._links?.next) break;
+      }
+    }
+    return found;
+  }
+
+  async close(): Promise<void> {
+    /* fetch keeps no state of ours */
+  }
+}

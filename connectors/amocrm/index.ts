@@ -1,0 +1,16 @@
+import { defineConnector } from '../../src/connector/define-connector.js';
+import { amoConfigSchema } from './config.js';
+import { AmoConnector } from './connector.js';
+
+/** The amoCRM (and Kommo) connector. See README.md in this folder. */
+export const amocrm = defineConnector({
+  id: 'amocrm',
+  version: '1.0.0',
+  configSchema: amoConfigSchema,
+  capabilities: {
+    maxBatch: 250,
+    maxConversationBatch: 250,
+    findDelivered: true,
+  },
+  create: (ctx) => new AmoConnector(ctx),
+});

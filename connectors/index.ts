@@ -1,0 +1,8 @@
+import type { ConnectorDefinition } from '../src/connector/contract.js';
+import { amocrm } from './amocrm/index.js';
+
+/**
+ * Every connector this build knows, in one explicit list. A new connector is a folder next to
+ * `amocrm/` and one line here; `AVITO_SYNC_CONNECTORS` picks which run.
+ */
+export const CONNECTORS: readonly ConnectorDefinition[] = [amocrm];

@@ -1,0 +1,150 @@
+import type { Logger } from 'pino';
+import type { z } from 'zod';
+import type { RetryPolicy } from '../http/retry-policy.js';
+
+/**
+ * The contract a CRM connector implements. Core code calls these methods and branches on the
+ * capability flags, never on a connector's id. A connector is a folder under `connectors/`,
+ * declared with `defineConnector` and listed in `connectors/index.ts`.
+ */
+
+/** What the core knows about an Avito chat, as a connector needs it. */
+export interface ChatInfo {
+  accountId: string;
+  chatId: string;
+  /** `u2i` (about an item), `u2u` (profile chat), `a2u`, or null when unknown. */
+  chatType: string | null;
+  item: { id: string | null; title: string | null; url: string | null; price: string | null };
+  buyer: { id: string | null; name: string | null; url: string | null };
+  /** `https://www.avito.ru/profile/messenger/channel/<chat id>`: the chat in Avito's web messenger. */
+  chatUrl: string;
+}
+
+/** Who wrote a message, as the CRM should show it. */
+export type MessageAuthor =
+  | { kind: 'buyer'; name: string | null }
+  | { kind: 'seller' }
+  | { kind: 'bot'; name: string; flowId: string | null }
+  | { kind: 'reply' };
+
+/** One ledger message to deliver. */
+export interface OutgoingMessage {
+  messageId: string;
+  chatId: string;
+  /** Epoch seconds (Avito's). */
+  created: number;
+  /** Avito's type: text, image, voice, link, item, location, call, deleted, system, or a newer one. */
+  type: string;
+  author: MessageAuthor;
+  text: string | null;
+  /** The raw Avito content (validated leniently), for media and structured types. */
+  content: Record<string, unknown>;
+  /** A link to the kept voice file when the daemon serves it (PUBLIC_URL), else null. */
+  voiceUrl: string | null;
+  /** The buyer's first message in this chat: connectors may add the chat's context to it. */
+  first: boolean;
+}
+
+/**
+ * Where a chat lives in the CRM (e.g. amoCRM: contact id and lead id). Opaque to the core,
+ * stored in the ledger as JSON; `id` names the CRM object messages go to.
+ */
+export interface ConversationRef {
+  id: string;
+  [key: string]: unknown;
+}
+
+export interface ConversationRequest {
+  chat: ChatInfo;
+  /** The conversation the ledger holds for this chat, if any. */
+  previous: ConversationRef | undefined;
+  /** A buyer message is waiting: a closed conversation (won/lost deal) gets a new one. */
+  buyerWrote: boolean;
+}
+
+export type ItemResult<T> = { ok: true; value: T } | { ok: false; error: unknown };
+
+export interface Delivery {
+  conversation: ConversationRef;
+  message: OutgoingMessage;
+  chat: ChatInfo;
+}
+
+export interface AccessCheck {
+  check: string;
+  verdict: 'ok' | 'warn' | 'fail';
+  detail: string;
+  action?: string;
+}
+
+/** Services the core gives a connector instance. */
+export interface ConnectorContext<Config> {
+  accountId: string;
+  config: Config;
+  log: Logger;
+  /** A small key-value store in the ledger for this connector and account (rotating tokens, ids). */
+  store: ConnectorStore;
+  /** Called when the connector learns a secret (a token) so logs never show it. */
+  registerSecret(value: string | undefined | null): void;
+  /** Overrides for the connector's retry backoff (tests shorten it); the policy's shape stays. */
+  retry?: Partial<RetryPolicy>;
+}
+
+export interface ConnectorStore {
+  get(key: string): Promise<string | undefined>;
+  /** Durable when the promise resolves (a rotated refresh token must be saved before use). */
+  set(key: string, value: string): Promise<void>;
+}
+
+/** A connector's capabilities. Defaults (see `defineConnector`) are the most conservative. */
+export interface ConnectorCapabilities {
+  /** Most messages one `deliver` call may take. Default 1. */
+  maxBatch: number;
+  /** Most conversations one `ensureConversations` call may take. Default 1. */
+  maxConversationBatch: number;
+  /**
+   * `findDelivered` can tell what already reached the CRM, so a retry after a crash does not
+   * send twice (invariant 2). Default false: without it, delivery is at-least-once.
+   */
+  findDelivered: boolean;
+}
+
+export interface ConnectorInstance {
+  /** Checks credentials, configured ids (pipeline, status, user) and tokens; one verdict each. */
+  checkAccess(): Promise<AccessCheck[]>;
+
+  /**
+   * Makes sure each chat has its CRM conversation (amoCRM: a contact per buyer, reused across
+   * chats, and a lead per chat). Must be idempotent: given `previous`, return it unless it is
+   * closed and the buyer wrote again (then a new one). At most `maxConversationBatch` items.
+   * Results are in the same order as the requests.
+   */
+  ensureConversations(requests: readonly ConversationRequest[]): Promise<ItemResult<ConversationRef>[]>;
+
+  /**
+   * Delivers messages, in the given order (the core keeps each chat's order). At most
+   * `maxBatch` items. Returns, per item, the CRM's id for what was created. A failure of the whole
+   * call throws; a failure of one item is that item's result.
+   */
+  deliver(items: readonly Delivery[]): Promise<ItemResult<{ remoteId: string }>[]>;
+
+  /**
+   * For items that may have been delivered before a crash: which already are in the CRM
+   * (by a marker the connector wrote). Map of message id → remote id. Only called when
+   * `capabilities.findDelivered` is true.
+   */
+  findDelivered(items: readonly Delivery[]): Promise<Map<string, string>>;
+
+  /** Releases resources (timers, sockets). */
+  close(): Promise<void>;
+}
+
+export interface ConnectorDefinition<Schema extends z.ZodType = z.ZodType> {
+  /** Lower-case id: the config section name and the value in AVITO_SYNC_CONNECTORS. */
+  id: string;
+  version: string;
+  /** Validates the account's config section (`accounts[i].<id>`, or the connector's env variables). */
+  configSchema: Schema;
+  capabilities: ConnectorCapabilities;
+  create(ctx: ConnectorContext<z.output<Schema>>): ConnectorInstance;
+}

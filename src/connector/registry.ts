@@ -1,0 +1,55 @@
+import type { Logger } from 'pino';
+import { describeIssue, type AppConfig } from '../config/load-config.js';
+import { ConfigError } from '../errors.js';
+import type { RetryPolicy } from '../http/retry-policy.js';
+import { connectorStore } from '../ledger/connector-state.js';
+import type { LedgerDb } from '../ledger/database.js';
+import { secretScrubber } from '../log/logger.js';
+import type { ConnectorDefinition, ConnectorInstance } from './contract.js';
+
+/** A connector running for one account. */
+export interface ActiveConnector {
+  accountId: string;
+  definition: ConnectorDefinition;
+  instance: ConnectorInstance;
+}
+
+/** Checks `AVITO_SYNC_CONNECTORS` against the known connectors. */
+export function enabledDefinitions(config: AppConfig, known: readonly ConnectorDefinition[]): ConnectorDefinition[] {
+  return config.enabledConnectors.map((id) => {
+    const def = known.find((d) => d.id === id);
+    if (!def) throw new ConfigError(`Invalid AVITO_SYNC_CONNECTORS: no connector "${id}"; known: ${known.map((d) => d.id).join(', ')}, or none.`, 'AVITO_SYNC_CONNECTORS');
+    return def;
+  });
+}
+
+/**
+ * Validates each account's section for every enabled connector with the connector's own schema
+ * (a bad value names its key, e.g. AMOCRM_BASE_URL) and creates one instance per account.
+ */
+export function createConnectors(config: AppConfig, db: LedgerDb, log: Logger, known: readonly ConnectorDefinition[], retry?: Partial<RetryPolicy>): ActiveConnector[] {
+  const out: ActiveConnector[] = [];
+  for (const def of enabledDefinitions(config, known)) {
+    config.accounts.forEach((account, i) => {
+      const section = (account as Record<string, unknown>)[def.id] ?? {};
+      const parsed = def.configSchema.safeParse(section);
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0]!;
+        throw describeIssue({ path: ['accounts', i, def.id, ...issue.path], message: issue.message }, Boolean(config.configFile));
+      }
+      out.push({
+        accountId: account.id,
+        definition: def,
+        instance: def.create({
+          accountId: account.id,
+          config: parsed.data,
+          log: log.child({ connector: def.id, account: account.id }),
+          store: connectorStore(db, account.id, def.id),
+          registerSecret: (s) => secretScrubber.add(s),
+          ...(retry ? { retry } : {}),
+        }),
+      });
+    });
+  }
+  return out;
+}

@@ -1,0 +1,38 @@
+import type { ConnectorStore } from '../connector/contract.js';
+import type { LedgerDb } from './database.js';
+
+/** Keys every connector may set that the core reads: a connector refused by its CRM pauses. */
+export const PAUSED_UNTIL = 'paused_until';
+export const PAUSED_REASON = 'paused_reason';
+
+/** The ledger-backed key-value store a connector gets for one account. */
+export function connectorStore(db: LedgerDb, accountId: string, connector: string): ConnectorStore {
+  return {
+    async get(key) {
+      const row = await db
+        .selectFrom('connector_state')
+        .select('value')
+        .where('account_id', '=', accountId)
+        .where('connector', '=', connector)
+        .where('key', '=', key)
+        .executeTakeFirst();
+      return row?.value;
+    },
+    async set(key, value) {
+      const updated_at = Date.now();
+      await db
+        .insertInto('connector_state')
+        .values({ account_id: accountId, connector, key, value, updated_at })
+        .onConflict((oc) => oc.columns(['account_id', 'connector', 'key']).doUpdateSet({ value, updated_at }))
+        .execute();
+    },
+  };
+}
+
+/** Until when (epoch ms) a connector's account is paused, and why; undefined when it is not. */
+export async function pausedState(db: LedgerDb, accountId: string, connector: string, now = Date.now()): Promise<{ until: number; reason: string } | undefined> {
+  const store = connectorStore(db, accountId, connector);
+  const until = Number((await store.get(PAUSED_UNTIL)) ?? 0);
+  if (!(until > now)) return undefined;
+  return { until, reason: (await store.get(PAUSED_REASON)) ?? 'paused' };
+}

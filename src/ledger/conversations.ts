@@ -1,0 +1,33 @@
+import type { ConversationRef } from '../connector/contract.js';
+import type { LedgerDb } from './database.js';
+import { chunks } from './chats.js';
+
+export async function loadConversations(db: LedgerDb, accountId: string, connector: string, chatIds: readonly string[]): Promise<Map<string, ConversationRef>> {
+  const out = new Map<string, ConversationRef>();
+  for (const part of chunks(chatIds, 500)) {
+    const rows = await db
+      .selectFrom('conversations')
+      .select(['chat_id', 'ref'])
+      .where('account_id', '=', accountId)
+      .where('connector', '=', connector)
+      .where('chat_id', 'in', part)
+      .execute();
+    for (const r of rows) out.set(r.chat_id, JSON.parse(r.ref) as ConversationRef);
+  }
+  return out;
+}
+
+export async function saveConversations(db: LedgerDb, accountId: string, connector: string, refs: ReadonlyMap<string, ConversationRef>): Promise<void> {
+  if (refs.size === 0) return;
+  const now = Date.now();
+  await db.transaction().execute(async (trx) => {
+    for (const [chatId, ref] of refs) {
+      const json = JSON.stringify(ref);
+      await trx
+        .insertInto('conversations')
+        .values({ account_id: accountId, connector, chat_id: chatId, ref: json, created_at: now, updated_at: now })
+        .onConflict((oc) => oc.columns(['account_id', 'connector', 'chat_id']).doUpdateSet({ ref: json, updated_at: now }))
+        .execute();
+    }
+  });
+}

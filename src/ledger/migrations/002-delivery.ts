@@ -1,0 +1,92 @@
+import { sql, type Kysely } from 'kysely';
+
+/**
+ * Conversations (chat → CRM object), the delivery outbox, connector state, message deletions,
+ * and the reply outbox (CRM → Avito) with the Avito messages each reply produced (echo links).
+ */
+export async function up(db: Kysely<unknown>): Promise<void> {
+  await db.schema
+    .createTable('conversations')
+    .addColumn('account_id', 'text', (c) => c.notNull())
+    .addColumn('connector', 'text', (c) => c.notNull())
+    .addColumn('chat_id', 'text', (c) => c.notNull())
+    .addColumn('ref', 'text', (c) => c.notNull())
+    .addColumn('created_at', 'integer', (c) => c.notNull())
+    .addColumn('updated_at', 'integer', (c) => c.notNull())
+    .addPrimaryKeyConstraint('conversations_pk', ['account_id', 'connector', 'chat_id'])
+    .execute();
+
+  await db.schema
+    .createTable('deliveries')
+    .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+    .addColumn('account_id', 'text', (c) => c.notNull())
+    .addColumn('connector', 'text', (c) => c.notNull())
+    .addColumn('message_id', 'text', (c) => c.notNull())
+    // `message`: the message itself; `deletion`: a note that a delivered message was deleted on Avito.
+    .addColumn('kind', 'text', (c) => c.notNull().defaultTo('message'))
+    .addColumn('chat_id', 'text', (c) => c.notNull())
+    .addColumn('created', 'integer', (c) => c.notNull())
+    .addColumn('seq', 'integer', (c) => c.notNull())
+    // pending → leased → delivered | dead | skipped
+    .addColumn('status', 'text', (c) => c.notNull())
+    .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+    .addColumn('next_attempt_at', 'integer', (c) => c.notNull())
+    .addColumn('lease_until', 'integer')
+    .addColumn('last_error', 'text')
+    .addColumn('remote_id', 'text')
+    .addColumn('updated_at', 'integer', (c) => c.notNull())
+    .addUniqueConstraint('deliveries_once', ['account_id', 'connector', 'message_id', 'kind'])
+    .execute();
+  await db.schema.createIndex('deliveries_due').on('deliveries').columns(['account_id', 'connector', 'status', 'chat_id', 'created', 'seq']).execute();
+
+  await db.schema
+    .createTable('connector_state')
+    .addColumn('account_id', 'text', (c) => c.notNull())
+    .addColumn('connector', 'text', (c) => c.notNull())
+    .addColumn('key', 'text', (c) => c.notNull())
+    .addColumn('value', 'text', (c) => c.notNull())
+    .addColumn('updated_at', 'integer', (c) => c.notNull())
+    .addPrimaryKeyConstraint('connector_state_pk', ['account_id', 'connector', 'key'])
+    .execute();
+
+  await db.schema
+    .createTable('replies')
+    .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+    .addColumn('account_id', 'text', (c) => c.notNull())
+    .addColumn('connector', 'text', (c) => c.notNull())
+    .addColumn('remote_id', 'text', (c) => c.notNull())
+    .addColumn('chat_id', 'text', (c) => c.notNull())
+    .addColumn('conversation_id', 'text', (c) => c.notNull())
+    .addColumn('text', 'text', (c) => c.notNull())
+    .addColumn('attachments', 'text', (c) => c.notNull().defaultTo('[]'))
+    // pending → sending → sent | dead; `reported` once its fate is written back to the CRM
+    .addColumn('status', 'text', (c) => c.notNull())
+    .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+    .addColumn('next_attempt_at', 'integer', (c) => c.notNull())
+    .addColumn('last_error', 'text')
+    .addColumn('reported', 'integer', (c) => c.notNull().defaultTo(0))
+    .addColumn('created_at', 'integer', (c) => c.notNull())
+    .addColumn('updated_at', 'integer', (c) => c.notNull())
+    .addUniqueConstraint('replies_once', ['account_id', 'connector', 'remote_id'])
+    .execute();
+
+  await db.schema
+    .createTable('reply_sends')
+    .addColumn('reply_id', 'integer', (c) => c.notNull())
+    .addColumn('part', 'integer', (c) => c.notNull())
+    .addColumn('account_id', 'text', (c) => c.notNull())
+    .addColumn('kind', 'text', (c) => c.notNull())
+    .addColumn('body', 'text', (c) => c.notNull())
+    // An uploaded image's id, recorded before the send so a retry does not upload or send twice.
+    .addColumn('image_id', 'text')
+    // sending (recorded before the call) → sent (Avito's message id known)
+    .addColumn('status', 'text', (c) => c.notNull())
+    .addColumn('avito_message_id', 'text')
+    .addColumn('updated_at', 'integer', (c) => c.notNull())
+    .addPrimaryKeyConstraint('reply_sends_pk', ['reply_id', 'part'])
+    .execute();
+  await db.schema.createIndex('reply_sends_by_message').on('reply_sends').columns(['account_id', 'avito_message_id']).execute();
+
+  await db.schema.alterTable('messages').addColumn('deleted_at', 'integer').execute();
+  await sql`CREATE INDEX messages_by_deleted ON messages (account_id, deleted_at) WHERE deleted_at IS NOT NULL`.execute(db);
+}

@@ -1,0 +1,70 @@
+import { describeError } from '../errors.js';
+import type { Runtime } from '../runtime.js';
+import { Dispatcher, type DispatchReport } from './dispatcher.js';
+import { voiceLink } from './voice-links.js';
+
+export interface DeliveryUnit {
+  accountId: string;
+  connectorId: string;
+  dispatcher: Dispatcher;
+}
+
+export interface DeliveryOptions {
+  /** Set when the daemon serves voice files (PUBLIC_URL): notes get links. */
+  voice?: { publicUrl: string; secret: string };
+  backoff?: { baseMs: number; capMs: number };
+}
+
+/**
+ * One dispatcher per (account, enabled connector). With `AVITO_MARK_READ=after-delivery` a chat
+ * is marked read on Avito once its buyer messages reached the CRM.
+ */
+export class Delivery {
+  readonly units: DeliveryUnit[];
+  private readonly reads = new Set<Promise<void>>();
+
+  constructor(private readonly rt: Runtime, opts: DeliveryOptions = {}) {
+    this.units = rt.connectors.map((c) => {
+      const account = rt.accounts.find((a) => a.config.id === c.accountId);
+      const markRead = account?.config.avito.markRead === 'after-delivery';
+      return {
+        accountId: c.accountId,
+        connectorId: c.definition.id,
+        dispatcher: new Dispatcher({
+          ledger: rt.ledger,
+          log: rt.log,
+          accountId: c.accountId,
+          connectorId: c.definition.id,
+          connector: c.instance,
+          capabilities: c.definition.capabilities,
+          ...(opts.voice ? { voiceUrl: (acc: string, voiceId: string) => voiceLink(opts.voice!.publicUrl, opts.voice!.secret, acc, voiceId) } : {}),
+          ...(opts.backoff ? { backoff: opts.backoff } : {}),
+          ...(markRead && account ? { onDelivered: (chatIds: string[]) => this.markRead(account.client, chatIds) } : {}),
+        }),
+      };
+    });
+  }
+
+  /** Runs every dispatcher once (until its due work is done). */
+  async runAll(): Promise<{ accountId: string; connectorId: string; report: DispatchReport }[]> {
+    const out = [];
+    for (const u of this.units) out.push({ accountId: u.accountId, connectorId: u.connectorId, report: await u.dispatcher.run() });
+    await this.drain();
+    return out;
+  }
+
+  /** Waits for mark-read calls still in flight. */
+  async drain(): Promise<void> {
+    while (this.reads.size) await Promise.all([...this.reads]);
+  }
+
+  private markRead(client: Runtime['accounts'][number]['client'], chatIds: string[]): void {
+    for (const chatId of chatIds) {
+      const p = client
+        .markRead(chatId)
+        .catch((err: unknown) => this.rt.log.warn({ account: client.accountId, chat: chatId, err: describeError(err) }, 'could not mark the chat read'))
+        .finally(() => this.reads.delete(p));
+      this.reads.add(p);
+    }
+  }
+}

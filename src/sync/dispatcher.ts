@@ -1,0 +1,376 @@
+import type { Logger } from 'pino';
+import type {
+  ChatInfo, ConnectorCapabilities, ConnectorInstance, ConversationRef, ConversationRequest, Delivery, MessageAuthor, OutgoingMessage,
+} from '../connector/contract.js';
+import { describeError, RemoteApiError, ValidationError } from '../errors.js';
+import { chunks } from '../ledger/chats.js';
+import { connectorStore, pausedState } from '../ledger/connector-state.js';
+import { loadConversations, saveConversations } from '../ledger/conversations.js';
+import type { Ledger } from '../ledger/database.js';
+import { Outbox, type ClaimedDelivery } from '../ledger/outbox.js';
+import type { ChatRow, MessageRow } from '../ledger/tables.js';
+
+/** Attempts before a delivery becomes a dead letter. */
+export const MAX_ATTEMPTS = 8;
+
+export interface DispatcherOptions {
+  ledger: Ledger;
+  log: Logger;
+  accountId: string;
+  connectorId: string;
+  connector: ConnectorInstance;
+  capabilities: ConnectorCapabilities;
+  /** A link to a kept voice file, when the daemon serves them (PUBLIC_URL). */
+  voiceUrl?: (accountId: string, voiceId: string) => string | null;
+  /** Chats whose buyer messages were delivered (the mark-read policy listens). */
+  onDelivered?: (chatIds: string[]) => void;
+  /** First retry after this long, doubling, ±20% jitter, capped. Defaults 10 s and 1 h. */
+  backoff?: { baseMs: number; capMs: number };
+  /** Deliveries claimed per round. Default 1,000. */
+  claimLimit?: number;
+  /** A chat known only from a webhook waits this long for its details before delivery anyway. Default 5 min. */
+  stubGraceMs?: number;
+  now?: () => number;
+}
+
+export interface DispatchReport {
+  enqueued: number;
+  delivered: number;
+  reconciled: number;
+  retried: number;
+  dead: number;
+  skipped: number;
+  conversationsCreated: number;
+  /** Why the run stopped early (paused connector, credentials refused), if it did. */
+  halted?: string;
+}
+
+type Outcome = 'transient' | 'permanent' | 'halt';
+
+/** How a failure is handled: retry later, give up on the item, or stop the connector's run. */
+export function classifyFailure(err: unknown): Outcome {
+  if (err instanceof RemoteApiError) {
+    if (['banned', 'bad_credentials', 'token_expired', 'forbidden', 'tariff'].includes(err.kind)) return 'halt';
+    if (err.transient) return 'transient';
+    return 'permanent';
+  }
+  if (err instanceof ValidationError) return 'permanent';
+  return 'transient';
+}
+
+interface Work {
+  claim: ClaimedDelivery;
+  message: MessageRow;
+  chat: ChatRow | undefined;
+  delivery?: Delivery;
+}
+
+/**
+ * Moves ledger messages into one connector for one account (design.md §7): enqueue new messages,
+ * claim due deliveries keeping each chat's order, make sure each chat has its conversation,
+ * reconcile items that may have been delivered before a crash (invariant 2), deliver in batches,
+ * and retry with backoff or dead-letter what fails — one bad item never stops the rest.
+ */
+export class Dispatcher {
+  private readonly outbox: Outbox;
+  private readonly now: () => number;
+
+  constructor(private readonly o: DispatcherOptions) {
+    this.outbox = new Outbox(o.ledger, o.accountId, o.connectorId);
+    this.now = o.now ?? Date.now;
+  }
+
+  get outboxCounts() {
+    return this.outbox.counts();
+  }
+
+  async run(): Promise<DispatchReport> {
+    const report: DispatchReport = { enqueued: 0, delivered: 0, reconciled: 0, retried: 0, dead: 0, skipped: 0, conversationsCreated: 0 };
+    report.enqueued = await this.outbox.enqueue();
+    const limit = this.o.claimLimit ?? 1000;
+    for (;;) {
+      const paused = await pausedState(this.o.ledger.db, this.o.accountId, this.o.connectorId, this.now());
+      if (paused) {
+        report.halted = `paused until ${new Date(paused.until).toISOString()}: ${paused.reason}`;
+        break;
+      }
+      const waiting = await this.stubChatsWaiting();
+      const claimed = await this.outbox.claim(limit, this.now(), (chatId) => waiting.has(chatId));
+      if (claimed.length === 0) break;
+      const halted = await this.round(claimed, report);
+      if (halted) {
+        report.halted = halted;
+        await connectorStore(this.o.ledger.db, this.o.accountId, this.o.connectorId).set('last_error', `${new Date(this.now()).toISOString()} ${halted}`);
+        break;
+      }
+      if (claimed.length < limit) break;
+    }
+    if (report.delivered || report.dead || report.halted) {
+      this.o.log.info({ account: this.o.accountId, connector: this.o.connectorId, ...report }, 'dispatch done');
+    }
+    return report;
+  }
+
+  /** One claimed batch. Returns a reason when the connector's run must stop. */
+  private async round(claimed: ClaimedDelivery[], report: DispatchReport): Promise<string | undefined> {
+    const { ledger, accountId, connectorId } = this.o;
+    const messages = await this.loadMessages(claimed.map((c) => c.messageId));
+    const chatIds = [...new Set(claimed.map((c) => c.chatId))];
+    const chats = await this.loadChats(chatIds);
+    const work: Work[] = [];
+    const echoes: number[] = [];
+    const linked = await this.echoLinked(claimed.filter((c) => messages.get(c.messageId)?.is_own).map((c) => c.messageId));
+    for (const claim of claimed) {
+      const message = messages.get(claim.messageId);
+      if (!message || (claim.kind === 'message' && linked.has(claim.messageId))) {
+        echoes.push(claim.id); // a reply's echo: already in the CRM as the reply itself
+        continue;
+      }
+      work.push({ claim, message, chat: chats.get(claim.chatId) });
+    }
+    if (echoes.length) {
+      await ledger.writeSync((db) => {
+        const st = db.prepare(`UPDATE deliveries SET status = 'skipped', lease_until = NULL, updated_at = ? WHERE id = ?`);
+        for (const id of echoes) st.run(this.now(), id);
+      });
+      report.skipped += echoes.length;
+    }
+
+    // Conversations: every chat needs one; a buyer writing into a closed one gets a new one.
+    const previous = await loadConversations(ledger.db, accountId, connectorId, chatIds);
+    const requests: ConversationRequest[] = [];
+    for (const chatId of chatIds) {
+      const items = work.filter((w) => w.claim.chatId === chatId);
+      if (items.length === 0) continue;
+      const buyerWrote = items.some((w) => !w.message.is_own && !w.message.bot_name && w.claim.kind === 'message');
+      const prev = previous.get(chatId);
+      if (prev && !buyerWrote) continue;
+      requests.push({ chat: chatInfo(accountId, chatId, items[0]!.chat), previous: prev, buyerWrote });
+    }
+    const conversations = new Map(previous);
+    const fresh = new Set<string>();
+    const failedChats = new Map<string, unknown>();
+    for (const part of chunks(requests, this.o.capabilities.maxConversationBatch)) {
+      let results;
+      try {
+        results = await this.o.connector.ensureConversations(part);
+      } catch (err) {
+        if (classifyFailure(err) === 'halt') {
+          await this.outbox.release(work.map((w) => w.claim.id));
+          return describeError(err);
+        }
+        results = part.map(() => ({ ok: false as const, error: err }));
+      }
+      const saved = new Map<string, ConversationRef>();
+      results.forEach((r, i) => {
+        const req = part[i]!;
+        if (r.ok) {
+          saved.set(req.chat.chatId, r.value);
+          conversations.set(req.chat.chatId, r.value);
+          if (r.value.id !== req.previous?.id) fresh.add(req.chat.chatId);
+        } else failedChats.set(req.chat.chatId, r.error);
+      });
+      await saveConversations(ledger.db, accountId, connectorId, saved);
+    }
+    report.conversationsCreated += fresh.size;
+
+    // Items whose chat has no conversation fail with the conversation's error.
+    const ready: Work[] = [];
+    const failures: { w: Work; error: unknown }[] = [];
+    const firstSeen = new Set<string>();
+    for (const w of work) {
+      const conv = conversations.get(w.claim.chatId);
+      if (!conv) {
+        failures.push({ w, error: failedChats.get(w.claim.chatId) ?? new Error('no conversation for this chat') });
+        continue;
+      }
+      const first = fresh.has(w.claim.chatId) && !firstSeen.has(w.claim.chatId);
+      firstSeen.add(w.claim.chatId);
+      w.delivery = { conversation: conv, message: this.outgoing(w, first), chat: chatInfo(this.o.accountId, w.claim.chatId, w.chat) };
+      ready.push(w);
+    }
+
+    // Reconcile before re-sending: an earlier attempt may have reached the CRM (invariant 2).
+    let toSend = ready;
+    const maybeSent = ready.filter((w) => w.claim.priorAttempts > 0);
+    if (maybeSent.length && this.o.capabilities.findDelivered) {
+      const found = new Map<string, string>();
+      try {
+        for (const part of chunks(maybeSent, Math.max(this.o.capabilities.maxBatch, 50))) {
+          for (const [k, v] of await this.o.connector.findDelivered(part.map((w) => w.delivery!))) found.set(k, v);
+        }
+      } catch (err) {
+        // Unknown is not "absent": nothing is sent for these until the CRM can be asked again.
+        const outcome = classifyFailure(err);
+        await this.outbox.release(work.map((w) => w.claim.id), this.now() + this.backoffMs(1));
+        return outcome === 'halt' ? describeError(err) : undefined;
+      }
+      const done = maybeSent.filter((w) => found.has(deliveryKey(w)));
+      await this.outbox.markDelivered(done.map((w) => ({ id: w.claim.id, remoteId: found.get(deliveryKey(w))! })));
+      report.reconciled += done.length;
+      const doneIds = new Set(done.map((w) => w.claim.id));
+      toSend = ready.filter((w) => !doneIds.has(w.claim.id));
+    }
+
+    const blocked = new Set<string>();
+    for (const f of failures) {
+      await this.fail(f.w, f.error, report);
+      if (classifyFailure(f.error) !== 'permanent') blocked.add(f.w.claim.chatId);
+    }
+    const deliveredBuyerChats = new Set<string>();
+    for (let i = 0; i < toSend.length; i += this.o.capabilities.maxBatch) {
+      const batch = toSend.slice(i, i + this.o.capabilities.maxBatch);
+      const halted = await this.deliverBatch(batch, blocked, report, deliveredBuyerChats);
+      if (halted) {
+        await this.outbox.release(toSend.slice(i + this.o.capabilities.maxBatch).map((w) => w.claim.id));
+        return halted;
+      }
+    }
+    if (deliveredBuyerChats.size) this.o.onDelivered?.([...deliveredBuyerChats]);
+    return undefined;
+  }
+
+  private async deliverBatch(batch: Work[], blocked: Set<string>, report: DispatchReport, buyerChats: Set<string>): Promise<string | undefined> {
+    const held = batch.filter((w) => blocked.has(w.claim.chatId));
+    await this.outbox.release(held.map((w) => w.claim.id));
+    const items = batch.filter((w) => !blocked.has(w.claim.chatId));
+    if (items.length === 0) return undefined;
+    let results;
+    try {
+      results = await this.o.connector.deliver(items.map((w) => w.delivery!));
+    } catch (err) {
+      const outcome = classifyFailure(err);
+      if (outcome === 'halt') {
+        await this.outbox.release(items.map((w) => w.claim.id));
+        return describeError(err);
+      }
+      if (outcome === 'permanent' && items.length > 1) {
+        // One bad item fails a whole batch: deliver one by one to find it; the rest go on.
+        for (const w of items) {
+          const halted = await this.deliverBatch([w], blocked, report, buyerChats);
+          if (halted) return halted;
+        }
+        return undefined;
+      }
+      results = items.map(() => ({ ok: false as const, error: err }));
+    }
+    // Every item of this call was attempted: each keeps its attempt, whatever its chat's fate.
+    const ok: { id: number; remoteId: string }[] = [];
+    for (let k = 0; k < items.length; k++) {
+      const w = items[k]!;
+      const r = results[k] ?? { ok: false as const, error: new Error('the connector returned no result for this item') };
+      if (r.ok) {
+        ok.push({ id: w.claim.id, remoteId: r.value.remoteId });
+        if (w.delivery!.message.author.kind === 'buyer') buyerChats.add(w.claim.chatId);
+      } else {
+        await this.fail(w, r.error, report);
+        if (classifyFailure(r.error) !== 'permanent') blocked.add(w.claim.chatId);
+      }
+    }
+    await this.outbox.markDelivered(ok);
+    report.delivered += ok.length;
+    return undefined;
+  }
+
+  private async fail(w: Work, error: unknown, report: DispatchReport): Promise<void> {
+    const message = describeError(error);
+    const attempts = w.claim.priorAttempts + 1;
+    if (classifyFailure(error) === 'permanent' || attempts >= MAX_ATTEMPTS) {
+      await this.outbox.markDead([{ id: w.claim.id, error: message }]);
+      report.dead++;
+      this.o.log.warn({ account: this.o.accountId, connector: this.o.connectorId, message: w.claim.messageId, chat: w.claim.chatId, attempts, err: message }, 'delivery failed for good: dead letter');
+    } else {
+      await this.outbox.retryLater([{ id: w.claim.id, error: message, at: this.now() + this.backoffMs(attempts) }]);
+      report.retried++;
+    }
+  }
+
+  private backoffMs(attempt: number): number {
+    const { baseMs, capMs } = this.o.backoff ?? { baseMs: 10_000, capMs: 3_600_000 };
+    const raw = Math.min(capMs, baseMs * 2 ** Math.max(0, attempt - 1));
+    return Math.round(raw * (0.8 + Math.random() * 0.4));
+  }
+
+  private outgoing(w: Work, first: boolean): OutgoingMessage {
+    const m = w.message;
+    let author: MessageAuthor;
+    if (m.bot_name) author = { kind: 'bot', name: m.bot_name, flowId: m.flow_id };
+    else if (m.is_own) author = { kind: 'seller' };
+    else author = { kind: 'buyer', name: w.chat?.buyer_name ?? null };
+    const deletion = w.claim.kind === 'deletion';
+    return {
+      messageId: deletion ? `${m.message_id}:deleted` : m.message_id,
+      chatId: m.chat_id,
+      created: m.created,
+      type: deletion ? 'deleted' : m.type,
+      author,
+      text: deletion ? null : m.text,
+      content: JSON.parse(m.content) as Record<string, unknown>,
+      voiceUrl: m.voice_id && this.o.voiceUrl ? this.o.voiceUrl(m.account_id, m.voice_id) : null,
+      first,
+    };
+  }
+
+  private async loadMessages(ids: readonly string[]): Promise<Map<string, MessageRow>> {
+    const out = new Map<string, MessageRow>();
+    for (const part of chunks(ids, 500)) {
+      const rows = await this.o.ledger.db.selectFrom('messages').selectAll().where('account_id', '=', this.o.accountId).where('message_id', 'in', part).execute();
+      for (const r of rows) out.set(r.message_id, r);
+    }
+    return out;
+  }
+
+  private async loadChats(ids: readonly string[]): Promise<Map<string, ChatRow>> {
+    const out = new Map<string, ChatRow>();
+    for (const part of chunks(ids, 500)) {
+      const rows = await this.o.ledger.db.selectFrom('chats').selectAll().where('account_id', '=', this.o.accountId).where('chat_id', 'in', part).execute();
+      for (const r of rows) out.set(r.chat_id, r);
+    }
+    return out;
+  }
+
+  /** Own messages that are echoes of replies this daemon sent (linked by Avito message id). */
+  private async echoLinked(messageIds: readonly string[]): Promise<Set<string>> {
+    const out = new Set<string>();
+    for (const part of chunks(messageIds, 500)) {
+      const rows = await this.o.ledger.db.selectFrom('reply_sends').select('avito_message_id').where('account_id', '=', this.o.accountId).where('avito_message_id', 'in', part).execute();
+      for (const r of rows) if (r.avito_message_id) out.add(r.avito_message_id);
+    }
+    return out;
+  }
+
+  /** Chats known only from a webhook, still young enough to wait for their details. */
+  private async stubChatsWaiting(): Promise<Set<string>> {
+    const grace = this.o.stubGraceMs ?? 300_000;
+    const rows = await this.o.ledger.db
+      .selectFrom('chats')
+      .innerJoin('messages', (j) => j.onRef('messages.account_id', '=', 'chats.account_id').onRef('messages.chat_id', '=', 'chats.chat_id'))
+      .select(['chats.chat_id'])
+      .select((eb) => eb.fn.min('messages.inserted_at').as('first'))
+      .where('chats.account_id', '=', this.o.accountId)
+      .where('chats.needs_fetch', '=', 1)
+      .groupBy('chats.chat_id')
+      .execute();
+    return new Set(rows.filter((r) => Number(r.first) > this.now() - grace).map((r) => r.chat_id));
+  }
+}
+
+function deliveryKey(w: Work): string {
+  return w.delivery!.message.messageId;
+}
+
+/** The Avito web messenger's address of a chat. */
+export function chatUrl(chatId: string): string {
+  return `https://www.avito.ru/profile/messenger/channel/${encodeURIComponent(chatId)}`;
+}
+
+export function chatInfo(accountId: string, chatId: string, chat: ChatRow | undefined): ChatInfo {
+  return {
+    accountId,
+    chatId,
+    chatType: chat?.chat_type ?? null,
+    item: { id: chat?.item_id ?? null, title: chat?.item_title ?? null, url: chat?.item_url ?? null, price: chat?.item_price ?? null },
+    buyer: { id: chat?.buyer_id ?? null, name: chat?.buyer_name ?? null, url: chat?.buyer_url ?? null },
+    chatUrl: chatUrl(chatId),
+  };
+}
