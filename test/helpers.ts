@@ -6,7 +6,9 @@ import { fileURLToPath } from 'node:url';
 import { loadConfig, type AppConfig } from '../src/config/load-config.js';
 import { memoryLogger } from '../src/log/logger.js';
 import { createRuntime, type Runtime } from '../src/runtime.js';
+import type { FakeAmo } from './fakes/fake-amocrm.js';
 import type { FakeAvito } from './fakes/fake-avito.js';
+import { markerOf } from '../connectors/amocrm/mappers.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const CLI = path.join(ROOT, 'dist/src/cli/main.js');
@@ -75,4 +77,14 @@ export function runCli(args: string[], env: Record<string, string>, opts: { cwd?
     child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
     opts.onSpawn?.(child);
   });
+}
+
+/** Environment for one account against the fake Avito and the fake amoCRM. */
+export function fakeEnvWithAmo(fake: FakeAvito, amo: FakeAmo, dir: string, extra: Record<string, string> = {}): Record<string, string> {
+  return fakeEnv(fake, dir, { AVITO_SYNC_CONNECTORS: 'amocrm', AMOCRM_BASE_URL: amo.url, AMOCRM_ACCESS_TOKEN: amo.token, ...extra });
+}
+
+/** Avito message ids of every note the fake amoCRM holds (from their markers), with repeats. */
+export function deliveredIds(amo: FakeAmo): string[] {
+  return [...amo.notes.values()].map((n) => markerOf(String(n.params.text ?? ''))).filter((x): x is string => Boolean(x));
 }

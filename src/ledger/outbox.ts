@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { hostname } from 'node:os';
 import type { Ledger } from './database.js';
 
 /** A claimed delivery: one message (or one deletion) for one connector. */
@@ -21,6 +22,22 @@ export interface OutboxCounts {
 
 /** How long a claim holds a delivery; an expired lease is claimable again (a crashed process). */
 export const LEASE_MS = 120_000;
+
+/** Who holds a lease: this host and process. */
+export const LEASE_OWNER = `${hostname()}:${process.pid}`;
+
+/** A lease held by a process that no longer exists on this host is free now (it was killed). */
+export function leaseOrphaned(owner: string | null): boolean {
+  if (!owner || owner === LEASE_OWNER) return false;
+  const sep = owner.lastIndexOf(':');
+  if (owner.slice(0, sep) !== hostname()) return false;
+  try {
+    process.kill(Number(owner.slice(sep + 1)), 0);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
 
 /**
  * The delivery outbox: a row per (account, connector, message), with status, attempts, next
@@ -52,9 +69,9 @@ export class Outbox {
         FROM messages m WHERE m.account_id = @account AND m.deleted_at > @from AND m.deleted_at <= @to
           AND EXISTS (SELECT 1 FROM deliveries d WHERE d.account_id = m.account_id AND d.connector = @connector AND d.message_id = m.message_id AND d.kind = 'message' AND d.status = 'delivered')
         ON CONFLICT (account_id, connector, message_id, kind) DO NOTHING`),
-      candidates: db.prepare(`SELECT id, message_id, kind, chat_id, status, attempts, next_attempt_at, lease_until FROM deliveries
+      candidates: db.prepare(`SELECT id, message_id, kind, chat_id, status, attempts, next_attempt_at, lease_until, lease_owner FROM deliveries
         WHERE account_id = ? AND connector = ? AND status IN ('pending', 'leased') ORDER BY chat_id, created, seq, id LIMIT ?`),
-      lease: db.prepare(`UPDATE deliveries SET status = 'leased', lease_until = ?, attempts = attempts + 1, updated_at = ? WHERE id = ?`),
+      lease: db.prepare(`UPDATE deliveries SET status = 'leased', lease_until = ?, lease_owner = ?, attempts = attempts + 1, updated_at = ? WHERE id = ?`),
       delivered: db.prepare(`UPDATE deliveries SET status = 'delivered', remote_id = ?, lease_until = NULL, last_error = NULL, updated_at = ? WHERE id = ?`),
       retry: db.prepare(`UPDATE deliveries SET status = 'pending', next_attempt_at = ?, last_error = ?, lease_until = NULL, updated_at = ? WHERE id = ?`),
       release: db.prepare(`UPDATE deliveries SET status = 'pending', attempts = max(attempts - 1, 0), next_attempt_at = ?, lease_until = NULL, updated_at = ? WHERE id = ?`),
@@ -93,21 +110,27 @@ export class Outbox {
   async claim(limit: number, now = Date.now(), skipChat?: (chatId: string) => boolean): Promise<ClaimedDelivery[]> {
     return this.ledger.writeSync(() => {
       const rows = this.s.candidates!.all(this.accountId, this.connector, limit * 4) as {
-        id: number; message_id: string; kind: 'message' | 'deletion'; chat_id: string; status: string; attempts: number; next_attempt_at: number; lease_until: number | null;
+        id: number; message_id: string; kind: 'message' | 'deletion'; chat_id: string; status: string; attempts: number; next_attempt_at: number; lease_until: number | null; lease_owner: string | null;
       }[];
+      const orphaned = new Map<string, boolean>();
+      const isOrphaned = (owner: string | null) => {
+        if (!owner) return false;
+        if (!orphaned.has(owner)) orphaned.set(owner, leaseOrphaned(owner));
+        return orphaned.get(owner)!;
+      };
       const out: ClaimedDelivery[] = [];
       let blockedChat: string | undefined;
       for (const r of rows) {
         if (out.length >= limit) break;
         if (r.chat_id === blockedChat) continue;
-        const due = r.status === 'pending' ? r.next_attempt_at <= now : (r.lease_until ?? 0) < now;
+        const due = r.status === 'pending' ? r.next_attempt_at <= now : (r.lease_until ?? 0) < now || isOrphaned(r.lease_owner);
         if (!due || skipChat?.(r.chat_id)) {
           blockedChat = r.chat_id;
           continue;
         }
         out.push({ id: r.id, messageId: r.message_id, kind: r.kind, chatId: r.chat_id, priorAttempts: r.attempts });
       }
-      for (const c of out) this.s.lease!.run(now + LEASE_MS, now, c.id);
+      for (const c of out) this.s.lease!.run(now + LEASE_MS, LEASE_OWNER, now, c.id);
       return out;
     });
   }

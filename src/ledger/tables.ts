@@ -140,6 +140,7 @@ export interface DeliveriesTable {
   attempts: number;
   next_attempt_at: number;
   lease_until: number | null;
+  lease_owner: string | null;
   last_error: string | null;
   remote_id: string | null;
   updated_at: number;

@@ -2,6 +2,7 @@ import type { LedgerDb } from '../ledger/database.js';
 import { listAccounts } from '../ledger/accounts.js';
 import { listCursors } from '../ledger/cursors.js';
 import { recentItemErrors } from '../ledger/item-errors.js';
+import { connectorStore, pausedState } from '../ledger/connector-state.js';
 
 export interface AccountStatus {
   id: string;
@@ -12,6 +13,17 @@ export interface AccountStatus {
   cursors: Record<string, string>;
   token: { expiresAt: string | null; expired: boolean } | null;
   lastErrors: { at: string; scope: string; ref: string | null; error: string }[];
+  connectors: ConnectorStatus[];
+}
+
+export interface ConnectorStatus {
+  connector: string;
+  /** Deliveries by status: pending (incl. retrying), leased, delivered, dead, skipped (echoes). */
+  backlog: { pending: number; leased: number; delivered: number; dead: number; skipped: number };
+  conversations: number;
+  /** Set while the CRM refuses all traffic (amoCRM ban): until when and why. */
+  paused: { until: string; reason: string } | null;
+  lastError: string | null;
 }
 
 export interface StatusReport {
@@ -41,7 +53,34 @@ export async function collectStatus(db: LedgerDb, ledgerFile: string, now = Date
       cursors,
       token: token ? { expiresAt: token.expires_at ? new Date(token.expires_at).toISOString() : null, expired: token.expires_at !== null && token.expires_at <= now } : null,
       lastErrors: (await recentItemErrors(db, 5, a.id)).map((e) => ({ at: new Date(e.at).toISOString(), scope: e.scope, ref: e.ref, error: e.error })),
+      connectors: await connectorStatuses(db, a.id, now),
     });
   }
   return { ledger: ledgerFile, accounts };
+}
+
+async function connectorStatuses(db: LedgerDb, accountId: string, now: number): Promise<ConnectorStatus[]> {
+  const rows = await db
+    .selectFrom('deliveries')
+    .select(['connector', 'status', (eb) => eb.fn.countAll<number>().as('n')])
+    .where('account_id', '=', accountId)
+    .groupBy(['connector', 'status'])
+    .execute();
+  const states = await db.selectFrom('connector_state').select('connector').distinct().where('account_id', '=', accountId).execute();
+  const ids = [...new Set([...rows.map((r) => r.connector), ...states.map((s) => s.connector)])].sort();
+  const out: ConnectorStatus[] = [];
+  for (const connector of ids) {
+    const backlog = { pending: 0, leased: 0, delivered: 0, dead: 0, skipped: 0 };
+    for (const r of rows) if (r.connector === connector) backlog[r.status] = Number(r.n);
+    const conv = await db.selectFrom('conversations').select((eb) => eb.fn.countAll<number>().as('n')).where('account_id', '=', accountId).where('connector', '=', connector).executeTakeFirstOrThrow();
+    const paused = await pausedState(db, accountId, connector, now);
+    out.push({
+      connector,
+      backlog,
+      conversations: Number(conv.n),
+      paused: paused ? { until: new Date(paused.until).toISOString(), reason: paused.reason } : null,
+      lastError: (await connectorStore(db, accountId, connector).get('last_error')) ?? null,
+    });
+  }
+  return out;
 }

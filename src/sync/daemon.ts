@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { describeError } from '../errors.js';
+import { pausedState } from '../ledger/connector-state.js';
 import type { Runtime } from '../runtime.js';
 import { buildHttpServer, type HealthReport } from '../server/http-server.js';
 import { Metrics } from '../server/metrics.js';
@@ -46,10 +47,12 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
   const { config, log, ledger } = rt;
   const state = new DaemonState();
   const metrics = new Metrics({
-    queueDepths: () => rt.accounts.map((a) => ({ account: a.config.id, queue: 'avito_requests', depth: a.client.queueDepth })),
+    queueDepths: () => rt.accounts.map((a) => ({ account: a.config.id, queue: 'avito_requests', depth: a.client.queueDepth })).concat(backlog),
     tokenExpiries: () => rt.accounts.map((a) => ({ account: a.config.id, provider: 'avito', expiresAt: a.client.tokens.expiresAt })),
   });
   const secret = await webhookSecret(ledger.db, config.webhookSecret);
+  // Delivery backlogs, refreshed after each dispatch run (the metrics callback cannot await).
+  let backlog: { account: string; queue: string; depth: number }[] = [];
   const webhooksOn = Boolean(config.publicUrl);
   const pollEvery = webhooksOn ? config.pollIntervalWithWebhooksSeconds : config.pollIntervalSeconds;
 
@@ -91,7 +94,10 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
         throw err;
       }
     }, pollEvery));
-    detailJobs.set(id, scheduler.add(`chat-details:${id}`, async () => fetchStubChats(ctx, await acc.client.userId())));
+    detailJobs.set(id, scheduler.add(`chat-details:${id}`, async () => {
+      await fetchStubChats(ctx, await acc.client.userId());
+      kickDelivery(id); // messages waiting for the chat's details can go now
+    }));
     voiceJobs.set(id, scheduler.add(`voice:${id}`, () => rt.voice.keepPending(acc.client, stopSignal.signal), 300));
   }
   scheduler.add('token-refresh', async () => {
@@ -103,7 +109,11 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
   const dispatchJobs = new Map<string, Job>();
   for (const u of delivery.units) {
     dispatchJobs.set(`${u.accountId}/${u.connectorId}`, scheduler.add(`dispatch:${u.accountId}/${u.connectorId}`, async () => {
-      if (!stopSignal.signal.aborted) await u.dispatcher.run();
+      if (stopSignal.signal.aborted) return;
+      await u.dispatcher.run();
+      const counts = await u.dispatcher.outboxCounts;
+      backlog = backlog.filter((b) => !(b.account === u.accountId && b.queue.startsWith(`${u.connectorId}_`)));
+      backlog.push({ account: u.accountId, queue: `${u.connectorId}_pending`, depth: counts.pending + counts.leased }, { account: u.accountId, queue: `${u.connectorId}_dead`, depth: counts.dead });
     }, 30));
   }
   const kickDelivery = (accountId: string) => {
@@ -184,6 +194,11 @@ async function health(rt: Runtime, state: DaemonState, pollEverySeconds: number)
   }
   const now = Date.now();
   const staleAfter = pollEverySeconds * 3 * 1000;
+  const paused = new Map<string, { connector: string; until: string; reason: string }[]>();
+  for (const c of rt.connectors) {
+    const p = await pausedState(rt.ledger.db, c.accountId, c.definition.id, now).catch(() => undefined);
+    if (p) paused.set(c.accountId, [...(paused.get(c.accountId) ?? []), { connector: c.definition.id, until: new Date(p.until).toISOString(), reason: p.reason }]);
+  }
   const accounts = rt.accounts.map((a) => {
     const h = state.account(a.config.id);
     const exp = a.client.tokens.expiresAt;
@@ -194,7 +209,8 @@ async function health(rt: Runtime, state: DaemonState, pollEverySeconds: number)
       lastPollError: h.lastPollError ? { at: new Date(h.lastPollError.at).toISOString(), message: h.lastPollError.message } : null,
       lastWebhook: h.lastWebhookAt ? new Date(h.lastWebhookAt).toISOString() : null,
       token: { expiresAt: exp ? new Date(exp).toISOString() : null, state: exp === undefined ? 'unknown' : exp <= now ? 'expired' : 'valid' },
-      healthy: !stale && !h.lastPollError,
+      pausedConnectors: paused.get(a.config.id) ?? [],
+      healthy: !stale && !h.lastPollError && !paused.has(a.config.id),
     };
   });
   const status = !ledgerOk ? 'down' : accounts.every((a) => a.healthy) ? 'ok' : 'degraded';

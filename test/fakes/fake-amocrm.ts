@@ -80,6 +80,11 @@ export class FakeAmo {
     { id: 2000, name: 'Опт', sort: 2, is_main: false, is_archive: false, statuses: [{ id: 2001, name: 'Новый', sort: 10, type: 0 }, { id: 142, name: 'Успешно', sort: 10000, type: 0 }, { id: 143, name: 'Закрыто', sort: 11000, type: 0 }] },
   ];
   banned = false;
+  /**
+   * The next successful answer on a matching path is never sent: the work is done (notes stored)
+   * but the caller never learns it. `onStall` runs then (a test kills the process there).
+   */
+  stall: { method: string; path: string; onStall: () => void } | undefined;
   /** Called after every answered request. */
   onRequest: ((r: { method: string; path: string; status: number }) => void) | undefined;
   /** Unix seconds used for created_at/updated_at; moves forward on every write. */
@@ -440,7 +445,15 @@ export class FakeAmo {
   }
 
   private json(req: IncomingMessage, res: ServerResponse, status: number, payload: unknown): void {
-    this.log(req.method ?? 'GET', new URL(req.url ?? '/', 'http://x').pathname, status);
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    if (this.stall && req.method === this.stall.method && path === this.stall.path) {
+      const { onStall } = this.stall;
+      this.stall = undefined;
+      this.log(req.method ?? 'GET', path, -1);
+      onStall();
+      return;
+    }
+    this.log(req.method ?? 'GET', path, status);
     res.writeHead(status, { 'content-type': 'application/hal+json' }).end(JSON.stringify(payload));
   }
 

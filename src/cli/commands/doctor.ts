@@ -22,6 +22,11 @@ export function registerDoctor(program: Command): void {
           const checks = await avitoChecks(acc.client, { configuredUserId: acc.config.avito.userId, publicWebhookUrl: hookUrl, knownChatId: known?.chat_id });
           all.push(...checks.map((c) => (rt.accounts.length > 1 ? { ...c, check: `${acc.config.id}: ${c.check}` } : c)));
         }
+        for (const c of rt.connectors) {
+          const checks = await c.instance.checkAccess().catch((err: unknown) => [{ check: `${c.definition.id} access`, verdict: 'fail' as const, detail: err instanceof Error ? err.message : String(err) }]);
+          all.push(...checks.map((x) => (rt.accounts.length > 1 ? { ...x, check: `${c.accountId}: ${x.check}` } : x)));
+        }
+        if (rt.connectors.length === 0) all.push({ check: 'CRM connectors', verdict: 'warn', detail: 'none enabled: messages stay in the ledger', action: 'Set AMOCRM_BASE_URL and AMOCRM_ACCESS_TOKEN (or AVITO_SYNC_CONNECTORS) to deliver to a CRM.' });
         return all;
       });
       if (opts.json) out(JSON.stringify(results, null, 2));

@@ -20,6 +20,12 @@ export function registerStatus(program: Command): void {
         out(`  chats ${a.chats}, messages ${a.messages}, voice files pending ${a.voicePending}`);
         out(`  token: ${a.token ? (a.token.expired ? 'expired' : `valid until ${a.token.expiresAt ?? 'forever'}`) : 'none yet'}`);
         for (const [name, value] of Object.entries(a.cursors)) out(`  cursor ${name} = ${value}${/^\d{10}$/.test(value) ? ` (${new Date(Number(value) * 1000).toISOString()})` : ''}`);
+        for (const c of a.connectors) {
+          const b = c.backlog;
+          out(`  → ${c.connector}: ${b.delivered} delivered, ${b.pending + b.leased} waiting, ${b.dead} dead letters, ${b.skipped} echoes skipped, ${c.conversations} conversations`);
+          if (c.paused) out(`    PAUSED until ${c.paused.until}: ${c.paused.reason}`);
+          if (c.lastError) out(`    last error: ${c.lastError}`);
+        }
         for (const e of a.lastErrors) out(`  error ${e.at} ${e.scope} ${e.ref ?? ''}: ${e.error}`);
       }
     });

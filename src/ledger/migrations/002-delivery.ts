@@ -32,6 +32,8 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
     .addColumn('next_attempt_at', 'integer', (c) => c.notNull())
     .addColumn('lease_until', 'integer')
+    // `host:pid` of the claimer: a lease whose process is gone is free at once (same host).
+    .addColumn('lease_owner', 'text')
     .addColumn('last_error', 'text')
     .addColumn('remote_id', 'text')
     .addColumn('updated_at', 'integer', (c) => c.notNull())

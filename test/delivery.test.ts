@@ -1,0 +1,217 @@
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Runtime } from '../src/runtime.js';
+import { Dispatcher } from '../src/sync/dispatcher.js';
+import { startDaemon, type Daemon } from '../src/sync/daemon.js';
+import { syncOnce } from '../src/sync/sync-once.js';
+import { FakeAmo } from './fakes/fake-amocrm.js';
+import { FakeAvito } from './fakes/fake-avito.js';
+import { deliveredIds, fakeEnvWithAmo, runCli, tempDir, testRuntime, waitFor } from './helpers.js';
+
+let avito: FakeAvito;
+let amo: FakeAmo;
+let rt: Runtime | undefined;
+let daemon: Daemon | undefined;
+let cleanup: () => void;
+let dir: string;
+
+async function setup(env: Record<string, string> = {}) {
+  avito = new FakeAvito();
+  amo = new FakeAmo();
+  await avito.start();
+  await amo.start();
+  ({ dir, cleanup } = tempDir());
+  ({ rt } = await testRuntime(fakeEnvWithAmo(avito, amo, dir, env)));
+  return rt;
+}
+
+afterEach(async () => {
+  await daemon?.stop();
+  daemon = undefined;
+  if (!daemon) await rt?.close().catch(() => undefined);
+  rt = undefined;
+  await avito?.stop();
+  await amo?.stop();
+  cleanup?.();
+});
+
+function dupes(ids: string[]): string[] {
+  return ids.filter((id, i) => ids.indexOf(id) !== i);
+}
+
+describe('delivery to amoCRM', () => {
+  it('sync --once: chats become leads, messages become notes in order, exactly once; a second run adds nothing', async () => {
+    await setup();
+    const chats = avito.seed(4, 5);
+    const report = await syncOnce(rt!);
+    expect(report.deliveries[0]!.report).toMatchObject({ delivered: 20, conversationsCreated: 4, dead: 0 });
+    expect(amo.leads.size).toBe(4);
+    for (const c of chats) {
+      const lead = [...amo.leads.values()].find((l) => l.name === avito.items.get(c.itemId!)!.title)!;
+      const ids = amo.leadNotes(lead.id).map((n) => String(n.params.text).split('#avito:')[1]);
+      expect(ids).toEqual(c.messages.map((m) => m.id));
+    }
+    avito.addMessage(chats[0]!.id, { text: 'one more' });
+    const again = await syncOnce(rt!);
+    expect(again.deliveries[0]!.report!.delivered).toBe(1);
+    expect(amo.leads.size).toBe(4);
+    const ids = deliveredIds(amo);
+    expect(ids).toHaveLength(21);
+    expect(dupes(ids)).toEqual([]);
+  });
+
+  it('seller messages from the Avito app are delivered and marked as the seller\'s', async () => {
+    await setup();
+    const chat = avito.addChat();
+    avito.addMessage(chat.id, { text: 'buyer asks' });
+    avito.addMessage(chat.id, { text: 'seller answered in the app', fromSeller: true });
+    await syncOnce(rt!);
+    const texts = [...amo.notes.values()].map((n) => String(n.params.text));
+    expect(texts.find((t) => t.includes('seller answered in the app'))).toMatch(/^Продавец \(приложение Авито\)/);
+  });
+
+  it('one bad message is dead-lettered and the rest go on', async () => {
+    await setup();
+    avito.seed(2, 3);
+    amo.inject({ path: '/api/v4/leads/notes', method: 'POST', kind: '400', times: 2 }); // the batch, then its first item alone
+    const report = await syncOnce(rt!);
+    expect(report.deliveries[0]!.report).toMatchObject({ delivered: 5, dead: 1 });
+    const status = await rt!.ledger.db.selectFrom('deliveries').select(['status', 'last_error']).where('status', '=', 'dead').execute();
+    expect(status[0]!.last_error).toMatch(/amoCRM answered 400/);
+  });
+
+  it('a 5xx is retried later with backoff; nothing is lost or doubled', async () => {
+    await setup();
+    avito.seed(2, 3);
+    amo.inject({ path: '/api/v4/leads/notes', method: 'POST', kind: '503', times: 1 });
+    await syncOnce(rt!); // leads made, notes failed: retry later
+    expect(deliveredIds(amo)).toHaveLength(0);
+    const unit = rt!.connectors[0]!;
+    const d = new Dispatcher({ ledger: rt!.ledger, log: rt!.log, accountId: 'default', connectorId: 'amocrm', connector: unit.instance, capabilities: unit.definition.capabilities, now: () => Date.now() + 3_600_000 });
+    const report = await d.run();
+    expect(report.reconciled + report.delivered).toBe(6);
+    expect(deliveredIds(amo).sort()).toEqual([...new Set(deliveredIds(amo))].sort());
+    expect(deliveredIds(amo)).toHaveLength(6);
+  });
+
+  it('a won lead gets a new lead when the buyer writes again', async () => {
+    await setup();
+    const [chat] = avito.seed(1, 2);
+    await syncOnce(rt!);
+    const first = [...amo.leads.values()][0]!;
+    first.status_id = 142;
+    avito.addMessage(chat!.id, { text: 'and another thing' });
+    await syncOnce(rt!);
+    expect(amo.leads.size).toBe(2);
+    const second = [...amo.leads.values()].find((l) => l.id !== first.id)!;
+    expect(second.contacts).toEqual(first.contacts);
+    expect(amo.leadNotes(second.id).map((n) => String(n.params.text))[0]).toMatch(/and another thing/);
+  });
+
+  it('AVITO_MARK_READ=after-delivery marks chats read after delivery; the default never does', async () => {
+    await setup();
+    avito.seed(2, 2);
+    await syncOnce(rt!);
+    expect(avito.count('chatRead')).toBe(0);
+    await rt!.close();
+    rt = undefined;
+    avito.seed(1, 1);
+    ({ rt } = await testRuntime(fakeEnvWithAmo(avito, amo, dir, { AVITO_MARK_READ: 'after-delivery' })));
+    await syncOnce(rt);
+    expect(avito.count('chatRead', 200)).toBe(1);
+  });
+
+  it('a ban stops delivery for the account; status shows it paused', async () => {
+    await setup();
+    avito.seed(1, 2);
+    amo.banned = true;
+    const report = await syncOnce(rt!);
+    expect(report.deliveries[0]!.report!.halted).toMatch(/paused|blocked/);
+    const calls = amo.requests.length;
+    await syncOnce(rt!);
+    expect(amo.requests.length).toBe(calls);
+    await rt!.close();
+    rt = undefined;
+    const status = JSON.parse((await runCli(['status', '--json'], fakeEnvWithAmo(avito, amo, dir))).stdout) as { accounts: { connectors: { connector: string; paused: { reason: string } | null; backlog: { pending: number } }[] }[] };
+    const c = status.accounts[0]!.connectors[0]!;
+    expect(c.connector).toBe('amocrm');
+    expect(c.paused?.reason).toMatch(/blocked/);
+    expect(c.backlog.pending).toBe(2);
+  });
+
+  it('a webhook message reaches amoCRM through the running daemon', async () => {
+    await setup({ WEBHOOK_SECRET: 'test-secret-0123456789' });
+    daemon = await startDaemon(rt!, { port: 0, host: '127.0.0.1', initialPoll: false });
+    const chat = avito.addChat();
+    const msg = avito.addMessage(chat.id, { text: 'via webhook' });
+    const res = await fetch(`http://127.0.0.1:${daemon.port}/webhooks/avito/test-secret-0123456789`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(avito.webhookBody(chat.id, msg)) });
+    expect(res.status).toBe(200);
+    await waitFor(() => deliveredIds(amo).includes(msg.id), 15_000, 'note in amoCRM');
+    const lead = [...amo.leads.values()][0]!;
+    expect(lead.name).toBe(avito.items.get(chat.itemId!)!.title); // waited for the chat's details
+  });
+
+  it('a bad amoCRM setting exits 2 naming the key', async () => {
+    avito = new FakeAvito();
+    amo = new FakeAmo();
+    await avito.start();
+    await amo.start();
+    ({ dir, cleanup } = tempDir());
+    const r = await runCli(['sync', '--once'], fakeEnvWithAmo(avito, amo, dir, { AMOCRM_PIPELINE_ID: 'main' }));
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/AMOCRM_PIPELINE_ID/);
+    const r2 = await runCli(['sync', '--once'], fakeEnvWithAmo(avito, amo, dir, { AMOCRM_ACCESS_TOKEN: '' }));
+    expect(r2.code).toBe(2);
+    expect(r2.stderr).toMatch(/AMOCRM_ACCESS_TOKEN/);
+  });
+
+  it('doctor checks amoCRM access, the pipeline and status', async () => {
+    avito = new FakeAvito();
+    amo = new FakeAmo();
+    await avito.start();
+    await amo.start();
+    ({ dir, cleanup } = tempDir());
+    const ok = await runCli(['doctor'], fakeEnvWithAmo(avito, amo, dir));
+    expect(ok.stdout).toMatch(/ok {3}amoCRM access: account Fake Shop/);
+    expect(ok.stdout).toMatch(/ok {3}amoCRM pipeline and status: new leads go to pipeline 1000, status 1002/);
+    const bad = await runCli(['doctor'], fakeEnvWithAmo(avito, amo, dir, { AMOCRM_PIPELINE_ID: '2000', AMOCRM_STATUS_ID: '1002' }));
+    expect(bad.code).toBe(1);
+    expect(bad.stdout).toMatch(/FAIL amoCRM pipeline and status/);
+    expect(bad.stdout).toMatch(/AMOCRM_STATUS_ID to one of: 2001/);
+  });
+});
+
+describe('invariant 2: every ledger message reaches each enabled connector exactly once in effect', () => {
+  it('a process SIGKILLed between the amoCRM call and the ledger write delivers nothing twice after restart', async () => {
+    avito = new FakeAvito();
+    amo = new FakeAmo();
+    await avito.start();
+    await amo.start();
+    ({ dir, cleanup } = tempDir());
+    avito.seed(30, 10);
+    const env = fakeEnvWithAmo(avito, amo, dir);
+    let notesPosts = 0;
+    amo.onRequest = (r) => {
+      if (r.method === 'POST' && r.path === '/api/v4/leads/notes' && r.status === 200 && ++notesPosts === 1) {
+        // The second notes request will be stored by amoCRM but never answered: the process dies there.
+        amo.stall = { method: 'POST', path: '/api/v4/leads/notes', onStall: () => child?.kill('SIGKILL') };
+      }
+    };
+    let child: import('node:child_process').ChildProcess | undefined;
+    const first = await runCli(['sync', '--once'], env, { onSpawn: (c) => (child = c) });
+    amo.onRequest = undefined;
+    expect(first.signal).toBe('SIGKILL');
+    const afterCrash = deliveredIds(amo);
+    expect(afterCrash.length).toBe(200); // two requests of 100 notes reached amoCRM; the ledger knows one
+    const second = await runCli(['sync', '--once'], env);
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stdout).toMatch(/amocrm: 100 delivered/);
+    const ids = deliveredIds(amo);
+    expect(ids).toHaveLength(300);
+    expect(dupes(ids)).toEqual([]);
+    expect(amo.leads.size).toBe(30);
+    const status = JSON.parse((await runCli(['status', '--json'], env)).stdout) as { accounts: { connectors: { backlog: { delivered: number; pending: number } }[] }[] };
+    expect(status.accounts[0]!.connectors[0]!.backlog).toMatchObject({ delivered: 300, pending: 0 });
+    void path;
+  });
+});
