@@ -1,4 +1,5 @@
 import os from 'node:os';
+import { deliveryBench } from './delivery.js';
 import { ingestBench } from './ingest.js';
 import { webhookBench } from './webhooks.js';
 
@@ -6,6 +7,7 @@ import { webhookBench } from './webhooks.js';
 const BENCHES: Record<string, () => Promise<string>> = {
   ingest: () => ingestBench(),
   webhooks: () => webhookBench(),
+  delivery: () => deliveryBench(),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

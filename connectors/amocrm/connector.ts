@@ -35,10 +35,13 @@ export interface AmoRef extends ConversationRef {
  */
 export class AmoConnector implements ConnectorInstance {
   readonly client: AmoClient;
+  /** One dispatcher batch is one notes request. */
+  readonly limits: { maxBatch: number };
   private target: { pipelineId: number; statusId: number } | undefined;
   private chatFieldId: number | null | undefined;
 
   constructor(private readonly ctx: ConnectorContext<AmoConfig>, clientOptions: Partial<AmoClientOptions> = {}) {
+    this.limits = { maxBatch: ctx.config.notesPerRequest };
     this.client = new AmoClient({
       config: ctx.config, store: ctx.store, log: ctx.log, registerSecret: ctx.registerSecret,
       ...(ctx.retry ? { retry: ctx.retry } : {}),

@@ -110,6 +110,9 @@ export interface ConnectorCapabilities {
 }
 
 export interface ConnectorInstance {
+  /** This instance's own limits when its config lowers the definition's (e.g. notes per request). */
+  readonly limits?: Partial<Pick<ConnectorCapabilities, 'maxBatch' | 'maxConversationBatch'>>;
+
   /** Checks credentials, configured ids (pipeline, status, user) and tokens; one verdict each. */
   checkAccess(): Promise<AccessCheck[]>;
 

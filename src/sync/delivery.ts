@@ -36,7 +36,7 @@ export class Delivery {
           accountId: c.accountId,
           connectorId: c.definition.id,
           connector: c.instance,
-          capabilities: c.definition.capabilities,
+          capabilities: { ...c.definition.capabilities, ...c.instance.limits },
           ...(opts.voice ? { voiceUrl: (acc: string, voiceId: string) => voiceLink(opts.voice!.publicUrl, opts.voice!.secret, acc, voiceId) } : {}),
           ...(opts.backoff ? { backoff: opts.backoff } : {}),
           ...(markRead && account ? { onDelivered: (chatIds: string[]) => this.markRead(account.client, chatIds) } : {}),
