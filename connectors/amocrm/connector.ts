@@ -1,13 +1,14 @@
 import type {
-  AccessCheck, ConnectorContext, ConnectorInstance, ConversationRef, ConversationRequest, Delivery, ItemResult,
+  AccessCheck, ConnectorContext, ConnectorInstance, ConversationRef, ConversationRequest, CrmAction, Delivery, IncomingReply, ItemResult, ReplyOutcome,
 } from '../../src/connector/contract.js';
 import { describeError, RemoteApiError } from '../../src/errors.js';
 import { AmoClient, type AmoClientOptions } from './client.js';
 import type { AmoConfig } from './config.js';
 import { contactName, leadName, markerOf, noteText, priceOf } from './mappers.js';
+import { noteIdsFromWebhook, replyFromNote } from './replies.js';
 import {
   amoAccountSchema, amoComplexResultSchema, amoCreatedListSchema, amoCustomFieldListSchema, amoLeadListSchema,
-  amoNoteListSchema, amoPipelineListSchema, amoUserSchema, type AmoLead,
+  amoNoteListSchema, amoPipelineListSchema, amoUserSchema, amoWebhookListSchema, amoWebhookSchema, type AmoLead, type AmoNote,
 } from './schemas.js';
 
 /** Status ids amoCRM gives every pipeline: 142 won, 143 lost. */
@@ -335,6 +336,112 @@ export class AmoConnector implements ConnectorInstance {
       }
     }
     return found;
+  }
+
+  // ---- replies --------------------------------------------------------------------------------
+
+  /**
+   * `common` notes on leads updated since the cursor (their `updated_at`, seconds), oldest first.
+   * Without a cursor, starts from the newest note: notes written before the daemon are not sent.
+   */
+  async pollReplies(cursor: string | undefined): Promise<{ replies: IncomingReply[]; cursor: string | undefined }> {
+    if (cursor === undefined) {
+      const latest = await this.client.request({ method: 'GET', path: '/api/v4/leads/notes', query: { 'filter[note_type]': 'common', 'order[updated_at]': 'desc', limit: 1 }, schema: amoNoteListSchema });
+      const newest = latest?._embedded.notes[0]?.updated_at;
+      return { replies: [], cursor: String(newest !== undefined ? newest + 1 : Math.floor(Date.now() / 1000)) };
+    }
+    const replies: IncomingReply[] = [];
+    let high = Number(cursor);
+    for (let page = 1; page <= 40; page++) {
+      // Notes updated in the cursor's own second are read again: reply ids dedupe them.
+      const res = await this.client.request({
+        method: 'GET', path: '/api/v4/leads/notes',
+        query: { 'filter[note_type]': 'common', 'filter[updated_at][from]': cursor, 'order[updated_at]': 'asc', limit: LIST_LIMIT, page },
+        schema: amoNoteListSchema,
+      });
+      const notes = res?._embedded.notes ?? [];
+      for (const n of notes) {
+        high = Math.max(high, n.updated_at ?? 0);
+        const r = replyFromNote(n, this.config.replyPrefix);
+        if (r) replies.push(r);
+      }
+      if (notes.length < LIST_LIMIT || !res?._links?.next) break;
+    }
+    return { replies, cursor: String(high) };
+  }
+
+  /** A `note_lead` webhook names notes; they are read back and only real replies are returned. */
+  async repliesFromWebhook(body: Buffer): Promise<IncomingReply[]> {
+    const ids = noteIdsFromWebhook(body.toString('utf8'));
+    if (ids.length === 0) return [];
+    const notes: AmoNote[] = [];
+    for (let k = 0; k < ids.length; k += LIST_LIMIT) {
+      const res = await this.client.request({ method: 'GET', path: '/api/v4/leads/notes', query: { 'filter[id][]': ids.slice(k, k + LIST_LIMIT), limit: LIST_LIMIT }, schema: amoNoteListSchema });
+      notes.push(...(res?._embedded.notes ?? []));
+    }
+    return notes.map((n) => replyFromNote(n, this.config.replyPrefix)).filter((r): r is IncomingReply => Boolean(r));
+  }
+
+  /** `POST /api/v4/webhooks` for `note_lead`, unless amoCRM already calls this URL. */
+  async ensureWebhook(url: string): Promise<void> {
+    const list = await this.client.request({ method: 'GET', path: '/api/v4/webhooks', query: { 'filter[destination]': url }, schema: amoWebhookListSchema });
+    const existing = (list?._embedded.webhooks ?? []).find((w) => w.destination === url);
+    if (existing && !existing.disabled && existing.settings?.includes('note_lead')) return;
+    await this.client.request({ method: 'POST', path: '/api/v4/webhooks', json: { destination: url, settings: ['note_lead'] }, schema: amoWebhookSchema });
+  }
+
+  /** One short service note per reply: sent, or not sent and why — never the reply's text. */
+  async reportReplies(items: readonly { conversation: ConversationRef; remoteId: string; outcome: ReplyOutcome }[]): Promise<void> {
+    const ru = this.config.language === 'ru';
+    for (let k = 0; k < items.length; k += this.config.notesPerRequest) {
+      await this.client.request({
+        method: 'POST', path: '/api/v4/leads/notes',
+        json: items.slice(k, k + this.config.notesPerRequest).map((i) => ({
+          entity_id: Number(i.conversation.id),
+          note_type: MESSAGE_NOTE_TYPE,
+          params: {
+            service: 'Avito',
+            text: i.outcome.sent
+              ? (ru ? `Ответ отправлен покупателю на Авито${i.outcome.parts > 1 ? ` (${i.outcome.parts} сообщения)` : ''}.` : `Reply sent to the buyer on Avito${i.outcome.parts > 1 ? ` (${i.outcome.parts} messages)` : ''}.`)
+              : (ru ? `Ответ НЕ отправлен на Авито: ${i.outcome.reason}` : `Reply NOT sent to Avito: ${i.outcome.reason}`),
+          },
+          request_id: `reply-${i.remoteId}`,
+        })),
+        schema: amoCreatedListSchema('notes'),
+      });
+    }
+  }
+
+  // ---- operator actions -----------------------------------------------------------------------
+
+  /** Leads updated since the cursor that carry the blacklist tag. */
+  async pollActions(cursor: string | undefined): Promise<{ actions: CrmAction[]; cursor: string | undefined }> {
+    if (cursor === undefined) {
+      const latest = await this.client.request({ method: 'GET', path: '/api/v4/leads', query: { 'order[updated_at]': 'desc', limit: 1 }, schema: amoLeadListSchema });
+      const newest = (latest?._embedded.leads[0] as { updated_at?: number } | undefined)?.updated_at;
+      return { actions: [], cursor: String(newest !== undefined ? newest + 1 : Math.floor(Date.now() / 1000)) };
+    }
+    const actions: CrmAction[] = [];
+    let high = Number(cursor);
+    for (let page = 1; page <= 40; page++) {
+      const res = await this.client.request({ method: 'GET', path: '/api/v4/leads', query: { 'filter[updated_at][from]': cursor, 'order[updated_at]': 'asc', limit: LIST_LIMIT, page }, schema: amoLeadListSchema });
+      const leads = res?._embedded.leads ?? [];
+      for (const l of leads) {
+        high = Math.max(high, (l as { updated_at?: number }).updated_at ?? 0);
+        if (l._embedded?.tags?.some((t) => t.name === this.config.blacklistTag)) actions.push({ conversationId: String(l.id), action: 'blacklist' });
+      }
+      if (leads.length < LIST_LIMIT || !res?._links?.next) break;
+    }
+    return { actions, cursor: String(high) };
+  }
+
+  async reportAction(conversation: ConversationRef, _action: CrmAction['action'], outcome: { done: true } | { done: false; reason: string }): Promise<void> {
+    const ru = this.config.language === 'ru';
+    await this.client.request({
+      method: 'POST', path: '/api/v4/leads/notes',
+      json: [{ entity_id: Number(conversation.id), note_type: MESSAGE_NOTE_TYPE, params: { service: 'Avito', text: outcome.done ? (ru ? 'Покупатель добавлен в чёрный список Авито.' : 'The buyer was added to the Avito blacklist.') : (ru ? `Не удалось добавить покупателя в чёрный список Авито: ${outcome.reason}` : `Could not blacklist the buyer on Avito: ${outcome.reason}`) } }],
+      schema: amoCreatedListSchema('notes'),
+    });
   }
 
   async close(): Promise<void> {

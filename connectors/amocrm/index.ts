@@ -11,6 +11,9 @@ export const amocrm = defineConnector({
     maxBatch: 250,
     maxConversationBatch: 250,
     findDelivered: true,
+    replies: true,
+    webhooks: true,
+    actions: true,
   },
   create: (ctx) => new AmoConnector(ctx),
 });

@@ -39,6 +39,8 @@ export const ENV_KEYS: readonly EnvKey[] = [
   { env: 'WEBHOOK_SECRET', path: ['webhookSecret'], kind: 'string', describe: 'the secret path segment of webhook URLs' },
   { env: 'LOG_LEVEL', path: ['logLevel'], kind: 'string', describe: 'the log level: fatal, error, warn, info, debug or trace' },
   { env: 'POLL_INTERVAL_SECONDS', path: ['pollIntervalSeconds'], kind: 'int', describe: 'seconds between reconciliation polls without webhooks' },
+  { env: 'CRM_POLL_INTERVAL_SECONDS', path: ['crmPollIntervalSeconds'], kind: 'int', describe: 'seconds between looks for CRM replies without CRM webhooks' },
+  { env: 'CRM_POLL_INTERVAL_WITH_WEBHOOKS_SECONDS', path: ['crmPollIntervalWithWebhooksSeconds'], kind: 'int', describe: 'seconds between looks for CRM replies when CRM webhooks are on' },
   { env: 'POLL_INTERVAL_WITH_WEBHOOKS_SECONDS', path: ['pollIntervalWithWebhooksSeconds'], kind: 'int', describe: 'seconds between reconciliation polls when webhooks arrive' },
 ];
 

@@ -64,6 +64,10 @@ export const configSchema = z.object({
   pollIntervalSeconds: z.coerce.number().int().min(5).max(86_400).default(60),
   /** Default 600: seconds between reconciliation polls when webhooks are on. */
   pollIntervalWithWebhooksSeconds: z.coerce.number().int().min(5).max(86_400).default(600),
+  /** Default 15: seconds between looks for CRM replies (always on) without CRM webhooks. */
+  crmPollIntervalSeconds: z.coerce.number().int().min(1).max(3600).default(15),
+  /** Default 60: the same when the CRM calls the daemon (PUBLIC_URL set). */
+  crmPollIntervalWithWebhooksSeconds: z.coerce.number().int().min(1).max(3600).default(60),
   accounts: z
     .array(accountSchema)
     .min(1)

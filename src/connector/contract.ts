@@ -77,6 +77,28 @@ export interface AccessCheck {
   action?: string;
 }
 
+/** A manager's reply found in the CRM, to send to the buyer on Avito. */
+export interface IncomingReply {
+  /** The CRM's id of the reply (amoCRM: the note id): a reply is taken once per id. */
+  remoteId: string;
+  /** The conversation (ConversationRef.id) it was written in. */
+  conversationId: string;
+  /** The text to send, without the reply prefix. */
+  text: string;
+  /** Images to send, where the connector can read them. */
+  attachments: { url: string; name: string; mime: string }[];
+  /** When it was written (epoch seconds). */
+  createdAt: number;
+}
+
+export type ReplyOutcome = { sent: true; parts: number } | { sent: false; reason: string };
+
+/** An operator action asked for in the CRM (e.g. a blacklist tag on a lead). */
+export interface CrmAction {
+  conversationId: string;
+  action: 'blacklist';
+}
+
 /** Services the core gives a connector instance. */
 export interface ConnectorContext<Config> {
   accountId: string;
@@ -107,6 +129,12 @@ export interface ConnectorCapabilities {
    * send twice (invariant 2). Default false: without it, delivery is at-least-once.
    */
   findDelivered: boolean;
+  /** Managers reply from the CRM: `pollReplies` and `reportReplies` exist. Default false. */
+  replies: boolean;
+  /** The CRM can call the daemon (`ensureWebhook`, `repliesFromWebhook`). Default false. */
+  webhooks: boolean;
+  /** Operator actions from the CRM (`pollActions`, `reportAction`). Default false. */
+  actions: boolean;
 }
 
 export interface ConnectorInstance {
@@ -140,6 +168,31 @@ export interface ConnectorInstance {
 
   /** Releases resources (timers, sockets). */
   close(): Promise<void>;
+
+  // ---- replies (capability `replies`) --------------------------------------------------------
+
+  /**
+   * Replies written since `cursor` (opaque to the core, taken from the data; undefined = start
+   * from now). Returns the next cursor. Notes without the reply prefix are never returned.
+   */
+  pollReplies?(cursor: string | undefined): Promise<{ replies: IncomingReply[]; cursor: string | undefined }>;
+
+  /** A CRM webhook is a hint: the connector reads the replies it names and returns the real ones. */
+  repliesFromWebhook?(body: Buffer, contentType: string): Promise<IncomingReply[]>;
+
+  /** Makes sure the CRM calls `url` when a reply may have been written (capability `webhooks`). */
+  ensureWebhook?(url: string): Promise<void>;
+
+  /** Writes each reply's fate back into its conversation, briefly, without repeating its text. */
+  reportReplies?(items: readonly { conversation: ConversationRef; remoteId: string; outcome: ReplyOutcome }[]): Promise<void>;
+
+  // ---- operator actions (capability `actions`) -----------------------------------------------
+
+  /** Operator actions asked for since `cursor` (e.g. a blacklist tag). */
+  pollActions?(cursor: string | undefined): Promise<{ actions: CrmAction[]; cursor: string | undefined }>;
+
+  /** Tells the CRM an action was carried out (or why not). */
+  reportAction?(conversation: ConversationRef, action: CrmAction['action'], outcome: { done: true } | { done: false; reason: string }): Promise<void>;
 }
 
 export interface ConnectorDefinition<Schema extends z.ZodType = z.ZodType> {

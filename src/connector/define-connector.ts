@@ -6,6 +6,9 @@ export const DEFAULT_CAPABILITIES: ConnectorCapabilities = {
   maxBatch: 1,
   maxConversationBatch: 1,
   findDelivered: false,
+  replies: false,
+  webhooks: false,
+  actions: false,
 };
 
 /**

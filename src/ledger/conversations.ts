@@ -28,6 +28,27 @@ export async function saveConversations(db: LedgerDb, accountId: string, connect
         .values({ account_id: accountId, connector, chat_id: chatId, ref: json, created_at: now, updated_at: now })
         .onConflict((oc) => oc.columns(['account_id', 'connector', 'chat_id']).doUpdateSet({ ref: json, updated_at: now }))
         .execute();
+      await trx
+        .insertInto('conversation_links')
+        .values({ account_id: accountId, connector, conversation_id: ref.id, chat_id: chatId, created_at: now })
+        .onConflict((oc) => oc.columns(['account_id', 'connector', 'conversation_id']).doNothing())
+        .execute();
     }
   });
+}
+
+/** The chats these CRM conversations belong to (current or earlier ones). */
+export async function chatsOfConversations(db: LedgerDb, accountId: string, connector: string, conversationIds: readonly string[]): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const part of chunks(conversationIds, 500)) {
+    const rows = await db
+      .selectFrom('conversation_links')
+      .select(['conversation_id', 'chat_id'])
+      .where('account_id', '=', accountId)
+      .where('connector', '=', connector)
+      .where('conversation_id', 'in', part)
+      .execute();
+    for (const r of rows) out.set(r.conversation_id, r.chat_id);
+  }
+  return out;
 }

@@ -181,12 +181,34 @@ export interface ReplySendsTable {
   kind: 'text' | 'image';
   body: string;
   image_id: string | null;
-  status: 'sending' | 'sent';
+  /** planned → sending (recorded before the call) → sent (Avito's message id known) */
+  status: 'planned' | 'sending' | 'sent';
   avito_message_id: string | null;
   updated_at: number;
 }
 
+export interface ConversationLinksTable {
+  account_id: string;
+  connector: string;
+  conversation_id: string;
+  chat_id: string;
+  created_at: number;
+}
+
+export interface CrmActionsTable {
+  account_id: string;
+  connector: string;
+  conversation_id: string;
+  action: string;
+  /** done | failed */
+  status: string;
+  error: string | null;
+  updated_at: number;
+}
+
 export interface LedgerTables {
+  conversation_links: ConversationLinksTable;
+  crm_actions: CrmActionsTable;
   replies: RepliesTable;
   reply_sends: ReplySendsTable;
   conversations: ConversationsTable;

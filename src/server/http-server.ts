@@ -19,6 +19,8 @@ export interface HttpServerDeps {
   /** Called after a webhook was stored and answered. */
   onAvitoStored: (r: Extract<IntakeResult, { status: 200 }>) => void;
   health: () => Promise<HealthReport>;
+  /** A CRM's webhook (`/webhooks/<connector>/<secret>`): false when no such connector runs. */
+  crmWebhook?: (connectorId: string, body: Buffer, contentType: string) => Promise<boolean>;
   /** The absolute path of a kept voice file, when the signature is right and the file is kept. */
   voiceFile?: (accountId: string, voiceId: string, sig: string | undefined) => Promise<string | undefined>;
 }
@@ -72,6 +74,22 @@ export function buildHttpServer(deps: HttpServerDeps): FastifyInstance {
     }
     deps.metrics.webhooksReceived.inc({ source: 'avito', result: result.result });
     reply.raw.once('finish', () => deps.onAvitoStored(result));
+    return reply.code(200).send({ ok: true });
+  });
+
+  // CRM webhooks are hints (the connector reads the notes back), so they are answered fast.
+  app.post<{ Params: { connector: string; secret: string } }>('/webhooks/:connector/:secret', async (req, reply) => {
+    const source = req.params.connector;
+    if (!sameSecret(req.params.secret, deps.webhookSecret) || !deps.crmWebhook) {
+      deps.metrics.webhooksRejected.inc({ source, reason: 'wrong_secret' });
+      return reply.code(404).send({ error: 'not found' });
+    }
+    const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+    if (!(await deps.crmWebhook(source, body, String(req.headers['content-type'] ?? '')))) {
+      deps.metrics.webhooksRejected.inc({ source, reason: 'unknown_connector' });
+      return reply.code(404).send({ error: 'not found' });
+    }
+    deps.metrics.webhooksReceived.inc({ source, result: 'hint' });
     return reply.code(200).send({ ok: true });
   });
 

@@ -30,6 +30,8 @@ export interface Daemon {
   scheduler: Scheduler;
   /** The poll job of each account. */
   pollJobs: Map<string, Job>;
+  /** The CRM reply job of each (account, connector), keyed `account/connector`. */
+  replyJobs: Map<string, Job>;
   /** The dispatch job of each (account, connector), keyed `account/connector`. */
   dispatchJobs: Map<string, Job>;
   /** Stops intake, finishes in-flight work, closes the ledger. */
@@ -116,6 +118,16 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
       backlog.push({ account: u.accountId, queue: `${u.connectorId}_pending`, depth: counts.pending + counts.leased }, { account: u.accountId, queue: `${u.connectorId}_dead`, depth: counts.dead });
     }, 30));
   }
+  // CRM → Avito: replies and operator actions, polled always; webhooks only make it sooner.
+  const crmWebhooks = Boolean(config.publicUrl);
+  const crmEvery = crmWebhooks ? config.crmPollIntervalWithWebhooksSeconds : config.crmPollIntervalSeconds;
+  const replyJobs = new Map<string, Job>();
+  for (const u of delivery.units) {
+    if (!u.replies) continue;
+    replyJobs.set(`${u.accountId}/${u.connectorId}`, scheduler.add(`replies:${u.accountId}/${u.connectorId}`, async () => {
+      if (!stopSignal.signal.aborted) await delivery.replies(u);
+    }, crmEvery));
+  }
   const kickDelivery = (accountId: string) => {
     for (const u of delivery.units) if (u.accountId === accountId) void dispatchJobs.get(`${u.accountId}/${u.connectorId}`)?.trigger({ coalesce: true });
   };
@@ -136,6 +148,22 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
       void voiceJobs.get(r.accountId)?.trigger({ coalesce: true });
     },
     health: () => health(rt, state, pollEvery),
+    crmWebhook: async (connectorId, body, contentType) => {
+      const units = delivery.units.filter((u) => u.connectorId === connectorId && u.replies);
+      if (units.length === 0) return false;
+      // Answered at once; the hint is confirmed by reading the CRM afterwards (the poll covers a loss).
+      setImmediate(() => {
+        for (const u of units) {
+          void u.replies!.webhook(body, contentType).then(
+            (added) => {
+              if (added) void replyJobs.get(`${u.accountId}/${u.connectorId}`)?.trigger({ coalesce: true });
+            },
+            (err: unknown) => log.warn({ connector: connectorId, account: u.accountId, err: describeError(err) }, 'CRM webhook could not be confirmed; the poll will find the reply'),
+          );
+        }
+      });
+      return true;
+    },
     voiceFile: async (accountId, voiceId, sig) => {
       if (!voiceSignatureOk(secret, accountId, voiceId, sig)) return undefined;
       const row = await ledger.db.selectFrom('voice_files').select('path').where('account_id', '=', accountId).where('voice_id', '=', voiceId).executeTakeFirst();
@@ -162,11 +190,25 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
     }
   }
 
-  if (opts.initialPoll !== false) for (const job of pollJobs.values()) void job.trigger();
+  if (config.publicUrl) {
+    for (const u of delivery.units) {
+      const c = rt.connectors.find((x) => x.accountId === u.accountId && x.definition.id === u.connectorId)!;
+      if (!c.definition.capabilities.webhooks || !c.instance.ensureWebhook) continue;
+      await c.instance.ensureWebhook(`${config.publicUrl}/webhooks/${u.connectorId}/${secret}`).then(
+        () => log.info({ account: u.accountId, connector: u.connectorId }, 'CRM webhook in place'),
+        (err: unknown) => log.error({ account: u.accountId, connector: u.connectorId, err: describeError(err) }, 'could not subscribe to CRM webhooks; polling covers'),
+      );
+    }
+  }
+
+  if (opts.initialPoll !== false) {
+    for (const job of pollJobs.values()) void job.trigger();
+    for (const job of replyJobs.values()) void job.trigger();
+  }
 
   let stopping: Promise<void> | undefined;
   return {
-    app, port, webhookSecret: secret, metrics, state, scheduler, pollJobs, dispatchJobs,
+    app, port, webhookSecret: secret, metrics, state, scheduler, pollJobs, dispatchJobs, replyJobs,
     stop() {
       stopping ??= (async () => {
         log.info('stopping: no new webhooks, finishing in-flight work');

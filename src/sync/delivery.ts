@@ -1,12 +1,15 @@
 import { describeError } from '../errors.js';
 import type { Runtime } from '../runtime.js';
 import { Dispatcher, type DispatchReport } from './dispatcher.js';
+import { ReplyService } from './replies.js';
 import { voiceLink } from './voice-links.js';
 
 export interface DeliveryUnit {
   accountId: string;
   connectorId: string;
   dispatcher: Dispatcher;
+  /** CRM → Avito, when the connector has the `replies` capability and the account an Avito client. */
+  replies?: ReplyService;
 }
 
 export interface DeliveryOptions {
@@ -27,16 +30,20 @@ export class Delivery {
     this.units = rt.connectors.map((c) => {
       const account = rt.accounts.find((a) => a.config.id === c.accountId);
       const markRead = account?.config.avito.markRead === 'after-delivery';
+      const capabilities = { ...c.definition.capabilities, ...c.instance.limits };
       return {
         accountId: c.accountId,
         connectorId: c.definition.id,
+        ...(capabilities.replies && account
+          ? { replies: new ReplyService({ ledger: rt.ledger, log: rt.log, accountId: c.accountId, connectorId: c.definition.id, connector: c.instance, capabilities, client: account.client, ...(opts.backoff ? { backoff: opts.backoff } : {}) }) }
+          : {}),
         dispatcher: new Dispatcher({
           ledger: rt.ledger,
           log: rt.log,
           accountId: c.accountId,
           connectorId: c.definition.id,
           connector: c.instance,
-          capabilities: { ...c.definition.capabilities, ...c.instance.limits },
+          capabilities,
           ...(opts.voice ? { voiceUrl: (acc: string, voiceId: string) => voiceLink(opts.voice!.publicUrl, opts.voice!.secret, acc, voiceId) } : {}),
           ...(opts.backoff ? { backoff: opts.backoff } : {}),
           ...(markRead && account ? { onDelivered: (chatIds: string[]) => this.markRead(account.client, chatIds) } : {}),
@@ -51,6 +58,18 @@ export class Delivery {
     for (const u of this.units) out.push({ accountId: u.accountId, connectorId: u.connectorId, report: await u.dispatcher.run() });
     await this.drain();
     return out;
+  }
+
+  /**
+   * CRM → Avito for one unit: new replies (poll), operator actions, then sending and reporting.
+   * Each step's failure is logged and the others still run.
+   */
+  async replies(u: DeliveryUnit): Promise<void> {
+    if (!u.replies) return;
+    const log = this.rt.log.child({ account: u.accountId, connector: u.connectorId });
+    await u.replies.poll().catch((err: unknown) => log.warn({ err: describeError(err) }, 'could not look for CRM replies'));
+    await u.replies.actions().catch((err: unknown) => log.warn({ err: describeError(err) }, 'could not look for CRM actions'));
+    await u.replies.run();
   }
 
   /** Waits for mark-read calls still in flight. */

@@ -94,7 +94,7 @@ export class Dispatcher {
         report.halted = `paused until ${new Date(paused.until).toISOString()}: ${paused.reason}`;
         break;
       }
-      const waiting = await this.stubChatsWaiting();
+      const waiting = await this.chatsWaiting();
       const claimed = await this.outbox.claim(limit, this.now(), (chatId) => waiting.has(chatId));
       if (claimed.length === 0) break;
       const halted = await this.round(claimed, report);
@@ -339,7 +339,25 @@ export class Dispatcher {
     return out;
   }
 
-  /** Chats known only from a webhook, still young enough to wait for their details. */
+  /**
+   * Chats whose messages wait this round: known only from a webhook and young enough to wait for
+   * their details; or with a reply being sent right now (its echo may arrive before its id is
+   * linked, and must not be delivered as a new message).
+   */
+  private async chatsWaiting(): Promise<Set<string>> {
+    const sending = await this.o.ledger.db
+      .selectFrom('reply_sends')
+      .innerJoin('replies', 'replies.id', 'reply_sends.reply_id')
+      .select('replies.chat_id')
+      .distinct()
+      .where('reply_sends.account_id', '=', this.o.accountId)
+      .where('reply_sends.status', '=', 'sending')
+      .execute();
+    const out = await this.stubChatsWaiting();
+    for (const r of sending) out.add(r.chat_id);
+    return out;
+  }
+
   private async stubChatsWaiting(): Promise<Set<string>> {
     const grace = this.o.stubGraceMs ?? 300_000;
     const rows = await this.o.ledger.db

@@ -3,10 +3,12 @@ import type { Runtime } from '../runtime.js';
 import { Delivery } from './delivery.js';
 import type { DispatchReport } from './dispatcher.js';
 import { pollAccount, type PollReport } from './poller.js';
+import type { ReplyReport } from './replies.js';
 
 export interface SyncOnceReport {
   accounts: { account: string; poll?: PollReport; error?: string }[];
   deliveries: { account: string; connector: string; report?: DispatchReport; error?: string }[];
+  replies: { account: string; connector: string; report?: ReplyReport; error?: string }[];
 }
 
 /**
@@ -15,7 +17,7 @@ export interface SyncOnceReport {
  * independently; the report says which failed and why.
  */
 export async function syncOnce(rt: Runtime): Promise<SyncOnceReport> {
-  const report: SyncOnceReport = { accounts: [], deliveries: [] };
+  const report: SyncOnceReport = { accounts: [], deliveries: [], replies: [] };
   for (const acc of rt.accounts) {
     try {
       const poll = await pollAccount(
@@ -33,6 +35,17 @@ export async function syncOnce(rt: Runtime): Promise<SyncOnceReport> {
       report.deliveries.push({ account: u.accountId, connector: u.connectorId, report: await u.dispatcher.run() });
     } catch (err) {
       report.deliveries.push({ account: u.accountId, connector: u.connectorId, error: describeError(err) });
+    }
+  }
+  // CRM → Avito: replies found now are sent now; their echoes come back on the next pass.
+  for (const u of delivery.units) {
+    if (!u.replies) continue;
+    try {
+      await u.replies.poll();
+      await u.replies.actions();
+      report.replies.push({ account: u.accountId, connector: u.connectorId, report: await u.replies.run() });
+    } catch (err) {
+      report.replies.push({ account: u.accountId, connector: u.connectorId, error: describeError(err) });
     }
   }
   await delivery.drain();

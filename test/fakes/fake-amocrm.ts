@@ -65,6 +65,8 @@ export class FakeAmo {
   readonly notes = new Map<number, FakeNote>();
   readonly customFields: { id: number; name: string; code: string | null; type: string }[] = [];
   readonly webhooks = new Map<string, string[]>();
+  /** Statuses the daemon answered to webhooks this fake sent. */
+  readonly webhookCalls: Promise<number>[] = [];
   readonly requests: { method: string; path: string; status: number; at: number }[] = [];
   readonly pipelines = [
     {
@@ -87,8 +89,8 @@ export class FakeAmo {
   stall: { method: string; path: string; onStall: () => void } | undefined;
   /** Called after every answered request. */
   onRequest: ((r: { method: string; path: string; status: number }) => void) | undefined;
-  /** Unix seconds used for created_at/updated_at; moves forward on every write. */
-  clock = 1_700_000_000;
+  /** Unix seconds used for created_at/updated_at: real time, moving forward on every write. */
+  clock = Math.floor(Date.now() / 1000);
 
   private server: Server | undefined;
   private nextId = 10_000;
@@ -147,12 +149,34 @@ export class FakeAmo {
     return [...this.notes.values()].filter((n) => n.entity_id === leadId && (!type || n.note_type === type)).sort((a, b) => a.id - b.id);
   }
 
-  /** A manager writes a note on a lead, as a person in the amoCRM interface would. */
-  managerNote(leadId: number, text: string, opts: { userId?: number; noteType?: string } = {}): FakeNote {
+  /**
+   * A manager writes a note on a lead, as a person in the amoCRM interface would; subscribed
+   * `note_lead` webhooks are called (form-encoded, like amoCRM), `copies` times each.
+   */
+  managerNote(leadId: number, text: string, opts: { userId?: number; noteType?: string; copies?: number } = {}): FakeNote {
     const now = this.tick();
     const note: FakeNote = { id: this.id(), entity_id: leadId, note_type: opts.noteType ?? 'common', params: { text }, created_by: opts.userId ?? MANAGER_USER, created_at: now, updated_at: now };
     this.notes.set(note.id, note);
+    const lead = this.leads.get(leadId);
+    if (lead) lead.updated_at = now;
+    for (const [destination, settings] of this.webhooks) {
+      if (!settings.includes('note_lead')) continue;
+      const body = new URLSearchParams({
+        'leads[note][0][note][id]': String(note.id), 'leads[note][0][note][element_id]': String(leadId), 'leads[note][0][note][element_type]': '2',
+        'leads[note][0][note][note_type]': '4', 'leads[note][0][note][text]': text, 'account[id]': '31000000', 'account[subdomain]': 'fakeshop',
+      }).toString();
+      for (let i = 0; i < (opts.copies ?? 1); i++) {
+        this.webhookCalls.push(fetch(destination, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body }).then((r) => r.status, () => 0));
+      }
+    }
     return note;
+  }
+
+  /** A manager puts a tag on a lead. */
+  tagLead(leadId: number, tag: string): void {
+    const lead = this.leads.get(leadId)!;
+    if (!lead.tags.includes(tag)) lead.tags.push(tag);
+    lead.updated_at = this.tick();
   }
 
   count(pathIncludes: string, method?: string, status?: number): number {
@@ -160,7 +184,8 @@ export class FakeAmo {
   }
 
   tick(): number {
-    return ++this.clock;
+    this.clock = Math.max(this.clock + 1, Math.floor(Date.now() / 1000));
+    return this.clock;
   }
 
   // ---- HTTP ---------------------------------------------------------------------------------
@@ -190,6 +215,12 @@ export class FakeAmo {
     }
 
     if (method === 'POST' && path === '/oauth2/access_token') return this.oauthToken(req, res, raw);
+    // A file a manager links in a reply (amoCRM's file storage stands in here).
+    if (method === 'GET' && path.startsWith('/files/')) {
+      this.log(method, path, 200);
+      res.writeHead(200, { 'content-type': 'image/jpeg' }).end(Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 16, 74, 70, 73, 70]));
+      return;
+    }
 
     const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
     if (!token || !this.validTokens.has(token)) return this.problem(req, res, 401, 'Unauthorized', 'Access token is invalid or expired');
@@ -291,9 +322,13 @@ export class FakeAmo {
       case 'GET /api/v4/leads': {
         const ids = url.searchParams.getAll('filter[id][]').map(Number);
         const q = url.searchParams.get('query');
+        const updatedFrom = url.searchParams.get('filter[updated_at][from]');
         let leads = [...this.leads.values()];
         if (ids.length) leads = leads.filter((l) => ids.includes(l.id));
         if (q) leads = leads.filter((l) => l.name.includes(q) || (l.custom_fields_values ?? []).some((f) => f.values.some((v) => String(v.value).includes(q))));
+        if (updatedFrom) leads = leads.filter((l) => l.updated_at >= Number(updatedFrom));
+        const order = url.searchParams.get('order[updated_at]');
+        if (order) leads.sort((a, b) => (order === 'asc' ? 1 : -1) * (a.updated_at - b.updated_at || a.id - b.id));
         return list('leads', leads.map((l) => this.leadJson(l, url.searchParams.get('with') ?? '')));
       }
       case 'GET /api/v4/leads/{id}': {
@@ -333,14 +368,16 @@ export class FakeAmo {
       case 'GET /api/v4/leads/notes':
       case 'GET /api/v4/leads/{id}/notes': {
         const entityIds = leadNotesMatch ? [Number(leadNotesMatch[1])] : url.searchParams.getAll('filter[entity_id][]').map(Number);
+        const noteIds = url.searchParams.getAll('filter[id][]').map(Number);
         const types = [...url.searchParams.getAll('filter[note_type]'), ...url.searchParams.getAll('filter[note_type][]')];
         const from = url.searchParams.get('filter[updated_at][from]');
         let notes = [...this.notes.values()];
         if (entityIds.length) notes = notes.filter((n) => entityIds.includes(n.entity_id));
+        if (noteIds.length) notes = notes.filter((n) => noteIds.includes(n.id));
         if (types.length) notes = notes.filter((n) => types.includes(n.note_type));
         if (from) notes = notes.filter((n) => n.updated_at >= Number(from));
-        const asc = url.searchParams.get('order[updated_at]') === 'asc';
-        notes.sort((a, b) => (asc ? a.updated_at - b.updated_at || a.id - b.id : a.id - b.id));
+        const order = url.searchParams.get('order[updated_at]');
+        notes.sort((a, b) => (order === 'asc' ? a.updated_at - b.updated_at || a.id - b.id : order === 'desc' ? b.updated_at - a.updated_at || b.id - a.id : a.id - b.id));
         return list('notes', notes);
       }
       case 'GET /api/v4/webhooks':

@@ -84,10 +84,15 @@ export class FakeAvito {
   readonly requests: RequestRecord[] = [];
   readonly uploads = new Map<string, Record<string, string>>();
   readonly mode = { tariff: false, employeeKey: false };
+  /**
+   * The next successful answer to this operation is never sent: the work is done (the message is
+   * in the chat) but the caller never learns it. `onStall` runs then (a test kills the process).
+   */
+  stall: { op: string; onStall: () => void } | undefined;
   /** Called after every answered request (tests wait on it instead of sleeping). */
   onRequest: ((r: RequestRecord) => void) | undefined;
-  /** Deterministic clock, epoch seconds. */
-  clock = 1_700_000_000;
+  /** Epoch seconds: real time, moving forward at least a second per event (seeding runs ahead). */
+  clock = Math.floor(Date.now() / 1000);
   url = '';
 
   private server: Server | undefined;
@@ -161,7 +166,7 @@ export class FakeAvito {
   }
 
   tick(seconds = 1): number {
-    this.clock += seconds;
+    this.clock = Math.max(this.clock + seconds, Math.floor(Date.now() / 1000));
     return this.clock;
   }
 
@@ -531,6 +536,13 @@ export class FakeAvito {
   }
 
   private reply(req: IncomingMessage, url: URL, res: ServerResponse, op: string, status: number, payload: unknown, contentType = 'application/json', extra: Record<string, string> = {}): void {
+    if (this.stall && this.stall.op === op && status === 200) {
+      const { onStall } = this.stall;
+      this.stall = undefined;
+      this.requests.push({ op, method: req.method ?? 'GET', path: url.pathname, query: url.search, status: -1 });
+      onStall();
+      return;
+    }
     const record = { op, method: req.method ?? 'GET', path: url.pathname, query: url.search, status };
     this.requests.push(record);
     this.onRequest?.(record);

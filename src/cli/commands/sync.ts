@@ -22,6 +22,10 @@ export function registerSync(program: Command): void {
           if (d.error) out(`${d.account} → ${d.connector}: failed: ${d.error}`);
           else if (d.report) out(`${d.account} → ${d.connector}: ${d.report.delivered} delivered, ${d.report.conversationsCreated} new conversations, ${d.report.retried} to retry, ${d.report.dead} dead${d.report.halted ? `; stopped: ${d.report.halted}` : ''}`);
         }
+        for (const r of report.replies) {
+          if (r.error) out(`${r.connector} → ${r.account}: replies failed: ${r.error}`);
+          else if (r.report && (r.report.sent || r.report.failed || r.report.dead)) out(`${r.connector} → ${r.account}: ${r.report.sent} replies sent, ${r.report.failed} to retry, ${r.report.dead} failed for good`);
+        }
       }
       const failed = report.accounts.find((a) => a.error);
       if (failed) throw new OperationalError(`Account ${failed.account} did not sync: ${failed.error}`);

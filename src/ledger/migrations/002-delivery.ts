@@ -16,6 +16,30 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addPrimaryKeyConstraint('conversations_pk', ['account_id', 'connector', 'chat_id'])
     .execute();
 
+  // Every conversation a chat ever had (a won lead is replaced, but replies on it still count).
+  await db.schema
+    .createTable('conversation_links')
+    .addColumn('account_id', 'text', (c) => c.notNull())
+    .addColumn('connector', 'text', (c) => c.notNull())
+    .addColumn('conversation_id', 'text', (c) => c.notNull())
+    .addColumn('chat_id', 'text', (c) => c.notNull())
+    .addColumn('created_at', 'integer', (c) => c.notNull())
+    .addPrimaryKeyConstraint('conversation_links_pk', ['account_id', 'connector', 'conversation_id'])
+    .execute();
+
+  // Operator actions asked for in the CRM (a blacklist tag), done once.
+  await db.schema
+    .createTable('crm_actions')
+    .addColumn('account_id', 'text', (c) => c.notNull())
+    .addColumn('connector', 'text', (c) => c.notNull())
+    .addColumn('conversation_id', 'text', (c) => c.notNull())
+    .addColumn('action', 'text', (c) => c.notNull())
+    .addColumn('status', 'text', (c) => c.notNull())
+    .addColumn('error', 'text')
+    .addColumn('updated_at', 'integer', (c) => c.notNull())
+    .addPrimaryKeyConstraint('crm_actions_pk', ['account_id', 'connector', 'conversation_id', 'action'])
+    .execute();
+
   await db.schema
     .createTable('deliveries')
     .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())

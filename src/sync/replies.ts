@@ -1,0 +1,337 @@
+import type { Logger } from 'pino';
+import { AVITO_MAX_TEXT, type AvitoClient } from '../avito/client.js';
+import { messageFromAvito } from '../avito/mappers.js';
+import type { AvitoMessage } from '../avito/schemas.js';
+import type { ConnectorCapabilities, ConnectorInstance, ConversationRef, IncomingReply, ReplyOutcome } from '../connector/contract.js';
+import { describeError, RemoteApiError } from '../errors.js';
+import { chatsOfConversations, loadConversations } from '../ledger/conversations.js';
+import { getCursor, setCursor } from '../ledger/cursors.js';
+import type { Ledger } from '../ledger/database.js';
+import { ingestStatements } from '../ledger/statements.js';
+import type { ReplySendsTable } from '../ledger/tables.js';
+import { classifyFailure } from './dispatcher.js';
+
+/** Attempts before a reply is a dead letter (its failure is reported in the CRM). */
+export const MAX_REPLY_ATTEMPTS = 5;
+/** How far back in the chat a crashed send is looked for (Avito messages). */
+const RECENT_MESSAGES = 50;
+/** A crashed send is matched to a message this much older than the record of the send, at most (clock skew). */
+const RECOVERY_WINDOW_S = 600;
+
+/**
+ * Splits a reply into Avito-sized parts (≤ 1,000 characters), at word boundaries where there
+ * are any, keeping line breaks inside parts.
+ */
+export function splitText(text: string, max = AVITO_MAX_TEXT): string[] {
+  const parts: string[] = [];
+  let rest = text.trim();
+  while (rest.length > max) {
+    let cut = rest.lastIndexOf(' ', max);
+    const nl = rest.lastIndexOf('\n', max);
+    cut = Math.max(cut, nl);
+    if (cut < max * 0.5) cut = max; // one very long word: cut it
+    parts.push(rest.slice(0, cut).trimEnd());
+    rest = rest.slice(cut).trimStart();
+  }
+  if (rest) parts.push(rest);
+  return parts;
+}
+
+export interface ReplyServiceOptions {
+  ledger: Ledger;
+  log: Logger;
+  accountId: string;
+  connectorId: string;
+  connector: ConnectorInstance;
+  capabilities: ConnectorCapabilities;
+  client: AvitoClient;
+  backoff?: { baseMs: number; capMs: number };
+  now?: () => number;
+}
+
+export interface ReplyReport {
+  found: number;
+  sent: number;
+  failed: number;
+  dead: number;
+  reported: number;
+  actions: number;
+}
+
+interface Part {
+  part: number;
+  kind: 'text' | 'image';
+  body: string;
+  image_id: string | null;
+  status: string;
+  avito_message_id: string | null;
+  updated_at: number;
+}
+
+/**
+ * Replies from the CRM to Avito for one account and connector (design.md §5, invariant 3):
+ * found by polling (cursor from the data) or by webhook hints; each stored once per CRM id;
+ * sent at most once — every part is recorded as in progress before its call, and after a crash
+ * the chat's latest messages are looked at before anything is sent again; the sent messages'
+ * ids are linked so their echoes are not delivered back to the CRM; the fate is reported.
+ */
+export class ReplyService {
+  private readonly now: () => number;
+
+  constructor(private readonly o: ReplyServiceOptions) {
+    this.now = o.now ?? Date.now;
+  }
+
+  private get cursorName(): string {
+    return `replies:${this.o.connectorId}`;
+  }
+
+  /** Polls the CRM for new replies; stores them with the cursor in one transaction (invariant 5). */
+  async poll(): Promise<number> {
+    if (!this.o.connector.pollReplies) return 0;
+    const { ledger, accountId } = this.o;
+    const cursor = await getCursor(ledger.db, accountId, this.cursorName);
+    const res = await this.o.connector.pollReplies(cursor);
+    return this.intake(res.replies, res.cursor);
+  }
+
+  /** A CRM webhook: a hint, confirmed by the connector reading the replies it names. */
+  async webhook(body: Buffer, contentType: string): Promise<number> {
+    if (!this.o.connector.repliesFromWebhook) return 0;
+    return this.intake(await this.o.connector.repliesFromWebhook(body, contentType), undefined);
+  }
+
+  /** Stores replies (once per CRM id) for conversations that belong to Avito chats. */
+  async intake(replies: readonly IncomingReply[], cursor: string | undefined): Promise<number> {
+    const { ledger, accountId, connectorId } = this.o;
+    const chats = await chatsOfConversations(ledger.db, accountId, connectorId, [...new Set(replies.map((r) => r.conversationId))]);
+    const now = this.now();
+    let added = 0;
+    await ledger.db.transaction().execute(async (trx) => {
+      for (const r of replies) {
+        const chatId = chats.get(r.conversationId);
+        if (!chatId || !r.text.trim() && r.attachments.length === 0) continue;
+        const res = await trx
+          .insertInto('replies')
+          .values({
+            account_id: accountId, connector: connectorId, remote_id: r.remoteId, chat_id: chatId, conversation_id: r.conversationId,
+            text: r.text, attachments: JSON.stringify(r.attachments), status: 'pending', attempts: 0, next_attempt_at: now, last_error: null,
+            reported: 0, created_at: now, updated_at: now,
+          })
+          .onConflict((oc) => oc.columns(['account_id', 'connector', 'remote_id']).doNothing())
+          .executeTakeFirst();
+        added += Number(res.numInsertedOrUpdatedRows ?? 0n);
+      }
+      if (cursor !== undefined) await setCursor(trx, accountId, this.cursorName, cursor);
+    });
+    if (added) this.o.log.info({ account: accountId, connector: connectorId, replies: added }, 'replies found in the CRM');
+    return added;
+  }
+
+  /** Sends every due reply, then reports outcomes. */
+  async run(): Promise<ReplyReport> {
+    const report: ReplyReport = { found: 0, sent: 0, failed: 0, dead: 0, reported: 0, actions: 0 };
+    const due = await this.o.ledger.db
+      .selectFrom('replies')
+      .selectAll()
+      .where('account_id', '=', this.o.accountId)
+      .where('connector', '=', this.o.connectorId)
+      .where('status', 'in', ['pending', 'sending'])
+      .where('next_attempt_at', '<=', this.now())
+      .orderBy('id')
+      .limit(200)
+      .execute();
+    for (const reply of due) {
+      report[await this.sendOne(reply)]++;
+    }
+    report.reported = await this.reportOutcomes();
+    return report;
+  }
+
+  private async sendOne(reply: { id: number; chat_id: string; text: string; attachments: string; attempts: number }): Promise<'sent' | 'failed' | 'dead'> {
+    const { ledger, client, accountId } = this.o;
+    const parts = await this.plan(reply);
+    const attempts = reply.attempts + 1;
+    await ledger.db.updateTable('replies').set({ status: 'sending', attempts, updated_at: this.now() }).where('id', '=', reply.id).execute();
+    let recent: AvitoMessage[] | undefined;
+    const used = new Set<string>();
+    try {
+      const uid = await client.userId();
+      for (const p of parts) {
+        if (p.status === 'sent') {
+          if (p.avito_message_id) used.add(p.avito_message_id);
+          continue;
+        }
+        if (p.status === 'sending') {
+          // An earlier attempt may have reached Avito: look before sending again (invariant 3).
+          if (!recent) {
+            recent = await client.listMessages(reply.chat_id, { limit: RECENT_MESSAGES });
+            // Messages already linked to other replies are not this one.
+            const linked = await ledger.db.selectFrom('reply_sends').select('avito_message_id').where('account_id', '=', accountId).where('avito_message_id', 'in', recent.map((m) => m.id).concat([''])).execute();
+            for (const l of linked) if (l.avito_message_id) used.add(l.avito_message_id);
+          }
+          const found = recent.find((m) => !used.has(m.id) && m.author_id === uid && sameContent(p, m) && m.created >= Math.floor(p.updated_at / 1000) - RECOVERY_WINDOW_S);
+          if (found) {
+            await this.partSent(reply, p, found, uid);
+            used.add(found.id);
+            continue;
+          }
+        }
+        await this.markPart(reply.id, p.part, { status: 'sending' });
+        let sent: AvitoMessage;
+        if (p.kind === 'text') sent = await client.sendText(reply.chat_id, p.body);
+        else {
+          let imageId = p.image_id;
+          if (!imageId) {
+            const att = JSON.parse(p.body) as { url: string; name: string; mime: string };
+            const data = await download(att.url);
+            const up = await client.uploadImage(data, att.name, att.mime);
+            imageId = up.imageId;
+            // Recorded before the send: a retry sends this image, it does not upload another.
+            await this.markPart(reply.id, p.part, { image_id: imageId, body: JSON.stringify({ ...att, sizes: up.sizes }) });
+            p.body = JSON.stringify({ ...att, sizes: up.sizes });
+          }
+          sent = await client.sendImage(reply.chat_id, imageId);
+        }
+        await this.partSent(reply, p, sent, uid);
+        used.add(sent.id);
+      }
+      await ledger.db.updateTable('replies').set({ status: 'sent', last_error: null, updated_at: this.now() }).where('id', '=', reply.id).execute();
+      return 'sent';
+    } catch (err) {
+      const message = describeError(err);
+      const outcome = classifyFailure(err);
+      if (outcome === 'permanent' || attempts >= MAX_REPLY_ATTEMPTS) {
+        await ledger.db.updateTable('replies').set({ status: 'dead', last_error: message, updated_at: this.now() }).where('id', '=', reply.id).execute();
+        this.o.log.warn({ account: accountId, reply: reply.id, chat: reply.chat_id, err: message }, 'reply failed for good: dead letter, reported in the CRM');
+        return 'dead';
+      }
+      const { baseMs, capMs } = this.o.backoff ?? { baseMs: 10_000, capMs: 600_000 };
+      const wait = Math.min(capMs, baseMs * 2 ** (attempts - 1)) * (0.8 + Math.random() * 0.4);
+      await ledger.db.updateTable('replies').set({ status: 'pending', last_error: message, next_attempt_at: this.now() + Math.round(wait), updated_at: this.now() }).where('id', '=', reply.id).execute();
+      return 'failed';
+    }
+  }
+
+  /** The parts of a reply, recorded on first sight: texts split to ≤ 1,000 characters, then images. */
+  private async plan(reply: { id: number; text: string; attachments: string }): Promise<Part[]> {
+    const { ledger, accountId } = this.o;
+    const existing = await ledger.db.selectFrom('reply_sends').selectAll().where('reply_id', '=', reply.id).orderBy('part').execute();
+    if (existing.length) return existing;
+    const texts = splitText(reply.text);
+    const images = JSON.parse(reply.attachments) as { url: string; name: string; mime: string }[];
+    const rows: ReplySendsTable[] = [
+      ...texts.map((body, i) => ({ reply_id: reply.id, part: i, account_id: accountId, kind: 'text' as const, body, image_id: null, status: 'planned' as const, avito_message_id: null, updated_at: this.now() })),
+      ...images.map((a, i) => ({ reply_id: reply.id, part: texts.length + i, account_id: accountId, kind: 'image' as const, body: JSON.stringify(a), image_id: null, status: 'planned' as const, avito_message_id: null, updated_at: this.now() })),
+    ];
+    if (rows.length) await ledger.db.insertInto('reply_sends').values(rows).onConflict((oc) => oc.columns(['reply_id', 'part']).doNothing()).execute();
+    return ledger.db.selectFrom('reply_sends').selectAll().where('reply_id', '=', reply.id).orderBy('part').execute();
+  }
+
+  private async markPart(replyId: number, part: number, set: Partial<Pick<ReplySendsTable, 'status' | 'image_id' | 'body'>>): Promise<void> {
+    await this.o.ledger.db.updateTable('reply_sends').set({ ...set, updated_at: this.now() }).where('reply_id', '=', replyId).where('part', '=', part).execute();
+  }
+
+  /**
+   * A part reached Avito: its message id is linked, and the message is stored in the ledger now
+   * (as our own), so its echo by poll or webhook is known and never delivered to the CRM again.
+   */
+  private async partSent(reply: { id: number; chat_id: string }, p: Part, m: AvitoMessage, uid: string): Promise<void> {
+    const { ledger, accountId } = this.o;
+    const stmts = await ledger.readSync((sqlite) => ingestStatements(sqlite));
+    const row = messageFromAvito(accountId, uid, reply.chat_id, { ...m, author_id: m.author_id ?? uid }, 'send');
+    await ledger.writeSync((sqlite) => {
+      sqlite.prepare(`UPDATE reply_sends SET status = 'sent', avito_message_id = ?, updated_at = ? WHERE reply_id = ? AND part = ?`).run(m.id, this.now(), reply.id, p.part);
+      stmts.insertMessages([row]);
+    });
+    p.status = 'sent';
+    p.avito_message_id = m.id;
+  }
+
+  /** Writes the fate of finished replies back to the CRM, in one call per batch. */
+  private async reportOutcomes(): Promise<number> {
+    const { ledger, accountId, connectorId, connector } = this.o;
+    if (!connector.reportReplies) return 0;
+    const done = await ledger.db
+      .selectFrom('replies')
+      .select(['id', 'remote_id', 'chat_id', 'conversation_id', 'status', 'last_error'])
+      .where('account_id', '=', accountId)
+      .where('connector', '=', connectorId)
+      .where('status', 'in', ['sent', 'dead'])
+      .where('reported', '=', 0)
+      .limit(250)
+      .execute();
+    if (done.length === 0) return 0;
+    const parts = await ledger.db.selectFrom('reply_sends').select(['reply_id']).select((eb) => eb.fn.countAll<number>().as('n')).where('reply_id', 'in', done.map((d) => d.id)).groupBy('reply_id').execute();
+    const convs = await loadConversations(ledger.db, accountId, connectorId, [...new Set(done.map((d) => d.chat_id))]);
+    const items = done.map((d) => {
+      const conv: ConversationRef = convs.get(d.chat_id)?.id === d.conversation_id ? convs.get(d.chat_id)! : { id: d.conversation_id };
+      const outcome: ReplyOutcome = d.status === 'sent' ? { sent: true, parts: Number(parts.find((p) => p.reply_id === d.id)?.n ?? 1) } : { sent: false, reason: shortReason(d.last_error) };
+      return { conversation: conv, remoteId: d.remote_id, outcome };
+    });
+    try {
+      await connector.reportReplies(items);
+    } catch (err) {
+      this.o.log.warn({ account: accountId, connector: connectorId, err: describeError(err) }, 'could not report reply outcomes yet');
+      return 0;
+    }
+    await ledger.db.updateTable('replies').set({ reported: 1 }).where('id', 'in', done.map((d) => d.id)).execute();
+    return done.length;
+  }
+
+  /** Operator actions (a blacklist tag on a lead): carried out once each and reported. */
+  async actions(): Promise<number> {
+    const { ledger, accountId, connectorId, connector, client } = this.o;
+    if (!connector.pollActions) return 0;
+    const name = `actions:${connectorId}`;
+    const res = await connector.pollActions(await getCursor(ledger.db, accountId, name));
+    let done = 0;
+    const chats = await chatsOfConversations(ledger.db, accountId, connectorId, res.actions.map((a) => a.conversationId));
+    for (const a of res.actions) {
+      const chatId = chats.get(a.conversationId);
+      if (!chatId) continue;
+      const seen = await ledger.db.selectFrom('crm_actions').select('status').where('account_id', '=', accountId).where('connector', '=', connectorId).where('conversation_id', '=', a.conversationId).where('action', '=', a.action).executeTakeFirst();
+      if (seen) continue;
+      const chat = await ledger.db.selectFrom('chats').select(['buyer_id', 'item_id']).where('account_id', '=', accountId).where('chat_id', '=', chatId).executeTakeFirst();
+      let outcome: { done: true } | { done: false; reason: string };
+      try {
+        if (!chat?.buyer_id) throw new Error("the chat's buyer is not known yet");
+        await client.blacklist(chat.buyer_id, { ...(chat.item_id ? { itemId: chat.item_id } : {}) });
+        outcome = { done: true };
+      } catch (err) {
+        if (err instanceof RemoteApiError && err.transient) continue; // try again next time
+        outcome = { done: false, reason: shortReason(describeError(err)) };
+      }
+      await ledger.db.insertInto('crm_actions').values({ account_id: accountId, connector: connectorId, conversation_id: a.conversationId, action: a.action, status: outcome.done ? 'done' : 'failed', error: outcome.done ? null : outcome.reason, updated_at: this.now() }).execute();
+      done++;
+      await connector.reportAction?.({ id: a.conversationId }, a.action, outcome).catch((err: unknown) => this.o.log.warn({ err: describeError(err) }, 'could not report the action'));
+    }
+    await ledger.db.transaction().execute(async (trx) => {
+      if (res.cursor !== undefined) await setCursor(trx, accountId, name, res.cursor);
+    });
+    return done;
+  }
+}
+
+function sameContent(p: Part, m: AvitoMessage): boolean {
+  if (p.kind === 'text') return m.type === 'text' && (m.content.text ?? '').trim() === p.body.trim();
+  if (m.type !== 'image') return false;
+  const sizes = (JSON.parse(p.body) as { sizes?: Record<string, string> }).sizes;
+  if (!sizes) return false;
+  const mine = new Set(Object.values(sizes));
+  return Object.values(m.content.image?.sizes ?? {}).some((u) => mine.has(u));
+}
+
+/** The reason in one short line (the CRM note must not repeat the reply, nor be an essay). */
+function shortReason(error: string | null): string {
+  return (error ?? 'unknown error').split('. ')[0]!.slice(0, 300);
+}
+
+/** Fetches an attachment the CRM linked to (≤ 24 MB, Avito's image cap). */
+async function download(url: string): Promise<Uint8Array> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(60_000) });
+  if (!res.ok) throw new RemoteApiError({ provider: 'attachment host', kind: res.status >= 500 ? 'server' : 'bad_request', status: res.status, remoteMessage: res.statusText, hint: 'The image attached to the reply could not be downloaded.', operation: `GET ${new URL(url).host}` });
+  const buf = new Uint8Array(await res.arrayBuffer());
+  if (buf.byteLength > 24 * 1024 * 1024) throw new RemoteApiError({ provider: 'Avito', kind: 'bad_request', status: 413, remoteMessage: `image is ${buf.byteLength} bytes`, hint: 'Avito takes images up to 24 MB.', operation: 'uploadImages' });
+  return buf;
+}
