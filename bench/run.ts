@@ -1,6 +1,7 @@
 import os from 'node:os';
 import { deliveryBench } from './delivery.js';
 import { ingestBench } from './ingest.js';
+import { replyBench } from './replies.js';
 import { webhookBench } from './webhooks.js';
 
 /** `npm run bench [-- name …]`: runs the named benchmarks (default all) and prints markdown. */
@@ -8,6 +9,7 @@ const BENCHES: Record<string, () => Promise<string>> = {
   ingest: () => ingestBench(),
   webhooks: () => webhookBench(),
   delivery: () => deliveryBench(),
+  replies: () => replyBench(),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

@@ -122,10 +122,19 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
   const crmWebhooks = Boolean(config.publicUrl);
   const crmEvery = crmWebhooks ? config.crmPollIntervalWithWebhooksSeconds : config.crmPollIntervalSeconds;
   const replyJobs = new Map<string, Job>();
+  const sendJobs = new Map<string, Job>();
   for (const u of delivery.units) {
     if (!u.replies) continue;
-    replyJobs.set(`${u.accountId}/${u.connectorId}`, scheduler.add(`replies:${u.accountId}/${u.connectorId}`, async () => {
-      if (!stopSignal.signal.aborted) await delivery.replies(u);
+    const key = `${u.accountId}/${u.connectorId}`;
+    // One job sends, so two runs never take the same reply; polling and webhooks both trigger it.
+    const send = scheduler.add(`reply-send:${key}`, async () => {
+      if (!stopSignal.signal.aborted) await u.replies!.run();
+    });
+    sendJobs.set(key, send);
+    replyJobs.set(key, scheduler.add(`replies:${key}`, async () => {
+      if (stopSignal.signal.aborted) return;
+      await delivery.lookForReplies(u);
+      await send.trigger({ coalesce: true });
     }, crmEvery));
   }
   const kickDelivery = (accountId: string) => {
@@ -156,7 +165,7 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
         for (const u of units) {
           void u.replies!.webhook(body, contentType).then(
             (added) => {
-              if (added) void replyJobs.get(`${u.accountId}/${u.connectorId}`)?.trigger({ coalesce: true });
+              if (added) void sendJobs.get(`${u.accountId}/${u.connectorId}`)?.trigger({ coalesce: true });
             },
             (err: unknown) => log.warn({ connector: connectorId, account: u.accountId, err: describeError(err) }, 'CRM webhook could not be confirmed; the poll will find the reply'),
           );

@@ -60,16 +60,12 @@ export class Delivery {
     return out;
   }
 
-  /**
-   * CRM → Avito for one unit: new replies (poll), operator actions, then sending and reporting.
-   * Each step's failure is logged and the others still run.
-   */
-  async replies(u: DeliveryUnit): Promise<void> {
+  /** Looks in the CRM for new replies and operator actions; a failure is logged, not thrown. */
+  async lookForReplies(u: DeliveryUnit): Promise<void> {
     if (!u.replies) return;
     const log = this.rt.log.child({ account: u.accountId, connector: u.connectorId });
     await u.replies.poll().catch((err: unknown) => log.warn({ err: describeError(err) }, 'could not look for CRM replies'));
     await u.replies.actions().catch((err: unknown) => log.warn({ err: describeError(err) }, 'could not look for CRM actions'));
-    await u.replies.run();
   }
 
   /** Waits for mark-read calls still in flight. */
