@@ -7,7 +7,6 @@ COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY connectors ./connectors
 COPY bench ./bench
-COPY test/fakes ./test/fakes
 RUN npm ci --no-audit --no-fund
 RUN npm prune --omit=dev
 

@@ -5,15 +5,15 @@ import { loadConfig } from '../src/config/load-config.js';
 import { createLogger } from '../src/log/logger.js';
 import { createRuntime } from '../src/runtime.js';
 import { syncOnce } from '../src/sync/sync-once.js';
-import { FakeAmo } from '../test/fakes/fake-amocrm.js';
-import { FakeAvito } from '../test/fakes/fake-avito.js';
+import { SandboxAmo } from '../src/sandbox/sandbox-amocrm.js';
+import { SandboxAvito } from '../src/sandbox/sandbox-avito.js';
 import { fmt } from './util.js';
 
 interface Row { notesPerRequest: number; amoRequests: number; byPath: Record<string, number>; notes: number; ms: number; http429: number }
 
 async function once(notesPerRequest: number): Promise<Row> {
-  const avito = new FakeAvito();
-  const amo = new FakeAmo();
+  const avito = new SandboxAvito();
+  const amo = new SandboxAmo();
   await avito.start();
   await amo.start();
   const dir = mkdtempSync(path.join(tmpdir(), 'avito-bench-e2e-'));

@@ -3,8 +3,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { FakeAmo } from '../test/fakes/fake-amocrm.js';
-import { FakeAvito } from '../test/fakes/fake-avito.js';
+import { SandboxAmo } from '../src/sandbox/sandbox-amocrm.js';
+import { SandboxAvito } from '../src/sandbox/sandbox-avito.js';
 import { fmt, percentile } from './util.js';
 
 function freePort(): Promise<number> {
@@ -27,8 +27,8 @@ async function until(check: () => boolean | Promise<boolean>, timeoutMs: number,
 
 /** One mode: `webhook` (PUBLIC_URL set, amoCRM calls the daemon) or `polling` (default interval). */
 async function measure(mode: 'webhook' | 'polling', samples: number): Promise<number[]> {
-  const avito = new FakeAvito();
-  const amo = new FakeAmo();
+  const avito = new SandboxAvito();
+  const amo = new SandboxAmo();
   await avito.start();
   await amo.start();
   const dir = mkdtempSync(path.join(tmpdir(), 'avito-bench-replies-'));

@@ -4,7 +4,7 @@ import http from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { FakeAvito } from '../test/fakes/fake-avito.js';
+import { SandboxAvito } from '../src/sandbox/sandbox-avito.js';
 import { fmt, percentile } from './util.js';
 
 const SECRET = 'bench-secret-0123456789';
@@ -35,7 +35,7 @@ function post(agent: http.Agent, port: number, body: string): Promise<number> {
  * process → acknowledgement latency seen by the sender and deliveries per second.
  */
 export async function webhookBench(total = 2000, concurrency = 20): Promise<string> {
-  const fake = new FakeAvito();
+  const fake = new SandboxAvito();
   await fake.start();
   const chats = Array.from({ length: 100 }, () => fake.addChat());
   const bodies = Array.from({ length: total }, (_, i) => {

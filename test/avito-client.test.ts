@@ -2,17 +2,17 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RemoteApiError } from '../src/errors.js';
 import { getToken } from '../src/ledger/tokens.js';
 import type { Runtime } from '../src/runtime.js';
-import { FakeAvito } from './fakes/fake-avito.js';
+import { SandboxAvito } from '../src/sandbox/sandbox-avito.js';
 import { fakeEnv, tempDir, testRuntime } from './helpers.js';
 
-let fake: FakeAvito;
+let fake: SandboxAvito;
 let rt: Runtime;
 let cleanup: () => void;
 
 let lines: string[] = [];
 
-async function setup(options: ConstructorParameters<typeof FakeAvito>[0] = {}, extraEnv: Record<string, string> = {}) {
-  fake = new FakeAvito(options);
+async function setup(options: ConstructorParameters<typeof SandboxAvito>[0] = {}, extraEnv: Record<string, string> = {}) {
+  fake = new SandboxAvito(options);
   await fake.start();
   const t = tempDir();
   cleanup = t.cleanup;
@@ -66,7 +66,7 @@ describe('Avito client: auth', () => {
   });
 
   it('authorization_code: the rotated refresh token is saved before the new token is used', async () => {
-    fake = new FakeAvito();
+    fake = new SandboxAvito();
     await fake.start();
     const code = fake.issueAuthCode();
     const t = tempDir();

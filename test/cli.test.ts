@@ -1,15 +1,15 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FakeAvito } from './fakes/fake-avito.js';
+import { SandboxAvito } from '../src/sandbox/sandbox-avito.js';
 import { fakeEnv, runCli, tempDir } from './helpers.js';
 
-let fake: FakeAvito;
+let fake: SandboxAvito;
 let dir: string;
 let cleanup: () => void;
 
 beforeAll(async () => {
-  fake = new FakeAvito();
+  fake = new SandboxAvito();
   await fake.start();
   ({ dir, cleanup } = tempDir());
 });

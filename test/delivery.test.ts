@@ -4,20 +4,20 @@ import type { Runtime } from '../src/runtime.js';
 import { Dispatcher } from '../src/sync/dispatcher.js';
 import { startDaemon, type Daemon } from '../src/sync/daemon.js';
 import { syncOnce } from '../src/sync/sync-once.js';
-import { FakeAmo } from './fakes/fake-amocrm.js';
-import { FakeAvito } from './fakes/fake-avito.js';
+import { SandboxAmo } from '../src/sandbox/sandbox-amocrm.js';
+import { SandboxAvito } from '../src/sandbox/sandbox-avito.js';
 import { deliveredIds, fakeEnvWithAmo, runCli, tempDir, testRuntime, waitFor } from './helpers.js';
 
-let avito: FakeAvito;
-let amo: FakeAmo;
+let avito: SandboxAvito;
+let amo: SandboxAmo;
 let rt: Runtime | undefined;
 let daemon: Daemon | undefined;
 let cleanup: () => void;
 let dir: string;
 
 async function setup(env: Record<string, string> = {}) {
-  avito = new FakeAvito();
-  amo = new FakeAmo();
+  avito = new SandboxAvito();
+  amo = new SandboxAmo();
   await avito.start();
   await amo.start();
   ({ dir, cleanup } = tempDir());
@@ -152,8 +152,8 @@ describe('delivery to amoCRM', () => {
   });
 
   it('a bad amoCRM setting exits 2 naming the key', async () => {
-    avito = new FakeAvito();
-    amo = new FakeAmo();
+    avito = new SandboxAvito();
+    amo = new SandboxAmo();
     await avito.start();
     await amo.start();
     ({ dir, cleanup } = tempDir());
@@ -166,8 +166,8 @@ describe('delivery to amoCRM', () => {
   });
 
   it('doctor checks amoCRM access, the pipeline and status', async () => {
-    avito = new FakeAvito();
-    amo = new FakeAmo();
+    avito = new SandboxAvito();
+    amo = new SandboxAmo();
     await avito.start();
     await amo.start();
     ({ dir, cleanup } = tempDir());
@@ -183,8 +183,8 @@ describe('delivery to amoCRM', () => {
 
 describe('invariant 2: every ledger message reaches each enabled connector exactly once in effect', () => {
   it('a process SIGKILLed between the amoCRM call and the ledger write delivers nothing twice after restart', async () => {
-    avito = new FakeAvito();
-    amo = new FakeAmo();
+    avito = new SandboxAvito();
+    amo = new SandboxAmo();
     await avito.start();
     await amo.start();
     ({ dir, cleanup } = tempDir());

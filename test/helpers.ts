@@ -6,8 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { loadConfig, type AppConfig } from '../src/config/load-config.js';
 import { memoryLogger } from '../src/log/logger.js';
 import { createRuntime, type Runtime } from '../src/runtime.js';
-import type { FakeAmo } from './fakes/fake-amocrm.js';
-import type { FakeAvito } from './fakes/fake-avito.js';
+import type { SandboxAmo } from '../src/sandbox/sandbox-amocrm.js';
+import type { SandboxAvito } from '../src/sandbox/sandbox-avito.js';
 import { markerOf } from '../connectors/amocrm/mappers.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -22,7 +22,7 @@ export function tempDir(prefix = 'avito-sync-test-'): { dir: string; cleanup: ()
 }
 
 /** Environment for one account against the fake Avito. */
-export function fakeEnv(fake: FakeAvito, dir: string, extra: Record<string, string> = {}): Record<string, string> {
+export function fakeEnv(fake: SandboxAvito, dir: string, extra: Record<string, string> = {}): Record<string, string> {
   return {
     AVITO_CLIENT_ID: fake.clientId,
     AVITO_CLIENT_SECRET: fake.clientSecret,
@@ -80,11 +80,11 @@ export function runCli(args: string[], env: Record<string, string>, opts: { cwd?
 }
 
 /** Environment for one account against the fake Avito and the fake amoCRM. */
-export function fakeEnvWithAmo(fake: FakeAvito, amo: FakeAmo, dir: string, extra: Record<string, string> = {}): Record<string, string> {
+export function fakeEnvWithAmo(fake: SandboxAvito, amo: SandboxAmo, dir: string, extra: Record<string, string> = {}): Record<string, string> {
   return fakeEnv(fake, dir, { AVITO_SYNC_CONNECTORS: 'amocrm', AMOCRM_BASE_URL: amo.url, AMOCRM_ACCESS_TOKEN: amo.token, ...extra });
 }
 
 /** Avito message ids of every note the fake amoCRM holds (from their markers), with repeats. */
-export function deliveredIds(amo: FakeAmo): string[] {
+export function deliveredIds(amo: SandboxAmo): string[] {
   return [...amo.notes.values()].map((n) => markerOf(String(n.params.text ?? ''))).filter((x): x is string => Boolean(x));
 }

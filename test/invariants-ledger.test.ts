@@ -8,10 +8,10 @@ import { getToken } from '../src/ledger/tokens.js';
 import { memoryLogger, secretScrubber } from '../src/log/logger.js';
 import type { Runtime } from '../src/runtime.js';
 import { pollAccount } from '../src/sync/poller.js';
-import { FakeAvito } from './fakes/fake-avito.js';
+import { SandboxAvito } from '../src/sandbox/sandbox-avito.js';
 import { fakeEnv, runCli, tempDir, testRuntime, waitFor } from './helpers.js';
 
-let fake: FakeAvito;
+let fake: SandboxAvito;
 let rt: Runtime | undefined;
 let cleanup: () => void;
 
@@ -23,7 +23,7 @@ afterEach(async () => {
 });
 
 async function setup(env: Record<string, string> = {}, level = 'warn') {
-  fake = new FakeAvito();
+  fake = new SandboxAvito();
   await fake.start();
   const t = tempDir();
   cleanup = t.cleanup;
@@ -74,7 +74,7 @@ describe('invariant 1: every Avito message is in the ledger once (unique by acco
   });
 
   it('a sync killed mid-pass (SIGKILL) and run again leaves every message exactly once', async () => {
-    fake = new FakeAvito();
+    fake = new SandboxAvito();
     await fake.start();
     const t = tempDir();
     cleanup = t.cleanup;
@@ -154,7 +154,7 @@ describe('invariant 5: a cursor moves only in the same transaction as the rows i
 
 describe('invariant 6: secrets never reach logs; the ledger file is readable by its owner only', () => {
   it('no token, client secret or refresh token appears in trace-level logs', async () => {
-    fake = new FakeAvito();
+    fake = new SandboxAvito();
     await fake.start();
     const code = fake.issueAuthCode();
     const t = tempDir();

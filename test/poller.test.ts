@@ -5,15 +5,15 @@ import { getCursor } from '../src/ledger/cursors.js';
 import { countMessages } from '../src/ledger/messages.js';
 import type { Runtime } from '../src/runtime.js';
 import { pollAccount, type PollReport } from '../src/sync/poller.js';
-import { FakeAvito } from './fakes/fake-avito.js';
+import { SandboxAvito } from '../src/sandbox/sandbox-avito.js';
 import { fakeEnv, tempDir, testRuntime } from './helpers.js';
 
-let fake: FakeAvito;
+let fake: SandboxAvito;
 let rt: Runtime;
 let cleanup: () => void;
 
-async function setup(opts: ConstructorParameters<typeof FakeAvito>[0] = {}) {
-  fake = new FakeAvito(opts);
+async function setup(opts: ConstructorParameters<typeof SandboxAvito>[0] = {}) {
+  fake = new SandboxAvito(opts);
   await fake.start();
   const t = tempDir();
   cleanup = t.cleanup;

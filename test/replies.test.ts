@@ -4,20 +4,20 @@ import type { Runtime } from '../src/runtime.js';
 import { startDaemon, type Daemon } from '../src/sync/daemon.js';
 import { splitText } from '../src/sync/replies.js';
 import { syncOnce } from '../src/sync/sync-once.js';
-import { FakeAmo } from './fakes/fake-amocrm.js';
-import { FakeAvito, type FakeChat } from './fakes/fake-avito.js';
+import { SandboxAmo } from '../src/sandbox/sandbox-amocrm.js';
+import { SandboxAvito, type FakeChat } from '../src/sandbox/sandbox-avito.js';
 import { deliveredIds, fakeEnvWithAmo, runCli, tempDir, testRuntime, waitFor } from './helpers.js';
 
-let avito: FakeAvito;
-let amo: FakeAmo;
+let avito: SandboxAvito;
+let amo: SandboxAmo;
 let rt: Runtime | undefined;
 let daemon: Daemon | undefined;
 let cleanup: () => void;
 let dir: string;
 
 async function setup(env: Record<string, string> = {}) {
-  avito = new FakeAvito();
-  amo = new FakeAmo();
+  avito = new SandboxAvito();
+  amo = new SandboxAmo();
   await avito.start();
   await amo.start();
   ({ dir, cleanup } = tempDir());
@@ -199,8 +199,8 @@ describe('replies through the running daemon', () => {
 
 describe('invariant 3: a CRM reply is sent to Avito at most once', () => {
   it('SIGKILL between the send and the ledger write: the restart finds the message in the chat and does not send again', async () => {
-    avito = new FakeAvito();
-    amo = new FakeAmo();
+    avito = new SandboxAvito();
+    amo = new SandboxAmo();
     await avito.start();
     await amo.start();
     ({ dir, cleanup } = tempDir());

@@ -5,17 +5,17 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { countMessages } from '../src/ledger/messages.js';
 import type { Runtime } from '../src/runtime.js';
 import { startDaemon, type Daemon } from '../src/sync/daemon.js';
-import { FakeAvito } from './fakes/fake-avito.js';
+import { SandboxAvito } from '../src/sandbox/sandbox-avito.js';
 import { fakeEnv, runCli, tempDir, testRuntime, waitFor } from './helpers.js';
 
-let fake: FakeAvito;
+let fake: SandboxAvito;
 let rt: Runtime;
 let daemon: Daemon | undefined;
 let cleanup: () => void;
 let base: string;
 
 async function setup(env: Record<string, string> = {}, opts: { initialPoll?: boolean } = {}) {
-  fake = new FakeAvito();
+  fake = new SandboxAvito();
   await fake.start();
   const t = tempDir();
   cleanup = t.cleanup;
@@ -190,7 +190,7 @@ describe('reconciliation, subscriptions, health', () => {
   });
 
   it('without WEBHOOK_SECRET a secret is generated once and kept', async () => {
-    fake = new FakeAvito();
+    fake = new SandboxAvito();
     await fake.start();
     const t = tempDir();
     cleanup = t.cleanup;
@@ -242,7 +242,7 @@ describe('the run daemon as a process', () => {
   }
 
   it('SIGTERM stops intake, finishes work, closes the ledger and exits 0', async () => {
-    fake = new FakeAvito();
+    fake = new SandboxAvito();
     await fake.start();
     const t = tempDir();
     cleanup = t.cleanup;
@@ -263,7 +263,7 @@ describe('the run daemon as a process', () => {
   });
 
   it('SIGTERM in the middle of a slow poll exits 0 within 10 s; the next run completes it without duplicates', async () => {
-    fake = new FakeAvito();
+    fake = new SandboxAvito();
     await fake.start();
     const t = tempDir();
     cleanup = t.cleanup;
@@ -283,7 +283,7 @@ describe('the run daemon as a process', () => {
 
 describe('webhooks CLI', () => {
   it('list, subscribe and unsubscribe', async () => {
-    fake = new FakeAvito();
+    fake = new SandboxAvito();
     await fake.start();
     const t = tempDir();
     cleanup = t.cleanup;

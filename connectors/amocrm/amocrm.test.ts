@@ -5,17 +5,17 @@ import { connectorStore, pausedState } from '../../src/ledger/connector-state.js
 import { openLedger, type Ledger } from '../../src/ledger/database.js';
 import { memoryLogger } from '../../src/log/logger.js';
 import { chat, connectorContract, message } from '../../test/contract/kit.js';
-import { FakeAmo, FIRST_OPEN_STATUS, MAIN_PIPELINE } from '../../test/fakes/fake-amocrm.js';
+import { SandboxAmo, FIRST_OPEN_STATUS, MAIN_PIPELINE } from '../../src/sandbox/sandbox-amocrm.js';
 import type { AmoConnector, AmoRef } from './connector.js';
 import { amocrm } from './index.js';
 import { markerOf } from './mappers.js';
 
 const FAST = { minTimeoutMs: 1, maxTimeoutMs: 5, maxRetryAfterMs: 50, retries: 2 };
 
-connectorContract<FakeAmo>({
+connectorContract<SandboxAmo>({
   definition: amocrm,
   startFake: async () => {
-    const f = new FakeAmo();
+    const f = new SandboxAmo();
     await f.start();
     return f;
   },
@@ -28,7 +28,7 @@ connectorContract<FakeAmo>({
 });
 
 describe('amoCRM connector', () => {
-  let fake: FakeAmo;
+  let fake: SandboxAmo;
   let ledger: Ledger;
   const make = (extra: Record<string, unknown> = {}) =>
     amocrm.create({
@@ -46,7 +46,7 @@ describe('amoCRM connector', () => {
   };
 
   beforeEach(async () => {
-    fake = new FakeAmo();
+    fake = new SandboxAmo();
     await fake.start();
     ledger = await openLedger(':memory:');
   });
@@ -226,7 +226,7 @@ describe('amoCRM connector', () => {
 
   it('without the right to add fields, leads are still created and access checks warn', async () => {
     await fake.stop();
-    fake = new FakeAmo({ canCreateFields: false });
+    fake = new SandboxAmo({ canCreateFields: false });
     await fake.start();
     const c = make();
     const ref = await conv(c);

@@ -4,10 +4,11 @@ import { randomBytes } from 'node:crypto';
 import { checkQuery, matchOperation, type OperationSpec } from './avito-spec.js';
 
 /**
- * A fake Avito API on 127.0.0.1 that speaks real HTTP and follows the official specs: it
- * rejects what the spec rejects (see avito-spec.ts), enforces the paging caps, issues and
- * expires tokens, rotates refresh tokens, and can inject faults (429 with and without
- * Retry-After, 5xx, dropped connections) and the 402 and employee-key conditions.
+ * The sandbox Avito: an Avito API on 127.0.0.1 that speaks real HTTP and follows the official
+ * specs — it rejects what the spec rejects (see avito-spec.ts), enforces the paging caps, issues
+ * and expires tokens, rotates refresh tokens, and can inject faults (429 with and without
+ * Retry-After, 5xx, dropped connections) and the 402 and employee-key conditions. The tests use
+ * it as their fake; `avito-sync demo` runs the daemon against it (Avito itself has no sandbox).
  */
 
 export interface FakeMessage {
@@ -58,7 +59,7 @@ export interface RequestRecord {
   status: number;
 }
 
-export interface FakeAvitoOptions {
+export interface SandboxAvitoOptions {
   userId?: number;
   clientId?: string;
   clientSecret?: string;
@@ -73,7 +74,7 @@ export interface FakeAvitoOptions {
   voiceLinkTtlMs?: number;
 }
 
-export class FakeAvito {
+export class SandboxAvito {
   readonly userId: number;
   readonly clientId: string;
   readonly clientSecret: string;
@@ -102,9 +103,9 @@ export class FakeAvito {
   private faults: Fault[] = [];
   private seq = 0;
   private rateRemaining: number;
-  private readonly opts: Required<Omit<FakeAvitoOptions, 'rateLimitPerMinute'>> & { rateLimitPerMinute?: number };
+  private readonly opts: Required<Omit<SandboxAvitoOptions, 'rateLimitPerMinute'>> & { rateLimitPerMinute?: number };
 
-  constructor(options: FakeAvitoOptions = {}) {
+  constructor(options: SandboxAvitoOptions = {}) {
     this.opts = {
       userId: 1_000_001,
       clientId: 'fake-client-id',
@@ -217,6 +218,13 @@ export class FakeAvito {
     chat.messages.push(msg);
     chat.updated = Math.max(chat.updated, created);
     return msg;
+  }
+
+  /** Sends the v3 webhook for a message to every subscribed URL, as Avito would; returns the statuses. */
+  async pushWebhook(chatId: string, msg: FakeMessage): Promise<number[]> {
+    const body = JSON.stringify(this.webhookBody(chatId, msg));
+    return Promise.all([...this.subscriptions.keys()].map((url) =>
+      fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: AbortSignal.timeout(2000) }).then((r) => r.status, () => 0)));
   }
 
   /** Many chats with many messages each, for benchmarks and paging tests. */

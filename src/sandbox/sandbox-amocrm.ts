@@ -3,8 +3,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 
 /**
- * A fake amoCRM REST v4 on 127.0.0.1 (real HTTP), following the community OpenAPI and the facts
- * the specs leave out: problem+json errors, `204 No Content` for empty lists, the bare-array
+ * The sandbox amoCRM: amoCRM REST v4 on 127.0.0.1 (real HTTP) for the tests and
+ * `avito-sync demo`, following the community OpenAPI and the facts the specs leave out: problem+json errors, `204 No Content` for empty lists, the bare-array
  * answer of `leads/complex` and its 50-per-request cap, 250 per list page, 7 requests per
  * sliding second per token → 429, and a ban mode in which everything answers an HTML 403.
  */
@@ -42,7 +42,7 @@ export interface AmoFault {
   times: number;
 }
 
-export interface FakeAmoOptions {
+export interface SandboxAmoOptions {
   /** Requests per sliding second before 429. Default 7. */
   rateLimit?: number;
   /** 429s within a minute that get the integration banned (HTML 403 for everything). Default: never. */
@@ -56,7 +56,7 @@ export const MANAGER_USER = 2;
 export const MAIN_PIPELINE = 1000;
 export const FIRST_OPEN_STATUS = 1002;
 
-export class FakeAmo {
+export class SandboxAmo {
   url = '';
   readonly token = `amo-long-lived-${randomBytes(8).toString('hex')}`;
   readonly oauth = { clientId: 'amo-client-id', clientSecret: 'amo-client-secret-0123456789', redirectUri: 'https://example.com/amo/callback' };
@@ -100,9 +100,9 @@ export class FakeAmo {
   private readonly hits: number[] = [];
   private readonly recent429: number[] = [];
   private faults: AmoFault[] = [];
-  private readonly opts: Required<FakeAmoOptions>;
+  private readonly opts: Required<SandboxAmoOptions>;
 
-  constructor(options: FakeAmoOptions = {}) {
+  constructor(options: SandboxAmoOptions = {}) {
     this.opts = { rateLimit: 7, banAfter429s: Number.POSITIVE_INFINITY, canCreateFields: true, ...options };
     this.validTokens.add(this.token);
   }
