@@ -82,6 +82,7 @@ export async function createRuntime(config: AppConfig, log: Logger, options: Run
         log,
         requestsPerSecond: account.avito.requestsPerSecond,
         concurrency: account.avito.concurrency,
+        itemsRequestsPerMinute: account.avito.itemsRequestsPerMinute,
         ...(options.retry ? { retry: options.retry } : {}),
       }),
     });

@@ -444,6 +444,12 @@ export class AmoConnector implements ConnectorInstance {
     });
   }
 
+  async forgetCrmObjects(): Promise<void> {
+    for (const prefix of ['contact:', 'intent:', 'chat_field_id']) await this.ctx.store.deletePrefix(prefix);
+    this.chatFieldId = undefined;
+    this.target = undefined;
+  }
+
   async close(): Promise<void> {
     /* fetch keeps no state of ours */
   }

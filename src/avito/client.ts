@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import { RemoteApiError } from '../errors.js';
 import { READ_POLICY, WRITE_POLICY, withRetry, type RetryPolicy } from '../http/retry-policy.js';
+import { SpacingGate } from '../http/spacing-gate.js';
 import { Transport, type TransportResponse } from '../http/transport.js';
 import type { LedgerDb } from '../ledger/database.js';
 import { getAccount, setAvitoUserId } from '../ledger/accounts.js';
@@ -33,6 +34,8 @@ export interface AvitoClientOptions {
   timeoutMs?: number;
   /** Overrides for the read and write policies (tests shorten the backoff). */
   retry?: Partial<RetryPolicy>;
+  /** Default 25 (items.json: 25 requests per minute). */
+  itemsRequestsPerMinute?: number;
 }
 
 /** One call's telemetry, for metrics and benchmarks. */
@@ -77,6 +80,7 @@ export class AvitoClient {
   private readonly writePolicy: RetryPolicy;
   private readonly timeoutMs: number;
   private readonly transport: Transport;
+  private readonly itemsGate: SpacingGate;
   /** Aborted by `stop()`: calls still waiting in the queue give up at once. */
   private readonly stopper = new AbortController();
   private userIdValue: string | undefined;
@@ -92,6 +96,7 @@ export class AvitoClient {
     const rps = opts.requestsPerSecond ?? 10;
     this.queue = new PQueue({ concurrency: opts.concurrency ?? 4, intervalCap: rps, interval: 1000 });
     this.transport = new Transport(opts.concurrency ?? 4);
+    this.itemsGate = new SpacingGate(Math.ceil(60_000 / (opts.itemsRequestsPerMinute ?? 25)));
     // Every queued call listens to the stop signal; thousands may wait during an import.
     setMaxListeners(0, this.stopper.signal);
     this.readPolicy = { ...READ_POLICY, ...opts.retry, retryOn: 'transient' };
@@ -324,6 +329,7 @@ export class AvitoClient {
 
   /** GET /core/v1/items (items.json getItemsInfo; `per_page` ≤ 100, 25 requests/min). */
   async listItems(params: { page?: number; perPage?: number; status?: string } = {}): Promise<AvitoItem[]> {
+    await this.itemsGate.wait();
     const res = await this.call({
       method: 'GET',
       template: '/core/v1/items',

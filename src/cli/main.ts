@@ -2,8 +2,10 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { ConfigError, ValidationError } from '../errors.js';
+import { registerBackfill } from './commands/backfill.js';
 import { registerDoctor } from './commands/doctor.js';
 import { registerOperator } from './commands/operator.js';
+import { registerOps } from './commands/ops.js';
 import { registerRun } from './commands/run.js';
 import { registerWebhooks } from './commands/webhooks.js';
 import { registerStatus } from './commands/status.js';
@@ -24,9 +26,11 @@ export function buildProgram(): Command {
     .exitOverride();
   registerRun(program);
   registerSync(program);
+  registerBackfill(program);
   registerStatus(program);
   registerDoctor(program);
   registerWebhooks(program);
+  registerOps(program);
   registerOperator(program);
   return program;
 }

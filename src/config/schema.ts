@@ -30,6 +30,8 @@ export const avitoAccountSchema = z.object({
   requestsPerSecond: z.coerce.number().int().min(1).max(10_000).default(10),
   /** Default 4: requests in flight to Avito for this account. */
   concurrency: z.coerce.number().int().min(1).max(64).default(4),
+  /** Default 25: `GET /core/v1/items` allows 25 requests per minute (items.json). */
+  itemsRequestsPerMinute: z.coerce.number().int().min(1).max(6000).default(25),
   /** Default `never`: reading does not mark chats read unless asked. */
   markRead: z.enum(['never', 'after-delivery']).default('never'),
 });

@@ -116,6 +116,8 @@ export interface ConnectorStore {
   get(key: string): Promise<string | undefined>;
   /** Durable when the promise resolves (a rotated refresh token must be saved before use). */
   set(key: string, value: string): Promise<void>;
+  /** Removes every key starting with `prefix`. */
+  deletePrefix(prefix: string): Promise<void>;
 }
 
 /** A connector's capabilities. Defaults (see `defineConnector`) are the most conservative. */
@@ -168,6 +170,12 @@ export interface ConnectorInstance {
 
   /** Releases resources (timers, sockets). */
   close(): Promise<void>;
+
+  /**
+   * Forgets cached ids of CRM objects (contacts, fields) before `replay` projects the ledger into
+   * a new or changed CRM; credentials stay.
+   */
+  forgetCrmObjects?(): Promise<void>;
 
   // ---- replies (capability `replies`) --------------------------------------------------------
 

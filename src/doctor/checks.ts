@@ -89,3 +89,22 @@ export async function avitoChecks(client: AvitoClient, opts: { configuredUserId?
   }
   return results;
 }
+
+/**
+ * Webhook reachability: a POST of `{}` (Avito's own probe) to our public URL, 2 s to answer, as
+ * Avito requires. It passes only when a running daemon answers there.
+ */
+export async function webhookReachability(publicWebhookUrl: string | undefined): Promise<CheckResult> {
+  const check = 'webhook reachability';
+  if (!publicWebhookUrl) return { check, verdict: 'warn', detail: 'PUBLIC_URL is not set: no webhooks, polling only', action: 'Set PUBLIC_URL to the address where Avito reaches this daemon (HTTPS).' };
+  const shown = publicWebhookUrl.replace(/\/[^/]+$/, '/…');
+  const started = Date.now();
+  try {
+    const res = await fetch(publicWebhookUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}', signal: AbortSignal.timeout(2000) });
+    const ms = Date.now() - started;
+    if (res.status === 200) return { check, verdict: 'ok', detail: `${shown} answered 200 in ${ms} ms (Avito allows 2 s)` };
+    return { check, verdict: 'fail', detail: `${shown} answered ${res.status}`, action: res.status === 404 ? 'Something else answers at PUBLIC_URL, or WEBHOOK_SECRET differs from the running daemon’s.' : 'Check the reverse proxy in front of `avito-sync run`.' };
+  } catch (err) {
+    return { check, verdict: 'fail', detail: `${shown} did not answer within 2 s (${(err as Error).name === 'TimeoutError' ? 'timeout' : (err as Error).message})`, action: 'Start `avito-sync run` and make PUBLIC_URL reach it from the internet (HTTPS), or unset PUBLIC_URL to poll only.' };
+  }
+}

@@ -26,6 +26,14 @@ export function connectorStore(db: LedgerDb, accountId: string, connector: strin
         .onConflict((oc) => oc.columns(['account_id', 'connector', 'key']).doUpdateSet({ value, updated_at }))
         .execute();
     },
+    async deletePrefix(prefix) {
+      await db
+        .deleteFrom('connector_state')
+        .where('account_id', '=', accountId)
+        .where('connector', '=', connector)
+        .where((eb) => eb(eb.fn('substr', ['key', eb.val(1), eb.val(prefix.length)]), '=', prefix))
+        .execute();
+    },
   };
 }
 

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { avitoChecks, ledgerChecks, type CheckResult } from '../../doctor/checks.js';
+import { avitoChecks, ledgerChecks, webhookReachability, type CheckResult } from '../../doctor/checks.js';
 import { OperationalError } from '../../errors.js';
 import { avitoWebhookUrl, webhookSecret } from '../../sync/webhook-secret.js';
 import { out, withRuntime, type GlobalOptions } from '../context.js';
@@ -22,6 +22,7 @@ export function registerDoctor(program: Command): void {
           const checks = await avitoChecks(acc.client, { configuredUserId: acc.config.avito.userId, publicWebhookUrl: hookUrl, knownChatId: known?.chat_id });
           all.push(...checks.map((c) => (rt.accounts.length > 1 ? { ...c, check: `${acc.config.id}: ${c.check}` } : c)));
         }
+        all.push(await webhookReachability(hookUrl));
         for (const c of rt.connectors) {
           const checks = await c.instance.checkAccess().catch((err: unknown) => [{ check: `${c.definition.id} access`, verdict: 'fail' as const, detail: err instanceof Error ? err.message : String(err) }]);
           all.push(...checks.map((x) => (rt.accounts.length > 1 ? { ...x, check: `${c.accountId}: ${x.check}` } : x)));

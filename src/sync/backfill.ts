@@ -1,0 +1,188 @@
+import { AVITO_PAGE_LIMIT } from '../avito/client.js';
+import { describeError } from '../errors.js';
+import { getCursor } from '../ledger/cursors.js';
+import { getSetting, setSetting } from '../ledger/settings.js';
+import type { AccountRuntime, Runtime } from '../runtime.js';
+import type { DispatchReport } from './dispatcher.js';
+import { Delivery } from './delivery.js';
+import { pollAccount, type PollReport } from './poller.js';
+
+/** Items per `item_ids` partition; a partition that still hits the 1,100-chat cap is halved. */
+export const PARTITION_ITEMS = 20;
+/** Every item status the items API knows: chats about removed or old items are history too. */
+const ALL_STATUSES = 'active,removed,old,blocked,rejected';
+
+export interface BackfillOptions {
+  /** Only chats updated since (epoch seconds). */
+  since?: number;
+  /** Fill the ledger only; deliver nothing. */
+  ledgerOnly?: boolean;
+  /** Fill the ledger and count what the CRM would get; write nothing to the CRM. */
+  dryRun?: boolean;
+  partitionItems?: number;
+  onProgress?: (p: BackfillProgress) => void;
+}
+
+export interface BackfillProgress {
+  account: string;
+  phase: 'recent chats' | 'items' | 'partitions' | 'delivery';
+  done: number;
+  total: number;
+  messages: number;
+  unit: string;
+}
+
+export interface BackfillReport {
+  account: string;
+  run: string;
+  resumed: boolean;
+  partitions: { total: number; skipped: number; fetched: number };
+  items: number;
+  chatsSeen: number;
+  messagesNew: number;
+  avitoRequests: number;
+  /** What Avito's paging caps kept out of reach. */
+  unreachable: string[];
+  delivery: { connector: string; report: DispatchReport }[];
+  dryRun?: { connector: string; contacts: number; leads: number; notes: number }[];
+  error?: string;
+}
+
+/**
+ * `avito-sync backfill` for one account (design.md §3, §5): all reachable history into the ledger,
+ * resumable after a kill (each partition's completion is a cursor written with its last rows), then
+ * into the CRM. Reaches past the 1,100-chat cap by partitioning on `item_ids` from the items API.
+ */
+export async function backfillAccount(rt: Runtime, acc: AccountRuntime, opts: BackfillOptions = {}): Promise<BackfillReport> {
+  const accountId = acc.config.id;
+  const runKey = `backfill_run:${accountId}`;
+  const previous = await getSetting(rt.ledger.db, runKey);
+  const resumed = Boolean(previous?.startsWith('running:'));
+  const run = resumed ? previous!.slice('running:'.length) : String(Date.now());
+  await setSetting(rt.ledger.db, runKey, `running:${run}`);
+  const report: BackfillReport = {
+    account: accountId, run, resumed, partitions: { total: 0, skipped: 0, fetched: 0 }, items: 0, chatsSeen: 0, messagesNew: 0, avitoRequests: 0, unreachable: [], delivery: [],
+  };
+  const requestsBefore = acc.client.requestCount;
+  const progress = (phase: BackfillProgress['phase'], done: number, total: number, unit: string) => opts.onProgress?.({ account: accountId, phase, done, total, messages: report.messagesNew, unit });
+  const ctx = { ledger: rt.ledger, client: acc.client, log: rt.log, voice: rt.voice };
+  const since = opts.since;
+
+  /** One partition: skipped when this run already finished it. */
+  const partition = async (name: string, chatTypes: readonly string[], itemIds?: readonly string[]): Promise<PollReport | undefined> => {
+    report.partitions.total++;
+    if (await getCursor(rt.ledger.db, accountId, name)) {
+      report.partitions.skipped++;
+      return undefined;
+    }
+    const r = await pollAccount(ctx, { chatTypes, cursorName: name, full: true, ...(itemIds ? { itemIds } : {}), ...(since !== undefined ? { since } : {}) });
+    report.partitions.fetched++;
+    report.chatsSeen += r.chatsSeen;
+    report.messagesNew += r.messagesNew;
+    return r;
+  };
+
+  try {
+    // 1. The newest chats of every type, up to the cap.
+    progress('recent chats', 0, 1, 'pass');
+    const first = await partition(`backfill:${run}:all`, acc.config.avito.chatTypes);
+    const capped = first ? first.unreachable.some((u) => u.startsWith('chats past')) : await getSetting(rt.ledger.db, `backfill_capped:${accountId}:${run}`) === '1';
+    if (first) await setSetting(rt.ledger.db, `backfill_capped:${accountId}:${run}`, capped ? '1' : '0');
+    for (const u of first?.unreachable ?? []) if (!u.startsWith('chats past')) report.unreachable.push(u);
+
+    // 2. Past the cap: item chats by item_ids partitions.
+    if (capped) {
+      // Profile chats cannot be filtered by item: each type gets its own pass, with its own cap.
+      for (const type of acc.config.avito.chatTypes.filter((t) => t !== 'u2i')) {
+        const r = await partition(`backfill:${run}:type:${type}`, [type]);
+        if (r?.unreachable.some((u) => u.startsWith('chats past'))) report.unreachable.push(`${type} chats past the newest 1,100: Avito cannot filter them by item`);
+        for (const u of r?.unreachable ?? []) if (!u.startsWith('chats past')) report.unreachable.push(u);
+      }
+      if (acc.config.avito.chatTypes.includes('u2i')) {
+        progress('items', 0, 1, 'items');
+        const items: string[] = [];
+        for (let page = 1; ; page++) {
+          const list = await acc.client.listItems({ page, perPage: AVITO_PAGE_LIMIT, status: ALL_STATUSES });
+          items.push(...list.map((i) => i.id));
+          progress('items', items.length, items.length, 'items');
+          if (list.length < AVITO_PAGE_LIMIT) break;
+        }
+        items.sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : 1));
+        report.items = items.length;
+        const size = opts.partitionItems ?? PARTITION_ITEMS;
+        const groups: string[][] = [];
+        for (let i = 0; i < items.length; i += size) groups.push(items.slice(i, i + size));
+        let done = 0;
+        const walk = async (group: string[]): Promise<void> => {
+          const r = await partition(`backfill:${run}:items:${group[0]}-${group[group.length - 1]}:${group.length}`, ['u2i'], group);
+          for (const u of r?.unreachable ?? []) {
+            if (!u.startsWith('chats past')) report.unreachable.push(u);
+            else if (group.length === 1) report.unreachable.push(`chats about item ${group[0]} past the newest 1,100 (Avito's paging cap)`);
+          }
+          if (r?.unreachable.some((u) => u.startsWith('chats past')) && group.length > 1) {
+            const half = Math.ceil(group.length / 2);
+            await walk(group.slice(0, half));
+            await walk(group.slice(half));
+          }
+        };
+        for (const g of groups) {
+          await walk(g);
+          progress('partitions', ++done, groups.length, 'partitions');
+        }
+      }
+    }
+    await setSetting(rt.ledger.db, runKey, `done:${run}`);
+  } catch (err) {
+    report.error = describeError(err);
+  }
+  report.avitoRequests = acc.client.requestCount - requestsBefore;
+  if (report.error) return report;
+
+  // 3. Into the CRM (or what it would get).
+  if (opts.dryRun) report.dryRun = await dryRunCounts(rt, accountId);
+  else if (!opts.ledgerOnly) {
+    const delivery = new Delivery(rt);
+    for (const u of delivery.units.filter((x) => x.accountId === accountId)) {
+      const total = (await u.dispatcher.outboxCounts).pending + (await pendingToEnqueue(rt, accountId, u.connectorId));
+      let delivered = 0;
+      let last: DispatchReport | undefined;
+      for (;;) {
+        const r = await u.dispatcher.run();
+        delivered += r.delivered + r.reconciled;
+        last = r;
+        progress('delivery', delivered, Math.max(total, delivered), 'messages');
+        if (r.halted || (r.delivered === 0 && r.reconciled === 0)) break;
+      }
+      report.delivery.push({ connector: u.connectorId, report: { ...last!, delivered } });
+    }
+    await delivery.drain();
+  }
+  return report;
+}
+
+async function pendingToEnqueue(rt: Runtime, accountId: string, connector: string): Promise<number> {
+  const from = Number((await getCursor(rt.ledger.db, accountId, `enqueue:${connector}`)) ?? 0);
+  const row = await rt.ledger.db.selectFrom('messages').select((eb) => eb.fn.countAll<number>().as('n')).where('account_id', '=', accountId).where('seq', '>', from).executeTakeFirstOrThrow();
+  return Number(row.n);
+}
+
+/** What delivery would create: notes for messages not delivered yet, leads for their chats without one, contacts for their buyers (at most). */
+async function dryRunCounts(rt: Runtime, accountId: string): Promise<{ connector: string; contacts: number; leads: number; notes: number }[]> {
+  const out = [];
+  for (const c of rt.connectors.filter((x) => x.accountId === accountId)) {
+    const connector = c.definition.id;
+    const undelivered = rt.ledger.db
+      .selectFrom('messages as m')
+      .where('m.account_id', '=', accountId)
+      .where(({ not, exists, selectFrom }) =>
+        not(exists(selectFrom('deliveries as d').select('d.id').whereRef('d.account_id', '=', 'm.account_id').whereRef('d.message_id', '=', 'm.message_id').where('d.connector', '=', connector).where('d.status', 'in', ['delivered', 'skipped']))));
+    const notes = await undelivered.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    const chats = await undelivered
+      .innerJoin('chats as c', (j) => j.onRef('c.account_id', '=', 'm.account_id').onRef('c.chat_id', '=', 'm.chat_id'))
+      .where(({ not, exists, selectFrom }) => not(exists(selectFrom('conversations as v').select('v.chat_id').whereRef('v.account_id', '=', 'c.account_id').whereRef('v.chat_id', '=', 'c.chat_id').where('v.connector', '=', connector))))
+      .select([(eb) => eb.fn.count<number>('c.chat_id').distinct().as('leads'), (eb) => eb.fn.count<number>('c.buyer_id').distinct().as('contacts')])
+      .executeTakeFirstOrThrow();
+    out.push({ connector, contacts: Number(chats.contacts), leads: Number(chats.leads), notes: Number(notes.n) });
+  }
+  return out;
+}
