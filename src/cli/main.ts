@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { ConfigError, ValidationError } from '../errors.js';
 import { registerBackfill } from './commands/backfill.js';
+import { registerDemo } from './commands/demo.js';
 import { registerDoctor } from './commands/doctor.js';
 import { registerOperator } from './commands/operator.js';
 import { registerOps } from './commands/ops.js';
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
   registerDoctor(program);
   registerWebhooks(program);
   registerOps(program);
+  registerDemo(program);
   registerOperator(program);
   return program;
 }
