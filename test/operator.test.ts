@@ -203,7 +203,7 @@ describe('demo', () => {
   it('shows chats becoming leads and a reply going back, then exits 0', async () => {
     const r = await runCli(['demo'], {});
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/amoCRM: lead #\d+ «Велосипед Stels Navigator 500», 12 500 ₽, tag avito, contact «Иван»/);
+    expect(r.stdout).toMatch(/amoCRM: lead #\d+ «Велосипед Stels Navigator 500», 12\s500 ₽, tag avito, contact «Иван»/);
     expect(r.stdout).toMatch(/Avito: Иван gets «Да, продаётся! Можно посмотреть сегодня после 18:00\.»/);
     expect(r.stdout).toMatch(/recognised as our own, not a new note/);
     expect(r.stdout).toMatch(/Done in [\d.]+ s: 2 leads, 2 contacts, 7 notes in amoCRM; 1 reply sent to Avito; internal note sent: no\./);
