@@ -1,4 +1,5 @@
 import os from 'node:os';
+import { backfillBench } from './backfill.js';
 import { deliveryBench } from './delivery.js';
 import { ingestBench } from './ingest.js';
 import { replyBench } from './replies.js';
@@ -10,6 +11,7 @@ const BENCHES: Record<string, () => Promise<string>> = {
   webhooks: () => webhookBench(),
   delivery: () => deliveryBench(),
   replies: () => replyBench(),
+  backfill: () => backfillBench(),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

@@ -17,6 +17,35 @@ const MIGRATIONS: Record<string, Migration> = {
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };
 
+/** Prepared statements kept for reuse by SQL text (most recently used). */
+const STATEMENT_CACHE = 256;
+
+/**
+ * The handle Kysely sees: `prepare` reuses statements by SQL text. Kysely prepares every query
+ * anew, and better-sqlite3 frees a statement's native memory only when the GC collects it; with a
+ * small JS heap that can be late, and a long import grew to 600 MB of statements waiting to be
+ * freed (docs/benchmarks.md). Reuse keeps it flat and skips the compile.
+ */
+function cachingHandle(sqlite: Database.Database): Database.Database {
+  const cache = new Map<string, Database.Statement>();
+  return new Proxy(sqlite, {
+    get(target, prop, receiver) {
+      if (prop !== 'prepare') return Reflect.get(target, prop, receiver);
+      return (sql: string) => {
+        let stmt = cache.get(sql);
+        if (stmt) {
+          cache.delete(sql);
+        } else {
+          stmt = target.prepare(sql);
+          if (cache.size >= STATEMENT_CACHE) cache.delete(cache.keys().next().value!);
+        }
+        cache.set(sql, stmt);
+        return stmt;
+      };
+    },
+  });
+}
+
 export interface Ledger {
   db: LedgerDb;
   /** The raw handle, for pragmas and the rare statement Kysely cannot express. */
@@ -63,7 +92,7 @@ export async function openLedger(file: string): Promise<Ledger> {
   sqlite.pragma('busy_timeout = 5000');
   sqlite.pragma('foreign_keys = ON');
 
-  const db = new Kysely<LedgerTables>({ dialect: new SqliteDialect({ database: sqlite }) });
+  const db = new Kysely<LedgerTables>({ dialect: new SqliteDialect({ database: cachingHandle(sqlite) }) });
   const migrator = new Migrator({ db, provider });
   const { error, results } = await migrator.migrateToLatest();
   if (error) {

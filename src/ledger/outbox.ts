@@ -69,8 +69,9 @@ export class Outbox {
         FROM messages m WHERE m.account_id = @account AND m.deleted_at > @from AND m.deleted_at <= @to
           AND EXISTS (SELECT 1 FROM deliveries d WHERE d.account_id = m.account_id AND d.connector = @connector AND d.message_id = m.message_id AND d.kind = 'message' AND d.status = 'delivered')
         ON CONFLICT (account_id, connector, message_id, kind) DO NOTHING`),
-      candidates: db.prepare(`SELECT id, message_id, kind, chat_id, status, attempts, next_attempt_at, lease_until, lease_owner FROM deliveries
-        WHERE account_id = ? AND connector = ? AND status IN ('pending', 'leased') ORDER BY chat_id, created, seq, id LIMIT ?`),
+      // One status per query, so the deliveries_due index gives the order (no sort of the whole backlog).
+      candidates: db.prepare(`SELECT id, message_id, kind, chat_id, status, attempts, next_attempt_at, lease_until, lease_owner, created, seq FROM deliveries
+        WHERE account_id = ? AND connector = ? AND status = ? ORDER BY chat_id, created, seq LIMIT ?`),
       lease: db.prepare(`UPDATE deliveries SET status = 'leased', lease_until = ?, lease_owner = ?, attempts = attempts + 1, updated_at = ? WHERE id = ?`),
       delivered: db.prepare(`UPDATE deliveries SET status = 'delivered', remote_id = ?, lease_until = NULL, last_error = NULL, updated_at = ? WHERE id = ?`),
       retry: db.prepare(`UPDATE deliveries SET status = 'pending', next_attempt_at = ?, last_error = ?, lease_until = NULL, updated_at = ? WHERE id = ?`),
@@ -109,9 +110,17 @@ export class Outbox {
    */
   async claim(limit: number, now = Date.now(), skipChat?: (chatId: string) => boolean): Promise<ClaimedDelivery[]> {
     return this.ledger.writeSync(() => {
-      const rows = this.s.candidates!.all(this.accountId, this.connector, limit * 4) as {
-        id: number; message_id: string; kind: 'message' | 'deletion'; chat_id: string; status: string; attempts: number; next_attempt_at: number; lease_until: number | null; lease_owner: string | null;
-      }[];
+      type Row = {
+        id: number; message_id: string; kind: 'message' | 'deletion'; chat_id: string; status: string; attempts: number; next_attempt_at: number; lease_until: number | null; lease_owner: string | null; created: number; seq: number;
+      };
+      const take = limit * 2;
+      const pending = this.s.candidates!.all(this.accountId, this.connector, 'pending', take) as Row[];
+      const leased = this.s.candidates!.all(this.accountId, this.connector, 'leased', take) as Row[];
+      const order = (a: Row, b: Row) => (a.chat_id < b.chat_id ? -1 : a.chat_id > b.chat_id ? 1 : a.created - b.created || a.seq - b.seq);
+      // A list cut short knows nothing past its last row: the merge is valid up to the smallest such row.
+      const cuts = [pending, leased].filter((l) => l.length === take).map((l) => l[l.length - 1]!).sort(order);
+      const upTo = cuts[0];
+      const rows = [...pending, ...leased].filter((r) => !upTo || order(r, upTo) <= 0).sort(order);
       const orphaned = new Map<string, boolean>();
       const isOrphaned = (owner: string | null) => {
         if (!owner) return false;

@@ -1,0 +1,37 @@
+import { SandboxAmo } from '../src/sandbox/sandbox-amocrm.js';
+import type { BackfillReport } from '../src/sync/backfill.js';
+import { fmt, runJsonProcess, startJsonProcess } from './util.js';
+
+const CHATS = 5000;
+const PER_CHAT = 20;
+const ITEMS = 500;
+
+/**
+ * Backfill (issue 6): 100,000 messages (5,000 chats × 20 on 500 items) from the sandbox Avito in
+ * its own process into the ledger and amoCRM → Avito requests against the minimum the paging
+ * caps allow, amoCRM requests, time, peak RSS of the backfill process.
+ */
+export async function backfillBench(): Promise<string> {
+  const { child, first: fake } = await startJsonProcess<{ url: string; clientId: string; clientSecret: string; userId: number }>('fake-avito-server.js', [`--chats=${CHATS}`, `--messages=${PER_CHAT}`, `--items=${ITEMS}`]);
+  const amo = new SandboxAmo();
+  await amo.start();
+  try {
+    const r = await runJsonProcess<{ ms: number; ledgerMs: number; report: BackfillReport; maxRssMb: number }>('backfill-worker.js', [fake.url, fake.clientId, fake.clientSecret, String(fake.userId), amo.url, amo.token]);
+    // The minimum: a token, the item pages, every chat once in pages of 100, one message page per chat (20 < 100).
+    const minimum = 1 + Math.ceil(ITEMS / 100) + Math.ceil(CHATS / 100) + CHATS;
+    const amoByPath: Record<string, number> = {};
+    for (const q of amo.requests) amoByPath[`${q.method} ${q.path}`] = (amoByPath[`${q.method} ${q.path}`] ?? 0) + 1;
+    return [
+      `### Backfill (issue 6): ${(CHATS * PER_CHAT).toLocaleString('en-US')} messages (${CHATS.toLocaleString('en-US')} chats × ${PER_CHAT}, ${ITEMS} items) into the ledger and amoCRM`,
+      '',
+      '| Avito requests | minimum the caps allow | overhead | partitions | amoCRM requests | notes/request | ledger phase | total (with amoCRM at 6 rps) | peak RSS |',
+      '|---|---|---|---|---|---|---|---|---|',
+      `| ${r.report.avitoRequests} | ${minimum} | ${fmt(((r.report.avitoRequests - minimum) / minimum) * 100, 1)} % | ${r.report.partitions.total} | ${amo.requests.length} | ${fmt(amo.notes.size / Math.max(1, amoByPath['POST /api/v4/leads/notes'] ?? 1), 1)} | ${fmt(r.ledgerMs / 1000, 1)} s | ${fmt(r.ms / 1000, 1)} s | ${fmt(r.maxRssMb, 1)} MB |`,
+      '',
+      `Chats seen ${r.report.chatsSeen} (partitions overlap the first pass of the newest 1,100), new messages ${r.report.messagesNew}, unreachable ${r.report.unreachable.length}; amoCRM: ${Object.entries(amoByPath).map(([k, v]) => `${k} × ${v}`).join('; ')}; notes per request 250.`,
+    ].join('\n');
+  } finally {
+    child.kill('SIGTERM');
+    await amo.stop();
+  }
+}
