@@ -1,9 +1,9 @@
-import { createServer } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openLedger } from '../src/ledger/database.js';
 import { SandboxAmo } from '../src/sandbox/sandbox-amocrm.js';
 import { SandboxAvito } from '../src/sandbox/sandbox-avito.js';
 import { deliveredIds, fakeEnvWithAmo, runCli, tempDir } from './helpers.js';
+import { freePort } from '../src/sandbox/net.js';
 
 let avito: SandboxAvito;
 let amo: SandboxAmo;
@@ -163,15 +163,6 @@ describe('replay, dead letters, reconcile', () => {
   });
 });
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 describe('doctor', () => {
   it('checks webhook reachability with a POST to our own public URL', async () => {

@@ -1,4 +1,3 @@
-import { createServer } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Runtime } from '../src/runtime.js';
 import { startDaemon, type Daemon } from '../src/sync/daemon.js';
@@ -7,6 +6,7 @@ import { syncOnce } from '../src/sync/sync-once.js';
 import { SandboxAmo } from '../src/sandbox/sandbox-amocrm.js';
 import { SandboxAvito, type FakeChat } from '../src/sandbox/sandbox-avito.js';
 import { deliveredIds, fakeEnvWithAmo, runCli, tempDir, testRuntime, waitFor } from './helpers.js';
+import { freePort } from '../src/sandbox/net.js';
 
 let avito: SandboxAvito;
 let amo: SandboxAmo;
@@ -164,15 +164,6 @@ describe('replies from amoCRM to Avito', () => {
   });
 });
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 describe('replies through the running daemon', () => {
   it('duplicate note_lead webhooks send the reply once; the echo webhook is not delivered', async () => {

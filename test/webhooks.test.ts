@@ -1,4 +1,3 @@
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { sql } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -7,6 +6,7 @@ import type { Runtime } from '../src/runtime.js';
 import { startDaemon, type Daemon } from '../src/sync/daemon.js';
 import { SandboxAvito } from '../src/sandbox/sandbox-avito.js';
 import { fakeEnv, runCli, tempDir, testRuntime, waitFor } from './helpers.js';
+import { freePort } from '../src/sandbox/net.js';
 
 let fake: SandboxAvito;
 let rt: Runtime;
@@ -214,15 +214,6 @@ describe('reconciliation, subscriptions, health', () => {
   });
 });
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 describe('the run daemon as a process', () => {
   async function runUntil(env: Record<string, string>, port: number, whileUp: (url: string) => Promise<void>) {

@@ -28,33 +28,6 @@ export async function upsertChats(trx: LedgerDb, rows: readonly NewChat[]): Prom
   }
 }
 
-/** A chat known only from a webhook: a stub row to be filled by a fetch of the chat. */
-export async function ensureChatStub(trx: LedgerDb, accountId: string, chatId: string, chatType: string | null, itemId: string | null): Promise<boolean> {
-  const res = await trx
-    .insertInto('chats')
-    .values({
-      account_id: accountId, chat_id: chatId, chat_type: chatType, item_id: itemId, item_title: null, item_url: null,
-      item_price: null, buyer_id: null, buyer_name: null, buyer_url: null, created: null, updated: null,
-      synced_updated: null, needs_fetch: 1, raw: null, fetched_at: null,
-    })
-    .onConflict((oc) => oc.columns(['account_id', 'chat_id']).doNothing())
-    .executeTakeFirst();
-  return Number(res.numInsertedOrUpdatedRows ?? 0n) > 0;
-}
-
-export async function markChatSynced(trx: LedgerDb, accountId: string, chatId: string, updated: number): Promise<void> {
-  await trx
-    .updateTable('chats')
-    .set({ synced_updated: updated })
-    .where('account_id', '=', accountId)
-    .where('chat_id', '=', chatId)
-    .execute();
-}
-
-export async function getChat(db: LedgerDb, accountId: string, chatId: string): Promise<ChatRow | undefined> {
-  return db.selectFrom('chats').selectAll().where('account_id', '=', accountId).where('chat_id', '=', chatId).executeTakeFirst();
-}
-
 /** `chat_id → synced_updated` for the given chats. */
 export async function syncedMarks(db: LedgerDb, accountId: string, chatIds: readonly string[]): Promise<Map<string, number | null>> {
   const out = new Map<string, number | null>();

@@ -34,12 +34,3 @@ export async function saveToken(
     .execute();
 }
 
-/** Forgets the access token but keeps the refresh token (it may still be good). */
-export async function expireToken(db: LedgerDb, accountId: string, provider: string): Promise<void> {
-  await db
-    .updateTable('tokens')
-    .set({ expires_at: 0, updated_at: Date.now() })
-    .where('account_id', '=', accountId)
-    .where('provider', '=', provider)
-    .execute();
-}

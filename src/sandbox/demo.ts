@@ -1,5 +1,4 @@
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -9,6 +8,7 @@ import { createRuntime } from '../runtime.js';
 import { startDaemon } from '../sync/daemon.js';
 import { SandboxAmo } from './sandbox-amocrm.js';
 import { SandboxAvito } from './sandbox-avito.js';
+import { freePort } from './net.js';
 
 export interface DemoOptions {
   log: Logger;
@@ -18,16 +18,6 @@ export interface DemoOptions {
   keep?: boolean;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function until<T>(check: () => T | undefined | false, what: string, timeoutMs = 15_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { checkQuery, matchOperation, type OperationSpec } from './avito-spec.js';
+import { readBody } from './net.js';
 
 /**
  * The sandbox Avito: an Avito API on 127.0.0.1 that speaks real HTTP and follows the official
@@ -566,13 +567,4 @@ export class SandboxAvito {
   private error(res: ServerResponse, status: number, message: string): void {
     res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: status, message } }));
   }
-}
-
-function readBody(req: IncomingMessage): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const parts: Buffer[] = [];
-    req.on('data', (c: Buffer) => parts.push(c));
-    req.on('end', () => resolve(Buffer.concat(parts)));
-    req.on('error', reject);
-  });
 }
