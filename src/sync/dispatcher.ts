@@ -1,37 +1,30 @@
-import type { Logger } from 'pino';
 import type {
-  ChatInfo, ConnectorCapabilities, ConnectorInstance, ConversationRef, ConversationRequest, Delivery, MessageAuthor, OutgoingMessage,
+  ChatInfo, ConversationRef, ConversationRequest, Delivery, MessageAuthor, OutgoingMessage,
 } from '../connector/contract.js';
 import { describeError, RemoteApiError, ValidationError } from '../errors.js';
 import { chunks } from '../ledger/chats.js';
 import { connectorStore, pausedState } from '../ledger/connector-state.js';
 import { loadConversations, saveConversations } from '../ledger/conversations.js';
-import type { Ledger } from '../ledger/database.js';
 import { Outbox, type ClaimedDelivery } from '../ledger/outbox.js';
 import type { ChatRow, MessageRow } from '../ledger/tables.js';
+import { backoffMs, type ConnectorWorkOptions } from './backoff.js';
 
 /** Attempts before a delivery becomes a dead letter. */
 export const MAX_ATTEMPTS = 8;
 
-export interface DispatcherOptions {
-  ledger: Ledger;
-  log: Logger;
-  accountId: string;
-  connectorId: string;
-  connector: ConnectorInstance;
-  capabilities: ConnectorCapabilities;
+export interface DispatcherOptions extends ConnectorWorkOptions {
   /** A link to a kept voice file, when the daemon serves them (PUBLIC_URL). */
   voiceUrl?: (accountId: string, voiceId: string) => string | null;
   /** Chats whose buyer messages were delivered (the mark-read policy listens). */
   onDelivered?: (chatIds: string[]) => void;
-  /** First retry after this long, doubling, ±20% jitter, capped. Defaults 10 s and 1 h. */
-  backoff?: { baseMs: number; capMs: number };
   /** Deliveries claimed per round. Default 1,000. */
   claimLimit?: number;
   /** A chat known only from a webhook waits this long for its details before delivery anyway. Default 5 min. */
   stubGraceMs?: number;
-  now?: () => number;
 }
+
+/** Delivery retries: 10 s doubling to 1 h. */
+const DELIVERY_BACKOFF = { baseMs: 10_000, capMs: 3_600_000 };
 
 export interface DispatchReport {
   enqueued: number;
@@ -286,9 +279,7 @@ export class Dispatcher {
   }
 
   private backoffMs(attempt: number): number {
-    const { baseMs, capMs } = this.o.backoff ?? { baseMs: 10_000, capMs: 3_600_000 };
-    const raw = Math.min(capMs, baseMs * 2 ** Math.max(0, attempt - 1));
-    return Math.round(raw * (0.8 + Math.random() * 0.4));
+    return backoffMs(attempt, this.o.backoff ?? DELIVERY_BACKOFF);
   }
 
   private outgoing(w: Work, first: boolean): OutgoingMessage {

@@ -1,14 +1,13 @@
-import type { Logger } from 'pino';
 import { AVITO_MAX_TEXT, type AvitoClient } from '../avito/client.js';
 import { messageFromAvito } from '../avito/mappers.js';
 import type { AvitoMessage } from '../avito/schemas.js';
-import type { ConnectorCapabilities, ConnectorInstance, ConversationRef, IncomingReply, ReplyOutcome } from '../connector/contract.js';
+import type { ConversationRef, IncomingReply, ReplyOutcome } from '../connector/contract.js';
 import { describeError, RemoteApiError } from '../errors.js';
 import { chatsOfConversations, loadConversations } from '../ledger/conversations.js';
 import { getCursor, setCursor } from '../ledger/cursors.js';
-import type { Ledger } from '../ledger/database.js';
 import { ingestStatements } from '../ledger/statements.js';
 import type { ReplySendsTable } from '../ledger/tables.js';
+import { backoffMs, type ConnectorWorkOptions } from './backoff.js';
 import { classifyFailure } from './dispatcher.js';
 
 /** Attempts before a reply is a dead letter (its failure is reported in the CRM). */
@@ -37,17 +36,12 @@ export function splitText(text: string, max = AVITO_MAX_TEXT): string[] {
   return parts;
 }
 
-export interface ReplyServiceOptions {
-  ledger: Ledger;
-  log: Logger;
-  accountId: string;
-  connectorId: string;
-  connector: ConnectorInstance;
-  capabilities: ConnectorCapabilities;
+export interface ReplyServiceOptions extends ConnectorWorkOptions {
   client: AvitoClient;
-  backoff?: { baseMs: number; capMs: number };
-  now?: () => number;
 }
+
+/** Reply retries: 10 s doubling to 10 min (a buyer is waiting). */
+const REPLY_BACKOFF = { baseMs: 10_000, capMs: 600_000 };
 
 export interface ReplyReport {
   found: number;
@@ -206,9 +200,8 @@ export class ReplyService {
         this.o.log.warn({ account: accountId, reply: reply.id, chat: reply.chat_id, err: message }, 'reply failed for good: dead letter, reported in the CRM');
         return 'dead';
       }
-      const { baseMs, capMs } = this.o.backoff ?? { baseMs: 10_000, capMs: 600_000 };
-      const wait = Math.min(capMs, baseMs * 2 ** (attempts - 1)) * (0.8 + Math.random() * 0.4);
-      await ledger.db.updateTable('replies').set({ status: 'pending', last_error: message, next_attempt_at: this.now() + Math.round(wait), updated_at: this.now() }).where('id', '=', reply.id).execute();
+      const wait = backoffMs(attempts, this.o.backoff ?? REPLY_BACKOFF);
+      await ledger.db.updateTable('replies').set({ status: 'pending', last_error: message, next_attempt_at: this.now() + wait, updated_at: this.now() }).where('id', '=', reply.id).execute();
       return 'failed';
     }
   }
