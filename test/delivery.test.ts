@@ -94,6 +94,22 @@ describe('delivery to amoCRM', () => {
     expect(deliveredIds(amo)).toHaveLength(6);
   });
 
+  it('a message deleted on Avito after delivery is noted in the CRM', async () => {
+    await setup();
+    const [chat] = avito.seed(1, 2);
+    await syncOnce(rt!);
+    const m = avito.chats.get(chat!.id)!.messages[0]!;
+    m.type = 'deleted';
+    m.content = {};
+    avito.chats.get(chat!.id)!.updated = avito.tick();
+    await syncOnce(rt!);
+    const texts = [...amo.notes.values()].map((n) => String(n.params.text));
+    expect(texts.filter((t) => t.endsWith(`#avito:${m.id}:deleted`))).toHaveLength(1);
+    expect(texts.find((t) => t.endsWith(`#avito:${m.id}:deleted`))).toContain('[Сообщение удалено на Авито]');
+    await syncOnce(rt!);
+    expect(amo.notes.size).toBe(3);
+  });
+
   it('a won lead gets a new lead when the buyer writes again', async () => {
     await setup();
     const [chat] = avito.seed(1, 2);

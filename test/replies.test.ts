@@ -162,6 +162,18 @@ describe('replies from amoCRM to Avito', () => {
     expect(avito.blacklist).toHaveLength(1);
     expect(serviceNotes(leadId)).toContain('Покупатель добавлен в чёрный список Авито.');
   });
+
+  it('a blacklist that fails for a moment is done on the next look', async () => {
+    await setup();
+    const { chat, leadId } = await chatWithLead();
+    amo.tagLead(leadId, 'avito-blacklist');
+    avito.inject({ op: 'postBlacklistV2', kind: '503', times: 20 });
+    await syncOnce(rt!);
+    expect(avito.blacklist).toHaveLength(0);
+    avito.clearFaults();
+    await syncOnce(rt!);
+    expect(avito.blacklist.map((b) => b.user_id)).toEqual([chat.buyer.id]);
+  });
 });
 
 

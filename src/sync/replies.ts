@@ -279,6 +279,7 @@ export class ReplyService {
     const name = `actions:${connectorId}`;
     const res = await connector.pollActions(await getCursor(ledger.db, accountId, name));
     let done = 0;
+    let retryLater = false;
     const chats = await chatsOfConversations(ledger.db, accountId, connectorId, res.actions.map((a) => a.conversationId));
     for (const a of res.actions) {
       const chatId = chats.get(a.conversationId);
@@ -292,16 +293,19 @@ export class ReplyService {
         await client.blacklist(chat.buyer_id, { ...(chat.item_id ? { itemId: chat.item_id } : {}) });
         outcome = { done: true };
       } catch (err) {
-        if (err instanceof RemoteApiError && err.transient) continue; // try again next time
+        if (err instanceof RemoteApiError && err.transient) {
+          retryLater = true; // the cursor stays, so this lead is read again next time
+          continue;
+        }
         outcome = { done: false, reason: shortReason(describeError(err)) };
       }
       await ledger.db.insertInto('crm_actions').values({ account_id: accountId, connector: connectorId, conversation_id: a.conversationId, action: a.action, status: outcome.done ? 'done' : 'failed', error: outcome.done ? null : outcome.reason, updated_at: this.now() }).execute();
       done++;
       await connector.reportAction?.({ id: a.conversationId }, a.action, outcome).catch((err: unknown) => this.o.log.warn({ err: describeError(err) }, 'could not report the action'));
     }
-    await ledger.db.transaction().execute(async (trx) => {
-      if (res.cursor !== undefined) await setCursor(trx, accountId, name, res.cursor);
-    });
+    if (res.cursor !== undefined && !retryLater) {
+      await ledger.db.transaction().execute((trx) => setCursor(trx, accountId, name, res.cursor!));
+    }
     return done;
   }
 }
