@@ -1,20 +1,24 @@
 import { setTimeout as delay } from 'node:timers/promises';
 
 /**
- * Spaces request starts at least `intervalMs` apart, strictly: each caller reserves the next
- * slot before waiting, so no sliding window ever holds more than 1000 / intervalMs starts.
+ * Spaces request starts at least `intervalMs` apart, strictly, in real time: callers queue in
+ * order and each start is measured from the previous one's actual start, so late timers cannot
+ * bunch two starts together and no sliding window ever holds more than 1000 / intervalMs starts.
  * (p-queue's intervalCap lets two starts share an interval when tasks run long.)
  */
 export class SpacingGate {
   private next = 0;
+  private tail: Promise<void> = Promise.resolve();
 
   constructor(private readonly intervalMs: number) {}
 
-  async wait(): Promise<void> {
-    const now = Date.now();
-    const at = Math.max(now, this.next);
-    this.next = at + this.intervalMs;
-    if (at > now) await delay(at - now);
+  wait(): Promise<void> {
+    const turn = this.tail.then(async () => {
+      for (let wait = this.next - Date.now(); wait > 0; wait = this.next - Date.now()) await delay(wait);
+      this.next = Date.now() + this.intervalMs;
+    });
+    this.tail = turn.catch(() => undefined);
+    return turn;
   }
 
   /** Nothing starts for `ms` (after a 429). */
