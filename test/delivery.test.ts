@@ -110,6 +110,23 @@ describe('delivery to amoCRM', () => {
     expect(amo.notes.size).toBe(3);
   });
 
+  it('dropped connections to amoCRM: reads are retried at once, a dropped write is reconciled before it is sent again', async () => {
+    await setup();
+    avito.seed(2, 3);
+    amo.inject({ path: '/api/v4/leads/pipelines', kind: 'drop', times: 1 });
+    amo.inject({ path: '/api/v4/leads/notes', method: 'POST', kind: 'drop', times: 1 });
+    const first = await syncOnce(rt!);
+    expect(amo.count('/api/v4/leads/pipelines', 'GET', 200)).toBe(1); // the dropped read was retried
+    expect(first.deliveries[0]!.report!.retried).toBe(6);
+    const unit = rt!.connectors[0]!;
+    const d = new Dispatcher({ ledger: rt!.ledger, log: rt!.log, accountId: 'default', connectorId: 'amocrm', connector: unit.instance, capabilities: unit.definition.capabilities, now: () => Date.now() + 3_600_000 });
+    const report = await d.run();
+    expect(report.delivered).toBe(6);
+    expect(amo.count('/api/v4/leads/notes', 'GET')).toBeGreaterThanOrEqual(1); // looked before sending again
+    expect(dupes(deliveredIds(amo))).toEqual([]);
+    expect(deliveredIds(amo)).toHaveLength(6);
+  });
+
   it('a won lead gets a new lead when the buyer writes again', async () => {
     await setup();
     const [chat] = avito.seed(1, 2);
