@@ -26,9 +26,9 @@ async function setup(env: Record<string, string> = {}) {
 }
 
 afterEach(async () => {
-  await daemon?.stop();
+  if (daemon) await daemon.stop();
+  else await rt?.close().catch(() => undefined);
   daemon = undefined;
-  if (!daemon) await rt?.close().catch(() => undefined);
   rt = undefined;
   await avito?.stop();
   await amo?.stop();

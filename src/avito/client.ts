@@ -357,11 +357,6 @@ export class AvitoClient {
     );
   }
 
-  /** Waits until every queued request has finished. */
-  async idle(): Promise<void> {
-    await this.queue.onIdle();
-  }
-
   /** Calls waiting in the queue fail at once (shutdown); calls in flight finish. */
   stop(): void {
     this.stopper.abort(new Error('avito-sync is stopping'));

@@ -1,32 +1,5 @@
 import type { LedgerDb } from './database.js';
-import type { ChatRow, NewChat } from './tables.js';
-
-/** Inserts or refreshes chats from Avito; keeps `synced_updated` (what was already fetched). */
-export async function upsertChats(trx: LedgerDb, rows: readonly NewChat[]): Promise<void> {
-  for (const part of chunks(rows, 200)) {
-    await trx
-      .insertInto('chats')
-      .values(part)
-      .onConflict((oc) =>
-        oc.columns(['account_id', 'chat_id']).doUpdateSet((eb) => ({
-          chat_type: eb.fn.coalesce('excluded.chat_type', 'chats.chat_type'),
-          item_id: eb.fn.coalesce('excluded.item_id', 'chats.item_id'),
-          item_title: eb.fn.coalesce('excluded.item_title', 'chats.item_title'),
-          item_url: eb.fn.coalesce('excluded.item_url', 'chats.item_url'),
-          item_price: eb.fn.coalesce('excluded.item_price', 'chats.item_price'),
-          buyer_id: eb.fn.coalesce('excluded.buyer_id', 'chats.buyer_id'),
-          buyer_name: eb.fn.coalesce('excluded.buyer_name', 'chats.buyer_name'),
-          buyer_url: eb.fn.coalesce('excluded.buyer_url', 'chats.buyer_url'),
-          created: eb.fn.coalesce('excluded.created', 'chats.created'),
-          updated: eb.fn.coalesce('excluded.updated', 'chats.updated'),
-          needs_fetch: eb.ref('excluded.needs_fetch'),
-          raw: eb.fn.coalesce('excluded.raw', 'chats.raw'),
-          fetched_at: eb.fn.coalesce('excluded.fetched_at', 'chats.fetched_at'),
-        })),
-      )
-      .execute();
-  }
-}
+import type { ChatRow } from './tables.js';
 
 /** `chat_id → synced_updated` for the given chats. */
 export async function syncedMarks(db: LedgerDb, accountId: string, chatIds: readonly string[]): Promise<Map<string, number | null>> {

@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { readBody } from './net.js';
+import { closeServer, listenLoopback, readBody } from './net.js';
 
 /**
  * The sandbox amoCRM: amoCRM REST v4 on 127.0.0.1 (real HTTP) for the tests and
@@ -112,15 +111,13 @@ export class SandboxAmo {
     this.server = createServer((req, res) => {
       this.handle(req, res).catch((err: unknown) => this.problem(req, res, 500, 'Internal Server Error', (err as Error).message));
     });
-    await new Promise<void>((r) => this.server!.listen(0, '127.0.0.1', r));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    this.url = await listenLoopback(this.server);
     return this.url;
   }
 
   async stop(): Promise<void> {
     if (!this.server) return;
-    this.server.closeAllConnections();
-    await new Promise<void>((r) => this.server!.close(() => r()));
+    await closeServer(this.server);
     this.server = undefined;
   }
 

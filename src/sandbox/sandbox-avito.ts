@@ -1,8 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { checkQuery, matchOperation, type OperationSpec } from './avito-spec.js';
-import { readBody } from './net.js';
+import { closeServer, listenLoopback, readBody } from './net.js';
 
 /**
  * The sandbox Avito: an Avito API on 127.0.0.1 that speaks real HTTP and follows the official
@@ -130,15 +129,13 @@ export class SandboxAvito {
       });
     });
     this.server.keepAliveTimeout = 5000;
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    this.url = await listenLoopback(this.server);
     return this.url;
   }
 
   async stop(): Promise<void> {
     if (!this.server) return;
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server!.close(() => resolve()));
+    await closeServer(this.server);
     this.server = undefined;
   }
 

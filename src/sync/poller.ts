@@ -3,7 +3,7 @@ import { AVITO_MAX_OFFSET, AVITO_PAGE_LIMIT, type AvitoClient } from '../avito/c
 import { chatFromAvito, messageFromAvito } from '../avito/mappers.js';
 import type { AvitoChat, AvitoMessage } from '../avito/schemas.js';
 import { describeError, RemoteApiError } from '../errors.js';
-import { chatsNeedingFetch, syncedMarks, upsertChats } from '../ledger/chats.js';
+import { chatsNeedingFetch, syncedMarks } from '../ledger/chats.js';
 import { getCursor, setCursorSync } from '../ledger/cursors.js';
 import type { Ledger } from '../ledger/database.js';
 import { recordItemError } from '../ledger/item-errors.js';
@@ -205,15 +205,17 @@ async function syncChat(ctx: PollContext, stmts: IngestStatements, commit: Group
 
 /** Chats known only from a webhook get their item and buyer (the daemon runs this soon after such a webhook). */
 export async function fetchStubChats(ctx: PollContext, uid: string): Promise<void> {
-  const { client } = ctx;
-  const db = ctx.ledger.db;
+  const { client, ledger } = ctx;
+  const db = ledger.db;
+  const stmts = await ledger.readSync((sqlite) => ingestStatements(sqlite));
   const ids = await chatsNeedingFetch(db, client.accountId);
   for (const chatId of ids) {
     if (ctx.signal?.aborted) return;
     try {
       const chat = await client.getChat(chatId);
       // The chat's messages are fetched by the pass itself: only its details are filled here.
-      await upsertChats(db, [chatFromAvito(client.accountId, uid, chat)]);
+      const row = chatFromAvito(client.accountId, uid, chat);
+      await ledger.writeSync(() => stmts.upsertChat(row));
     } catch (err) {
       if (client.stopped) return;
       await recordItemError(db, { accountId: client.accountId, scope: 'poll.chat-details', ref: chatId, error: describeError(err) });

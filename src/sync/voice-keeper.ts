@@ -86,13 +86,3 @@ export class VoiceKeeper {
       .execute();
   }
 }
-
-/** Registers voice messages to keep; call inside the transaction that stores the messages. */
-export async function registerVoice(trx: LedgerDb, accountId: string, voiceIds: readonly string[]): Promise<void> {
-  if (voiceIds.length === 0) return;
-  await trx
-    .insertInto('voice_files')
-    .values(voiceIds.map((voice_id) => ({ account_id: accountId, voice_id, path: null, size: null, fetched_at: null, error: null, attempts: 0 })))
-    .onConflict((oc) => oc.columns(['account_id', 'voice_id']).doNothing())
-    .execute();
-}
