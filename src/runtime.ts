@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { CONNECTORS } from '../connectors/index.js';
 import { AvitoClient } from './avito/client.js';
-import type { ConnectorDefinition } from './connector/contract.js';
+import type { ConnectorDefinition } from './connector-sdk/contract.js';
 import { createConnectors, type ActiveConnector } from './connector/registry.js';
 import type { AppConfig } from './config/load-config.js';
 import type { AccountConfig } from './config/schema.js';

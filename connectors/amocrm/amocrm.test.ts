@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { ConnectorInstance, ConversationRef } from '../../src/connector/contract.js';
+import type { ConnectorInstance, ConversationRef } from '../../src/connector-sdk/contract.js';
 import { RemoteApiError } from '../../src/errors.js';
-import { connectorStore, pausedState } from '../../src/ledger/connector-state.js';
+import { connectorPauses, connectorStore, pausedState } from '../../src/ledger/connector-state.js';
 import { openLedger, type Ledger } from '../../src/ledger/database.js';
 import { memoryLogger } from '../../src/log/logger.js';
 import { chat, connectorContract, message } from '../../test/contract/kit.js';
@@ -36,6 +36,7 @@ describe('amoCRM connector', () => {
       config: amocrm.configSchema.parse({ baseUrl: fake.url, accessToken: fake.token, ...extra }),
       log: memoryLogger('warn').logger,
       store: connectorStore(ledger.db, 'default', 'amocrm'),
+        ...connectorPauses(ledger.db, 'default', 'amocrm'),
       registerSecret: () => undefined,
       retry: FAST,
     }) as AmoConnector & ConnectorInstance;
@@ -206,7 +207,7 @@ describe('amoCRM connector', () => {
   it('OAuth: the authorization code is exchanged once; the rotating refresh token is saved before use', async () => {
     const code = fake.issueAuthCode();
     const cfg = { baseUrl: fake.url, clientId: fake.oauth.clientId, clientSecret: fake.oauth.clientSecret, redirectUri: fake.oauth.redirectUri, authCode: code };
-    const mk = () => amocrm.create({ accountId: 'default', config: amocrm.configSchema.parse(cfg), log: memoryLogger('warn').logger, store: connectorStore(ledger.db, 'default', 'amocrm'), registerSecret: () => undefined, retry: FAST });
+    const mk = () => amocrm.create({ accountId: 'default', config: amocrm.configSchema.parse(cfg), log: memoryLogger('warn').logger, store: connectorStore(ledger.db, 'default', 'amocrm'), ...connectorPauses(ledger.db, 'default', 'amocrm'), registerSecret: () => undefined, retry: FAST });
     const c = mk();
     await conv(c);
     const store = connectorStore(ledger.db, 'default', 'amocrm');

@@ -1,7 +1,7 @@
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
-import type { ConnectorStore } from '../../src/connector/contract.js';
+import type { ConnectorStore } from '../../src/connector-sdk/contract.js';
 import { RemoteApiError, type RemoteErrorKind } from '../../src/errors.js';
 import { READ_POLICY, WRITE_POLICY, networkCode, parseRetryAfter, withRetry, type RetryPolicy } from '../../src/http/retry-policy.js';
 import { SpacingGate } from '../../src/http/spacing-gate.js';

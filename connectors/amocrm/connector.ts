@@ -1,6 +1,6 @@
 import type {
-  AccessCheck, ConnectorContext, ConnectorInstance, ConversationRef, ConversationRequest, CrmAction, Delivery, IncomingReply, ItemResult, ReplyOutcome,
-} from '../../src/connector/contract.js';
+  AccessCheck, ConnectorContext, ConnectorInstance, ConversationRef, ConversationRequest, CrmAction, DeliveryItem, IncomingReply, ItemResult, ReplyOutcome,
+} from '../../src/connector-sdk/contract.js';
 import { describeError, RemoteApiError } from '../../src/errors.js';
 import { AmoClient, type AmoClientOptions } from './client.js';
 import type { AmoConfig } from './config.js';
@@ -282,7 +282,7 @@ export class AmoConnector implements ConnectorInstance {
 
   // ---- delivery ------------------------------------------------------------------------------
 
-  async deliver(items: readonly Delivery[]): Promise<ItemResult<{ remoteId: string }>[]> {
+  async deliver(items: readonly DeliveryItem[]): Promise<ItemResult<{ remoteId: string }>[]> {
     const out: ItemResult<{ remoteId: string }>[] = [];
     for (let k = 0; k < items.length; k += this.config.notesPerRequest) {
       const part = items.slice(k, k + this.config.notesPerRequest);
@@ -315,7 +315,7 @@ export class AmoConnector implements ConnectorInstance {
   }
 
   /** Notes on these leads whose marker names one of these messages (GET /api/v4/leads/notes). */
-  async findDelivered(items: readonly Delivery[]): Promise<Map<string, string>> {
+  async findDelivered(items: readonly DeliveryItem[]): Promise<Map<string, string>> {
     const wanted = new Set(items.map((d) => d.message.messageId));
     const leadIds = [...new Set(items.map((d) => (d.conversation as AmoRef).leadId))];
     const found = new Map<string, string>();

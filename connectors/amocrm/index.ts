@@ -1,4 +1,4 @@
-import { defineConnector } from '../../src/connector/define-connector.js';
+import { defineConnector } from '../../src/connector-sdk/define-connector.js';
 import { amoConfigSchema } from './config.js';
 import { AmoConnector } from './connector.js';
 

@@ -2,10 +2,10 @@ import type { Logger } from 'pino';
 import { describeIssue, type AppConfig } from '../config/load-config.js';
 import { ConfigError } from '../errors.js';
 import type { RetryPolicy } from '../http/retry-policy.js';
-import { connectorStore } from '../ledger/connector-state.js';
+import { connectorPauses, connectorStore } from '../ledger/connector-state.js';
 import type { LedgerDb } from '../ledger/database.js';
 import { secretScrubber } from '../log/logger.js';
-import type { ConnectorDefinition, ConnectorInstance } from './contract.js';
+import type { ConnectorDefinition, ConnectorInstance } from '../connector-sdk/contract.js';
 
 /** A connector running for one account. */
 export interface ActiveConnector {
@@ -45,6 +45,7 @@ export function createConnectors(config: AppConfig, db: LedgerDb, log: Logger, k
           config: parsed.data,
           log: log.child({ connector: def.id, account: account.id }),
           store: connectorStore(db, account.id, def.id),
+          ...connectorPauses(db, account.id, def.id),
           registerSecret: (s) => secretScrubber.add(s),
           ...(retry ? { retry } : {}),
         }),

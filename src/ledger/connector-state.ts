@@ -1,4 +1,4 @@
-import type { ConnectorStore } from '../connector/contract.js';
+import type { ConnectorContext, ConnectorStore } from '../connector-sdk/contract.js';
 import type { LedgerDb } from './database.js';
 
 /** Keys every connector may set that the core reads: a connector refused by its CRM pauses. */
@@ -43,4 +43,19 @@ export async function pausedState(db: LedgerDb, accountId: string, connector: st
   const until = Number((await store.get(PAUSED_UNTIL)) ?? 0);
   if (!(until > now)) return undefined;
   return { until, reason: (await store.get(PAUSED_REASON)) ?? 'paused' };
+}
+
+/** The pause controls a connector gets in its context (`ctx.pause`, `ctx.paused`, `ctx.resume`). */
+export function connectorPauses(db: LedgerDb, accountId: string, connector: string): Pick<ConnectorContext<unknown>, 'pause' | 'paused' | 'resume'> {
+  const store = connectorStore(db, accountId, connector);
+  return {
+    async pause(until, reason) {
+      await store.set(PAUSED_REASON, reason);
+      await store.set(PAUSED_UNTIL, String(until === Infinity ? Number.MAX_SAFE_INTEGER : until));
+    },
+    paused: () => pausedState(db, accountId, connector),
+    async resume() {
+      await store.set(PAUSED_UNTIL, '0');
+    },
+  };
 }

@@ -1,4 +1,4 @@
-import type { ConversationRef } from '../connector/contract.js';
+import type { ConversationRef } from '../connector-sdk/contract.js';
 import type { LedgerDb } from './database.js';
 import { chunks } from './chats.js';
 

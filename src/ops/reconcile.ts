@@ -1,6 +1,6 @@
 import { AVITO_MAX_OFFSET, AVITO_PAGE_LIMIT } from '../avito/client.js';
 import type { AvitoMessage } from '../avito/schemas.js';
-import type { Delivery } from '../connector/contract.js';
+import type { DeliveryItem } from '../connector-sdk/contract.js';
 import { chunks } from '../ledger/chats.js';
 import { loadConversations } from '../ledger/conversations.js';
 import type { AccountRuntime, Runtime } from '../runtime.js';
@@ -65,7 +65,7 @@ export async function reconcileAccount(rt: Runtime, acc: AccountRuntime, sinceSe
       ? await rt.ledger.db.selectFrom('deliveries').selectAll().where('account_id', '=', accountId).where('connector', '=', connector).where('kind', '=', 'message').where('message_id', 'in', ledgerRows.map((m) => m.message_id)).execute()
       : [];
     const byMessage = new Map(rows.map((r) => [r.message_id, r]));
-    const delivered: Delivery[] = [];
+    const delivered: DeliveryItem[] = [];
     const convs = await loadConversations(rt.ledger.db, accountId, connector, [...new Set(ledgerRows.map((m) => m.chat_id))]);
     const chats = new Map((await rt.ledger.db.selectFrom('chats').selectAll().where('account_id', '=', accountId).where('chat_id', 'in', [...convs.keys(), '']).execute()).map((x) => [x.chat_id, x]));
     for (const m of ledgerRows) {

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { ConnectorCapabilities, ConnectorInstance } from '../connector/contract.js';
+import type { ConnectorCapabilities, ConnectorInstance } from '../connector-sdk/contract.js';
 import type { Ledger } from '../ledger/database.js';
 
 /** What every per-(account, connector) worker gets: the dispatcher and the reply service. */

@@ -1,6 +1,6 @@
 import type {
-  ChatInfo, ConversationRef, ConversationRequest, Delivery, MessageAuthor, OutgoingMessage,
-} from '../connector/contract.js';
+  ChatInfo, ConversationRef, ConversationRequest, DeliveryItem, MessageAuthor, OutgoingMessage,
+} from '../connector-sdk/contract.js';
 import { describeError, RemoteApiError, ValidationError } from '../errors.js';
 import { chunks } from '../ledger/chats.js';
 import { connectorStore, pausedState } from '../ledger/connector-state.js';
@@ -55,7 +55,7 @@ interface Work {
   claim: ClaimedDelivery;
   message: MessageRow;
   chat: ChatRow | undefined;
-  delivery?: Delivery;
+  delivery?: DeliveryItem;
 }
 
 /**

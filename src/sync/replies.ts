@@ -1,7 +1,7 @@
 import { AVITO_MAX_TEXT, type AvitoClient } from '../avito/client.js';
 import { messageFromAvito } from '../avito/mappers.js';
 import type { AvitoMessage } from '../avito/schemas.js';
-import type { ConversationRef, IncomingReply, ReplyOutcome } from '../connector/contract.js';
+import type { ConversationRef, IncomingReply, ReplyOutcome } from '../connector-sdk/contract.js';
 import { describeError, RemoteApiError } from '../errors.js';
 import { chatsOfConversations, loadConversations } from '../ledger/conversations.js';
 import { getCursor, setCursor } from '../ledger/cursors.js';

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { ChatInfo, ConnectorDefinition, ConnectorInstance, ConversationRef, Delivery, OutgoingMessage } from '../../src/connector/contract.js';
-import { connectorStore } from '../../src/ledger/connector-state.js';
+import type { ChatInfo, ConnectorDefinition, ConnectorInstance, ConversationRef, DeliveryItem, OutgoingMessage } from '../../src/connector-sdk/contract.js';
+import { connectorPauses, connectorStore } from '../../src/ledger/connector-state.js';
 import { openLedger, type Ledger } from '../../src/ledger/database.js';
 import { memoryLogger } from '../../src/log/logger.js';
 import { classifyFailure, Dispatcher } from '../../src/sync/dispatcher.js';
@@ -54,6 +54,7 @@ export function connectorContract<Fake>(h: ContractHarness<Fake>): void {
         config: h.definition.configSchema.parse(h.config(fake, credentials)),
         log: memoryLogger('warn').logger,
         store: connectorStore(ledger.db, 'default', h.definition.id),
+        ...connectorPauses(ledger.db, 'default', h.definition.id),
         registerSecret: () => undefined,
         retry: FAST,
       });
@@ -103,7 +104,7 @@ export function connectorContract<Fake>(h: ContractHarness<Fake>): void {
     it('delivers in the given order', async () => {
       const c = make();
       const convs = (await c.ensureConversations([chat(1), chat(2)].map((x) => ({ chat: x, previous: undefined, buyerWrote: true })))).map((r) => (r as { ok: true; value: ConversationRef }).value);
-      const items: Delivery[] = [];
+      const items: DeliveryItem[] = [];
       for (let i = 0; i < 6; i++) {
         const which = i % 2;
         items.push({ conversation: convs[which]!, chat: chat(which + 1), message: message(`m${i}`, chat(which + 1).chatId, 1_700_000_000 + i) });

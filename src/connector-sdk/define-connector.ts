@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import type { ConnectorCapabilities, ConnectorContext, ConnectorDefinition, ConnectorInstance } from './contract.js';
+import type { ConnectorCapabilities, ConnectorContext, ConnectorDefinition, ConnectorEnvVar, ConnectorInstance } from './contract.js';
 
 /** The conservative defaults: one item per call, no way to find what was delivered. */
 export const DEFAULT_CAPABILITIES: ConnectorCapabilities = {
@@ -17,6 +17,7 @@ export const DEFAULT_CAPABILITIES: ConnectorCapabilities = {
  * ```ts
  * export default defineConnector({
  *   id: 'mycrm', version: '1.0.0', configSchema: z.object({ apiKey: z.string() }),
+ *   env: [{ name: 'MYCRM_API_KEY', path: ['apiKey'], kind: 'string', describe: 'the API key', secret: true, enables: true }],
  *   capabilities: { maxBatch: 50 },
  *   create: (ctx) => new MyCrmConnector(ctx),
  * });
@@ -25,10 +26,17 @@ export const DEFAULT_CAPABILITIES: ConnectorCapabilities = {
 export function defineConnector<Schema extends z.ZodType>(def: {
   id: string;
   version: string;
+  /** Default: the id. */
+  displayName?: string;
   configSchema: Schema;
+  /** Default none. */
+  env?: readonly ConnectorEnvVar[];
   capabilities?: Partial<ConnectorCapabilities>;
   create: (ctx: ConnectorContext<z.output<Schema>>) => ConnectorInstance;
 }): ConnectorDefinition<Schema> {
   if (!/^[a-z][a-z0-9-]*$/.test(def.id)) throw new Error(`connector id "${def.id}" must be lower-case letters, digits and -`);
-  return { ...def, capabilities: { ...DEFAULT_CAPABILITIES, ...def.capabilities } };
+  for (const v of def.env ?? []) {
+    if (!/^[A-Z][A-Z0-9_]*$/.test(v.name)) throw new Error(`connector ${def.id}: env variable "${v.name}" must be upper-case letters, digits and _`);
+  }
+  return { ...def, displayName: def.displayName ?? def.id, env: def.env ?? [], capabilities: { ...DEFAULT_CAPABILITIES, ...def.capabilities } };
 }

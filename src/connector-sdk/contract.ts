@@ -64,7 +64,8 @@ export interface ConversationRequest {
 
 export type ItemResult<T> = { ok: true; value: T } | { ok: false; error: unknown };
 
-export interface Delivery {
+/** One message to deliver into its conversation. */
+export interface DeliveryItem {
   conversation: ConversationRef;
   message: OutgoingMessage;
   chat: ChatInfo;
@@ -81,8 +82,13 @@ export interface AccessCheck {
 export interface IncomingReply {
   /** The CRM's id of the reply (amoCRM: the note id): a reply is taken once per id. */
   remoteId: string;
-  /** The conversation (ConversationRef.id) it was written in. */
+  /**
+   * The conversation (ConversationRef.id) it was written in. A connector whose replies name the
+   * Avito chat instead (e.g. the HTTP connector) sets `chatId` and leaves this empty.
+   */
   conversationId: string;
+  /** The Avito chat the reply is for, when the CRM names the chat rather than a conversation. */
+  chatId?: string;
   /** The text to send, without the reply prefix. */
   text: string;
   /** Images to send, where the connector can read them. */
@@ -99,6 +105,32 @@ export interface CrmAction {
   action: 'blacklist';
 }
 
+/**
+ * A CRM's call to `POST /webhooks/<connector id>/<WEBHOOK_SECRET>`: the raw body and every
+ * header (names lower-cased), so a connector can check a signature over the exact bytes.
+ */
+export interface WebhookRequest {
+  body: Buffer;
+  headers: Readonly<Record<string, string>>;
+  contentType: string;
+}
+
+/**
+ * A connector's answer to a webhook. Refused: the core answers `status` (4xx) and stores nothing.
+ * Accepted: the core stores `replies` (each once per `remoteId`) before it answers, 202 when one
+ * was new, else 200; then it awaits `later` (reads the webhook only hinted at, coalesced by the
+ * connector) and stores what that returns.
+ */
+export type WebhookVerdict =
+  | { accepted: false; status: 400 | 401 | 403 | 404 | 409 | 413 | 422; reason: string }
+  | { accepted: true; replies?: IncomingReply[]; later?: () => Promise<IncomingReply[]> };
+
+/** Why and until when (epoch ms) a connector stopped talking to its CRM for one account. */
+export interface PauseState {
+  until: number;
+  reason: string;
+}
+
 /** Services the core gives a connector instance. */
 export interface ConnectorContext<Config> {
   accountId: string;
@@ -106,6 +138,15 @@ export interface ConnectorContext<Config> {
   log: Logger;
   /** A small key-value store in the ledger for this connector and account (rotating tokens, ids). */
   store: ConnectorStore;
+  /**
+   * Stops all traffic to the CRM for this account until `until` (epoch ms; `Infinity` until an
+   * operator resumes it): a ban, an overload, a 410. `status` and `/healthz` show `reason`.
+   */
+  pause(until: number, reason: string): Promise<void>;
+  /** The pause in force, if any. */
+  paused(): Promise<PauseState | undefined>;
+  /** Lifts a pause (the CRM answered again). */
+  resume(): Promise<void>;
   /** Called when the connector learns a secret (a token) so logs never show it. */
   registerSecret(value: string | undefined | null): void;
   /** Overrides for the connector's retry backoff (tests shorten it); the policy's shape stays. */
@@ -159,14 +200,14 @@ export interface ConnectorInstance {
    * `maxBatch` items. Returns, per item, the CRM's id for what was created. A failure of the whole
    * call throws; a failure of one item is that item's result.
    */
-  deliver(items: readonly Delivery[]): Promise<ItemResult<{ remoteId: string }>[]>;
+  deliver(items: readonly DeliveryItem[]): Promise<ItemResult<{ remoteId: string }>[]>;
 
   /**
    * For items that may have been delivered before a crash: which already are in the CRM
    * (by a marker the connector wrote). Map of message id → remote id. Only called when
    * `capabilities.findDelivered` is true.
    */
-  findDelivered(items: readonly Delivery[]): Promise<Map<string, string>>;
+  findDelivered(items: readonly DeliveryItem[]): Promise<Map<string, string>>;
 
   /** Releases resources (timers, sockets). */
   close(): Promise<void>;
@@ -185,8 +226,21 @@ export interface ConnectorInstance {
    */
   pollReplies?(cursor: string | undefined): Promise<{ replies: IncomingReply[]; cursor: string | undefined }>;
 
-  /** A CRM webhook is a hint: the connector reads the replies it names and returns the real ones. */
+  /** A CRM webhook is a hint: the connector reads the replies it names and returns the real ones. @deprecated use `webhook`. */
   repliesFromWebhook?(body: Buffer, contentType: string): Promise<IncomingReply[]>;
+
+  /**
+   * A call to `POST /webhooks/<connector id>/<secret>` (capability `webhooks`): verify it (a
+   * signature over `req.body`), then say what it carries. Never throws for bad input: refuse it.
+   */
+  webhook?(req: WebhookRequest): Promise<WebhookVerdict>;
+
+  /**
+   * With several accounts, which instance a webhook is for: true when this one's CRM account sent
+   * it (amoCRM: `account[id]`/`account[subdomain]`; HTTP: `data.account_id`). Without it, a
+   * webhook goes to the connector's only instance, or is refused when there are several.
+   */
+  matchesWebhook?(req: WebhookRequest): boolean;
 
   /** Makes sure the CRM calls `url` when a reply may have been written (capability `webhooks`). */
   ensureWebhook?(url: string): Promise<void>;
@@ -203,10 +257,33 @@ export interface ConnectorInstance {
   reportAction?(conversation: ConversationRef, action: CrmAction['action'], outcome: { done: true } | { done: false; reason: string }): Promise<void>;
 }
 
+/**
+ * An environment variable the connector reads (env variables describe the first account). The
+ * core's config loader, `doctor`, the README table and error messages take these from here.
+ */
+export interface ConnectorEnvVar {
+  /** e.g. `AMOCRM_BASE_URL`. Upper-case letters, digits and `_`. */
+  name: string;
+  /** Path inside the connector's config section, e.g. `['baseUrl']`. */
+  path: readonly (string | number)[];
+  /** How the text is read: `list` splits on commas; `int` and `bool` are coerced by the schema. */
+  kind: 'string' | 'int' | 'list' | 'bool';
+  /** One sentence: what the value is (error messages and help). */
+  describe: string;
+  /** A credential: registered with the log scrubber, never printed. Default false. */
+  secret?: boolean;
+  /** Setting this variable turns the connector on when AVITO_SYNC_CONNECTORS is not set. Default false. */
+  enables?: boolean;
+}
+
 export interface ConnectorDefinition<Schema extends z.ZodType = z.ZodType> {
-  /** Lower-case id: the config section name and the value in AVITO_SYNC_CONNECTORS. */
+  /** Lower-case id: the config section name, the value in AVITO_SYNC_CONNECTORS, the webhook path segment. */
   id: string;
   version: string;
+  /** Human name for messages (`amoCRM`, `Bitrix24`). Default: the id. */
+  displayName: string;
+  /** The environment variables this connector reads. Default none. */
+  env: readonly ConnectorEnvVar[];
   /** Validates the account's config section (`accounts[i].<id>`, or the connector's env variables). */
   configSchema: Schema;
   capabilities: ConnectorCapabilities;
