@@ -70,7 +70,7 @@ describe('replies from amoCRM to Avito', () => {
     expect(serviceNotes(leadId).join('\n')).not.toContain('Приезжайте'); // the fate, not the text
   });
 
-  it('notes written before the daemon first looked are not sent', async () => {
+  it('invariant 7: notes written before the daemon first looked are sent too', async () => {
     await setup();
     const chat = avito.addChat();
     avito.addMessage(chat.id, { text: 'hi' });
@@ -78,11 +78,11 @@ describe('replies from amoCRM to Avito', () => {
     const leadId = [...amo.leads.values()][0]!.id;
     await rt!.ledger.db.deleteFrom('cursors').where('name', '=', 'replies:amocrm').execute();
     amo.managerNote(leadId, '/avito old reply');
-    await syncOnce(rt!); // first look: only sets the cursor
-    expect(sellerTexts(chat)).toEqual([]);
+    await syncOnce(rt!); // first look: starts from the ledger's first conversation, not from now
+    expect(sellerTexts(chat)).toEqual(['old reply']);
     amo.managerNote(leadId, '/avito new reply');
     await syncOnce(rt!);
-    expect(sellerTexts(chat)).toEqual(['new reply']);
+    expect(sellerTexts(chat)).toEqual(['old reply', 'new reply']);
   });
 
   it('a 2,500-character reply goes as three messages, in order, split at words', async () => {

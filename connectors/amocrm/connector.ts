@@ -1,5 +1,5 @@
 import type {
-  AccessCheck, ConnectorContext, ConnectorInstance, ConversationRef, ConversationRequest, CrmAction, DeliveryItem, IncomingReply, ItemResult, ReplyOutcome,
+  AccessCheck, ConnectorContext, ConnectorInstance, ConversationRef, ConversationRequest, CrmAction, DeliveryItem, IncomingReply, ItemResult, PollStart, ReplyOutcome, SkippedItem,
 } from '../../src/connector-sdk/contract.js';
 import { describeError, RemoteApiError } from '../../src/errors.js';
 import { AmoClient, type AmoClientOptions } from './client.js';
@@ -342,15 +342,19 @@ export class AmoConnector implements ConnectorInstance {
 
   /**
    * `common` notes on leads updated since the cursor (their `updated_at`, seconds), oldest first.
-   * Without a cursor, starts from the newest note: notes written before the daemon are not sent.
+   * Without a cursor, from `start.since` (the core takes it from the data: invariant 7). Only
+   * without either (a caller outside the core) does it start from the newest note. A note that
+   * cannot be read is skipped with its reason and the cursor moves past it (invariant 8).
    */
-  async pollReplies(cursor: string | undefined): Promise<{ replies: IncomingReply[]; cursor: string | undefined }> {
+  async pollReplies(cursor: string | undefined, start?: PollStart): Promise<{ replies: IncomingReply[]; cursor: string | undefined; skipped: SkippedItem[] }> {
+    cursor ??= start ? String(start.since) : undefined;
     if (cursor === undefined) {
       const latest = await this.client.request({ method: 'GET', path: '/api/v4/leads/notes', query: { 'filter[note_type]': 'common', 'order[updated_at]': 'desc', limit: 1 }, schema: amoNoteListSchema });
       const newest = latest?._embedded.notes[0]?.updated_at;
-      return { replies: [], cursor: String(newest !== undefined ? newest + 1 : Math.floor(Date.now() / 1000)) };
+      return { replies: [], cursor: String(newest !== undefined ? newest + 1 : Math.floor(Date.now() / 1000)), skipped: [] };
     }
     const replies: IncomingReply[] = [];
+    const skipped: SkippedItem[] = [];
     let high = Number(cursor);
     for (let page = 1; page <= 40; page++) {
       // Notes updated in the cursor's own second are read again: reply ids dedupe them.
@@ -362,12 +366,16 @@ export class AmoConnector implements ConnectorInstance {
       const notes = res?._embedded.notes ?? [];
       for (const n of notes) {
         high = Math.max(high, n.updated_at ?? 0);
-        const r = replyFromNote(n, this.config.replyPrefix);
-        if (r) replies.push(r);
+        try {
+          const r = replyFromNote(n, this.config.replyPrefix);
+          if (r) replies.push(r);
+        } catch (err) {
+          skipped.push({ ref: `note ${n.id}`, reason: describeError(err) });
+        }
       }
       if (notes.length < LIST_LIMIT || !res?._links?.next) break;
     }
-    return { replies, cursor: String(high) };
+    return { replies, cursor: String(high), skipped };
   }
 
   /** A `note_lead` webhook names notes; they are read back and only real replies are returned. */
@@ -414,8 +422,9 @@ export class AmoConnector implements ConnectorInstance {
 
   // ---- operator actions -----------------------------------------------------------------------
 
-  /** Leads updated since the cursor that carry the blacklist tag. */
-  async pollActions(cursor: string | undefined): Promise<{ actions: CrmAction[]; cursor: string | undefined }> {
+  /** Leads updated since the cursor (without one, since `start.since`: invariant 7) that carry the blacklist tag. */
+  async pollActions(cursor: string | undefined, start?: PollStart): Promise<{ actions: CrmAction[]; cursor: string | undefined }> {
+    cursor ??= start ? String(start.since) : undefined;
     if (cursor === undefined) {
       const latest = await this.client.request({ method: 'GET', path: '/api/v4/leads', query: { 'order[updated_at]': 'desc', limit: 1 }, schema: amoLeadListSchema });
       const newest = (latest?._embedded.leads[0] as { updated_at?: number } | undefined)?.updated_at;

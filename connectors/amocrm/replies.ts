@@ -6,6 +6,25 @@ const IMAGE_LINK = /^https?:\/\/\S+\.(jpe?g|png|gif|bmp|heic|webp)(\?\S*)?$/i;
 const MIME: Record<string, string> = { jpg: 'image/jpeg', jpeg: 'image/jpeg', png: 'image/png', gif: 'image/gif', bmp: 'image/bmp', heic: 'image/heic', webp: 'image/webp' };
 
 /**
+ * The file name a link ends with, decoded where it is valid percent-encoding: `sale-100%.jpg`
+ * is not, and stays as written (a manager's link must never stop the replies: invariant 8).
+ */
+function fileName(link: string, ext: string): string {
+  let last: string;
+  try {
+    last = new URL(link).pathname.split('/').pop() ?? '';
+  } catch {
+    last = '';
+  }
+  try {
+    last = decodeURIComponent(last);
+  } catch {
+    /* kept as written */
+  }
+  return last || `image.${ext}`;
+}
+
+/**
  * A `common` note is a reply when its text starts with the prefix. Notes this connector wrote
  * carry its marker and are never replies (delivered messages are `service_message` notes anyway).
  * A line holding only an image link becomes an image sent after the text.
@@ -24,7 +43,7 @@ export function replyFromNote(note: AmoNote, prefix: string): IncomingReply | un
     const m = IMAGE_LINK.exec(t);
     if (m) {
       const ext = m[1]!.toLowerCase();
-      attachments.push({ url: t, name: decodeURIComponent(new URL(t).pathname.split('/').pop() || `image.${ext}`), mime: MIME[ext] ?? 'image/jpeg' });
+      attachments.push({ url: t, name: fileName(t, ext), mime: MIME[ext] ?? 'image/jpeg' });
     } else textLines.push(line);
   }
   const text = textLines.join('\n').trim();

@@ -6,6 +6,7 @@ import { RemoteApiError } from '../errors.js';
 import { READ_POLICY, WRITE_POLICY, withRetry, type RetryPolicy } from '../http/retry-policy.js';
 import { SpacingGate } from '../http/spacing-gate.js';
 import { Transport, type TransportResponse } from '../http/transport.js';
+import { recordItemError } from '../ledger/item-errors.js';
 import type { LedgerDb } from '../ledger/database.js';
 import { getAccount, setAvitoUserId } from '../ledger/accounts.js';
 import { avitoHttpError, avitoNetworkError, withKind } from './errors.js';
@@ -489,7 +490,15 @@ export class AvitoClient {
     for (const item of items) {
       const parsed = schema.safeParse(item);
       if (parsed.success) out.push(parsed.data);
-      else this.log.warn({ what, issue: parsed.error.issues[0]?.message, item: JSON.stringify(item).slice(0, 300) }, `skipped an Avito ${what} that could not be read`);
+      else {
+        // One unreadable item never stops its page (invariant 8): recorded with its reason
+        // (`status`, `/metrics`), skipped, and the pass goes on.
+        const issue = parsed.error.issues[0];
+        const reason = `${issue?.path.map(String).join('.') || what}: ${issue?.message ?? 'unreadable'}`;
+        const ref = typeof item === 'object' && item !== null && 'id' in item ? String((item as { id: unknown }).id).slice(0, 100) : null;
+        this.log.warn({ what, issue: reason, item: JSON.stringify(item).slice(0, 300) }, `skipped an Avito ${what} that could not be read`);
+        void recordItemError(this.opts.db, { accountId: this.accountId, scope: `avito.${what}`, ref, error: reason }).catch(() => undefined);
+      }
     }
     return out;
   }

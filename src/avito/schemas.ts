@@ -7,8 +7,20 @@ import { z } from 'zod';
  * Ids can exceed 32 bits: every id becomes a string here.
  */
 
-const id = z.union([z.string().min(1), z.number()]).transform((v) => String(v));
-const optId = z.union([z.string(), z.number()]).nullish().transform((v) => (v === null || v === undefined || v === '' ? undefined : String(v)));
+/** A numeric id beyond 2^53 has already lost digits: refused rather than stored rounded (issue 9). */
+const safeIntId = z.number().refine((n) => Number.isSafeInteger(n), 'a numeric id must be a whole number below 2^53 (send larger ids as strings)');
+const id = z.union([z.string().min(1), safeIntId]).transform((v) => String(v));
+const optId = z.union([z.string(), safeIntId]).nullish().transform((v) => (v === null || v === undefined || v === '' ? undefined : String(v)));
+
+/** Epoch seconds Avito can mean: 2000-01-01 up to 2100-01-01. */
+export const AVITO_TIME_RANGE_S = { min: 946_684_800, max: 4_102_444_800 } as const;
+/**
+ * A timestamp later code can turn into a date: `created: 1e308` passed `z.number()` and then broke
+ * every date built from it, and a chat `updated` far in the future would carry the poll cursor
+ * past every real chat (invariant 8). Out of range is refused at the boundary.
+ */
+export const avitoTime = z.number().min(AVITO_TIME_RANGE_S.min, 'timestamp before 2000').max(AVITO_TIME_RANGE_S.max, 'timestamp after 2100');
+const optTime = avitoTime.nullish().catch(undefined).transform((v) => v ?? undefined);
 const optNum = z.number().nullish().catch(undefined).transform((v) => v ?? undefined);
 const optStr = z.string().nullish().catch(undefined).transform((v) => v ?? undefined);
 
@@ -74,7 +86,7 @@ export const avitoMessageContentSchema = z.unknown().transform(readContent);
 export const avitoMessageSchema = z.looseObject({
   id,
   author_id: optId,
-  created: z.number(),
+  created: avitoTime,
   direction: optStr,
   type: z.string().default('text'),
   content: avitoMessageContentSchema,
@@ -106,8 +118,8 @@ export type AvitoChatUser = z.output<typeof avitoChatUserSchema>;
 /** `Chat` (v2). */
 export const avitoChatSchema = z.looseObject({
   id: z.string().min(1),
-  created: optNum,
-  updated: z.number(),
+  created: optTime,
+  updated: avitoTime,
   context: z
     .looseObject({
       type: optStr,
@@ -191,7 +203,7 @@ export const avitoWebhookMessageSchema = z.looseObject({
   chat_id: z.string().min(1),
   user_id: id,
   author_id: optId,
-  created: z.number(),
+  created: avitoTime,
   type: z.string().default('text'),
   chat_type: optStr,
   content: avitoMessageContentSchema,

@@ -99,6 +99,27 @@ export interface IncomingReply {
 
 export type ReplyOutcome = { sent: true; parts: number } | { sent: false; reason: string };
 
+/**
+ * Where a connector's first look for replies or actions starts when it has no cursor yet
+ * (invariant 7): taken from the data — when this ledger created its first conversation in the
+ * CRM, less a margin for clock skew — never from "now", so a reply written before the first look
+ * (during a backfill, while the daemon was down) is still found.
+ */
+export interface PollStart {
+  /** Epoch seconds. */
+  since: number;
+}
+
+/**
+ * An item a connector could not read (invariant 8): the core records it with its reason (visible
+ * in `status` and `/metrics`), skips it, and the cursor moves past it.
+ */
+export interface SkippedItem {
+  /** What it was, in the CRM's words: e.g. `note 123`. */
+  ref: string;
+  reason: string;
+}
+
 /** An operator action asked for in the CRM (e.g. a blacklist tag on a lead). */
 export interface CrmAction {
   conversationId: string;
@@ -221,10 +242,12 @@ export interface ConnectorInstance {
   // ---- replies (capability `replies`) --------------------------------------------------------
 
   /**
-   * Replies written since `cursor` (opaque to the core, taken from the data; undefined = start
-   * from now). Returns the next cursor. Notes without the reply prefix are never returned.
+   * Replies written since `cursor` (opaque to the core, taken from the data). Without a cursor,
+   * from `start.since` (invariant 7: never from "now"). Returns the next cursor. Notes without the
+   * reply prefix are never returned; a note that cannot be read is returned in `skipped` (with
+   * its reason) and the cursor still moves past it (invariant 8).
    */
-  pollReplies?(cursor: string | undefined): Promise<{ replies: IncomingReply[]; cursor: string | undefined }>;
+  pollReplies?(cursor: string | undefined, start?: PollStart): Promise<{ replies: IncomingReply[]; cursor: string | undefined; skipped?: SkippedItem[] }>;
 
   /** A CRM webhook is a hint: the connector reads the replies it names and returns the real ones. @deprecated use `webhook`. */
   repliesFromWebhook?(body: Buffer, contentType: string): Promise<IncomingReply[]>;
@@ -250,8 +273,8 @@ export interface ConnectorInstance {
 
   // ---- operator actions (capability `actions`) -----------------------------------------------
 
-  /** Operator actions asked for since `cursor` (e.g. a blacklist tag). */
-  pollActions?(cursor: string | undefined): Promise<{ actions: CrmAction[]; cursor: string | undefined }>;
+  /** Operator actions asked for since `cursor` (e.g. a blacklist tag); without one, from `start.since` (invariant 7). */
+  pollActions?(cursor: string | undefined, start?: PollStart): Promise<{ actions: CrmAction[]; cursor: string | undefined; skipped?: SkippedItem[] }>;
 
   /** Tells the CRM an action was carried out (or why not). */
   reportAction?(conversation: ConversationRef, action: CrmAction['action'], outcome: { done: true } | { done: false; reason: string }): Promise<void>;

@@ -21,7 +21,9 @@ export type {
   MessageAuthor,
   OutgoingMessage,
   PauseState,
+  PollStart,
   ReplyOutcome,
+  SkippedItem,
   WebhookRequest,
   WebhookVerdict,
 } from './contract.js';

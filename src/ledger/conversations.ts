@@ -52,3 +52,18 @@ export async function chatsOfConversations(db: LedgerDb, accountId: string, conn
   }
   return out;
 }
+
+/**
+ * When this ledger first linked a conversation in this connector for the account (epoch ms), or
+ * undefined when it has none: the earliest moment a reply on one of our conversations can exist
+ * (invariant 7).
+ */
+export async function firstConversationAt(db: LedgerDb, accountId: string, connector: string): Promise<number | undefined> {
+  const row = await db
+    .selectFrom('conversation_links')
+    .select((eb) => eb.fn.min('created_at').as('first'))
+    .where('account_id', '=', accountId)
+    .where('connector', '=', connector)
+    .executeTakeFirst();
+  return row?.first == null ? undefined : Number(row.first);
+}

@@ -5,18 +5,22 @@ import pretty from 'pino-pretty';
 export type { Logger } from 'pino';
 
 /**
- * Field names whose values never reach a log line, wherever they sit (pino's redact paths
- * cover two levels; the secret scrubber below catches the rest by value).
+ * Exact paths whose values never reach a log line (pino redact). Named one by one rather than by
+ * a loose field name: a wildcard `code` hid every error code (`ENOENT`, `SQLITE_FULL`) because
+ * OAuth authorization codes share the name (issue 9). Secrets anywhere else are caught by value
+ * (the scrubber below), so a path missed here still does not leak a registered secret.
  */
 const SECRET_FIELDS = [
   'access_token', 'accessToken', 'refresh_token', 'refreshToken', 'client_secret', 'clientSecret',
-  'authorization', 'Authorization', 'token', 'secret', 'webhookSecret', 'code', 'authCode', 'password',
+  'authorization', 'Authorization', 'token', 'secret', 'webhookSecret', 'authCode', 'auth_code', 'password',
 ];
-const REDACT_PATHS = [
+export const REDACT_PATHS = [
   ...SECRET_FIELDS,
   ...SECRET_FIELDS.map((f) => `*.${f}`),
   ...SECRET_FIELDS.map((f) => `*.*.${f}`),
-  'headers.authorization', 'req.headers.authorization',
+  'headers.authorization', 'req.headers.authorization', 'headers.cookie', 'req.headers.cookie',
+  // An OAuth code where it travels: a callback's query and an exchange's body.
+  'query.code', 'req.query.code', 'body.code', 'form.code', 'params.code',
 ];
 
 /**

@@ -7,9 +7,25 @@ export interface AccountHealth {
   lastWebhookAt?: number;
 }
 
+/** The daemon's work loops whose failures `/healthz` reports. */
+export type LoopName = 'poll' | 'replies' | 'reply-send' | 'delivery';
+
+/** A loop's run of failures: reset by a success. */
+export interface LoopHealth {
+  failuresInARow: number;
+  lastError?: { at: number; message: string };
+  lastSuccessAt?: number;
+}
+
+/** How long a failed ledger write keeps `/healthz` degraded (unless the ledger accepts writes again). */
+export const WRITE_FAILURE_MEMORY_MS = 5 * 60_000;
+
 export class DaemonState {
   readonly startedAt = Date.now();
   private readonly accounts = new Map<string, AccountHealth>();
+  /** Keyed `loop account[/connector]`. */
+  readonly loops = new Map<string, LoopHealth & { loop: LoopName; account: string; connector?: string }>();
+  lastWriteFailure: { at: number; message: string } | undefined;
 
   account(id: string): AccountHealth {
     let a = this.accounts.get(id);
@@ -24,13 +40,42 @@ export class DaemonState {
     const a = this.account(id);
     a.lastGoodPollAt = at;
     delete a.lastPollError;
+    this.loopSucceeded('poll', id, undefined, at);
   }
 
   pollFailed(id: string, message: string, at = Date.now()): void {
     this.account(id).lastPollError = { at, message };
+    this.loopFailed('poll', id, undefined, message, at);
   }
 
   webhookReceived(id: string, at = Date.now()): void {
     this.account(id).lastWebhookAt = at;
+  }
+
+  private loop(loop: LoopName, account: string, connector: string | undefined) {
+    const key = `${loop} ${account}${connector ? `/${connector}` : ''}`;
+    let l = this.loops.get(key);
+    if (!l) {
+      l = { loop, account, ...(connector ? { connector } : {}), failuresInARow: 0 };
+      this.loops.set(key, l);
+    }
+    return l;
+  }
+
+  loopSucceeded(loop: LoopName, account: string, connector?: string, at = Date.now()): void {
+    const l = this.loop(loop, account, connector);
+    l.failuresInARow = 0;
+    l.lastSuccessAt = at;
+  }
+
+  loopFailed(loop: LoopName, account: string, connector: string | undefined, message: string, at = Date.now()): void {
+    const l = this.loop(loop, account, connector);
+    l.failuresInARow++;
+    l.lastError = { at, message };
+  }
+
+  /** A ledger write failed (full disk, read-only file, I/O error). */
+  writeFailed(message: string, at = Date.now()): void {
+    this.lastWriteFailure = { at, message };
   }
 }

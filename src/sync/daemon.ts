@@ -1,8 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import { describeError } from '../errors.js';
-import { pausedState } from '../ledger/connector-state.js';
 import type { Runtime } from '../runtime.js';
-import { buildHttpServer, type HealthReport } from '../server/http-server.js';
+import { buildHttpServer } from '../server/http-server.js';
+import { isLedgerError } from '../ledger/write-probe.js';
+import { healthReport } from './health.js';
 import { Metrics } from '../server/metrics.js';
 import { DaemonState } from './daemon-state.js';
 import { fetchStubChats, pollAccount, type PollContext } from './poller.js';
@@ -92,6 +93,7 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
         metrics.pollRuns.inc({ account: id, result: 'ok' });
       } catch (err) {
         state.pollFailed(id, describeError(err));
+        if (isLedgerError(err)) state.writeFailed(describeError(err));
         metrics.pollRuns.inc({ account: id, result: 'failed' });
         throw err;
       }
@@ -112,7 +114,7 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
   for (const u of delivery.units) {
     dispatchJobs.set(`${u.accountId}/${u.connectorId}`, scheduler.add(`dispatch:${u.accountId}/${u.connectorId}`, async () => {
       if (stopSignal.signal.aborted) return;
-      await u.dispatcher.run();
+      await tracked('delivery', u.accountId, u.connectorId, () => u.dispatcher.run());
       const counts = await u.dispatcher.outboxCounts;
       backlog = backlog.filter((b) => !(b.account === u.accountId && b.queue.startsWith(`${u.connectorId}_`)));
       backlog.push({ account: u.accountId, queue: `${u.connectorId}_pending`, depth: counts.pending + counts.leased }, { account: u.accountId, queue: `${u.connectorId}_dead`, depth: counts.dead });
@@ -128,20 +130,37 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
     const key = `${u.accountId}/${u.connectorId}`;
     // One job sends, so two runs never take the same reply; polling and webhooks both trigger it.
     const send = scheduler.add(`reply-send:${key}`, async () => {
-      if (!stopSignal.signal.aborted) await u.replies!.run();
+      if (stopSignal.signal.aborted) return;
+      const r = await tracked('reply-send', u.accountId, u.connectorId, () => u.replies!.run());
+      // A send that was cut short (a kill) held its chat's buyer messages: they go now, not at the next tick.
+      if (r.sent || r.dead) kickDelivery(u.accountId);
     });
     sendJobs.set(key, send);
     replyJobs.set(key, scheduler.add(`replies:${key}`, async () => {
       if (stopSignal.signal.aborted) return;
-      await delivery.lookForReplies(u);
+      const problem = await delivery.lookForReplies(u);
+      if (problem) state.loopFailed('replies', u.accountId, u.connectorId, problem);
+      else state.loopSucceeded('replies', u.accountId, u.connectorId);
       await send.trigger({ coalesce: true });
     }, crmEvery));
+  }
+  /** Runs one loop's work, keeping its run of failures for `/healthz`. */
+  async function tracked<T>(loop: 'delivery' | 'reply-send', accountId: string, connectorId: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      const r = await fn();
+      state.loopSucceeded(loop, accountId, connectorId);
+      return r;
+    } catch (err) {
+      state.loopFailed(loop, accountId, connectorId, describeError(err));
+      if (isLedgerError(err)) state.writeFailed(describeError(err));
+      throw err;
+    }
   }
   const kickDelivery = (accountId: string) => {
     for (const u of delivery.units) if (u.accountId === accountId) void dispatchJobs.get(`${u.accountId}/${u.connectorId}`)?.trigger({ coalesce: true });
   };
 
-  const intake = new AvitoWebhookIntake({ ledger, log, accountsByUserId: () => accountsByUserId });
+  const intake = new AvitoWebhookIntake({ ledger, log, accountsByUserId: () => accountsByUserId, onLedgerError: (err) => state.writeFailed(describeError(err)) });
   const app = buildHttpServer({
     log,
     metrics,
@@ -156,7 +175,7 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
       if (r.newChat) void detailJobs.get(r.accountId)?.trigger({ coalesce: true });
       void voiceJobs.get(r.accountId)?.trigger({ coalesce: true });
     },
-    health: () => health(rt, state, pollEvery),
+    health: () => healthReport(rt, state, pollEvery),
     crmWebhook: async (connectorId, body, contentType) => {
       const units = delivery.units.filter((u) => u.connectorId === connectorId && u.replies);
       if (units.length === 0) return false;
@@ -214,6 +233,10 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
     for (const job of pollJobs.values()) void job.trigger();
     for (const job of replyJobs.values()) void job.trigger();
   }
+  // Work left by a killed process goes at once, not at the next tick (issue 9, item 11): sends cut
+  // short are settled (which frees their chats), and due or orphaned deliveries are claimed.
+  for (const job of sendJobs.values()) void job.trigger({ coalesce: true });
+  for (const job of dispatchJobs.values()) void job.trigger({ coalesce: true });
 
   let stopping: Promise<void> | undefined;
   return {
@@ -234,36 +257,4 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
       return stopping;
     },
   };
-}
-
-async function health(rt: Runtime, state: DaemonState, pollEverySeconds: number): Promise<HealthReport> {
-  let ledgerOk = true;
-  try {
-    await rt.ledger.readSync((sqlite) => sqlite.prepare('SELECT 1').get());
-  } catch {
-    ledgerOk = false;
-  }
-  const now = Date.now();
-  const staleAfter = pollEverySeconds * 3 * 1000;
-  const paused = new Map<string, { connector: string; until: string; reason: string }[]>();
-  for (const c of rt.connectors) {
-    const p = await pausedState(rt.ledger.db, c.accountId, c.definition.id, now).catch(() => undefined);
-    if (p) paused.set(c.accountId, [...(paused.get(c.accountId) ?? []), { connector: c.definition.id, until: new Date(p.until).toISOString(), reason: p.reason }]);
-  }
-  const accounts = rt.accounts.map((a) => {
-    const h = state.account(a.config.id);
-    const exp = a.client.tokens.expiresAt;
-    const stale = (h.lastGoodPollAt ?? state.startedAt) < now - staleAfter;
-    return {
-      id: a.config.id,
-      lastGoodPoll: h.lastGoodPollAt ? new Date(h.lastGoodPollAt).toISOString() : null,
-      lastPollError: h.lastPollError ? { at: new Date(h.lastPollError.at).toISOString(), message: h.lastPollError.message } : null,
-      lastWebhook: h.lastWebhookAt ? new Date(h.lastWebhookAt).toISOString() : null,
-      token: { expiresAt: exp ? new Date(exp).toISOString() : null, state: exp === undefined ? 'unknown' : exp <= now ? 'expired' : 'valid' },
-      pausedConnectors: paused.get(a.config.id) ?? [],
-      healthy: !stale && !h.lastPollError && !paused.has(a.config.id),
-    };
-  });
-  const status = !ledgerOk ? 'down' : accounts.every((a) => a.healthy) ? 'ok' : 'degraded';
-  return { status, ledger: ledgerOk ? 'ok' : 'unreachable', uptimeSeconds: Math.round((now - state.startedAt) / 1000), accounts };
 }

@@ -60,12 +60,23 @@ export class Delivery {
     return out;
   }
 
-  /** Looks in the CRM for new replies and operator actions; a failure is logged, not thrown. */
-  async lookForReplies(u: DeliveryUnit): Promise<void> {
-    if (!u.replies) return;
+  /**
+   * Looks in the CRM for new replies and operator actions; a failure is logged, not thrown.
+   * Returns what failed (for `/healthz`), or undefined.
+   */
+  async lookForReplies(u: DeliveryUnit): Promise<string | undefined> {
+    if (!u.replies) return undefined;
     const log = this.rt.log.child({ account: u.accountId, connector: u.connectorId });
-    await u.replies.poll().catch((err: unknown) => log.warn({ err: describeError(err) }, 'could not look for CRM replies'));
-    await u.replies.actions().catch((err: unknown) => log.warn({ err: describeError(err) }, 'could not look for CRM actions'));
+    const problems: string[] = [];
+    await u.replies.poll().catch((err: unknown) => {
+      problems.push(`replies: ${describeError(err)}`);
+      log.warn({ err: describeError(err) }, 'could not look for CRM replies');
+    });
+    await u.replies.actions().catch((err: unknown) => {
+      problems.push(`actions: ${describeError(err)}`);
+      log.warn({ err: describeError(err) }, 'could not look for CRM actions');
+    });
+    return problems.length ? problems.join('; ') : undefined;
   }
 
   /** Waits for mark-read calls still in flight. */

@@ -48,6 +48,9 @@ export function classifyFailure(err: unknown): Outcome {
     return 'permanent';
   }
   if (err instanceof ValidationError) return 'permanent';
+  // A fault in our own code or data for this item (a date out of range, a bad URI, unreadable
+  // JSON): the same item fails the same way every time, so it is not worth retrying (invariant 8).
+  if (err instanceof RangeError || err instanceof TypeError || err instanceof SyntaxError || err instanceof URIError) return 'permanent';
   return 'transient';
 }
 
@@ -178,8 +181,13 @@ export class Dispatcher {
         continue;
       }
       const first = fresh.has(w.claim.chatId) && !firstSeen.has(w.claim.chatId);
+      try {
+        w.delivery = { conversation: conv, message: this.outgoing(w, first), chat: chatInfo(this.o.accountId, w.claim.chatId, w.chat) };
+      } catch (err) {
+        failures.push({ w, error: err }); // a row that cannot be read fails alone (invariant 8)
+        continue;
+      }
       firstSeen.add(w.claim.chatId);
-      w.delivery = { conversation: conv, message: this.outgoing(w, first), chat: chatInfo(this.o.accountId, w.claim.chatId, w.chat) };
       ready.push(w);
     }
 

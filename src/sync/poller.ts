@@ -45,6 +45,8 @@ export interface PollReport {
   /** What the paging caps kept out of reach. */
   unreachable: string[];
   errors: number;
+  /** Chats Avito refused for good this pass: recorded and skipped without holding the cursor. */
+  skipped: number;
   cursor: number;
 }
 
@@ -81,7 +83,7 @@ export async function pollAccount(ctx: PollContext, opts: PollOptions): Promise<
   const cursorName = opts.cursorName ?? chatCursorName(opts.chatTypes, opts.itemIds);
   const stored = opts.full ? 0 : Number((await getCursor(db, accountId, cursorName)) ?? 0);
   const floor = Math.max(stored, opts.since ?? 0);
-  const report: PollReport = { chatsSeen: 0, chatsFetched: 0, messagesNew: 0, messagesDeleted: 0, pages: 0, unreachable: [], errors: 0, cursor: stored };
+  const report: PollReport = { chatsSeen: 0, chatsFetched: 0, messagesNew: 0, messagesDeleted: 0, pages: 0, unreachable: [], errors: 0, skipped: 0, cursor: stored };
 
   await fetchStubChats(ctx, uid);
 
@@ -186,12 +188,25 @@ async function syncChat(ctx: PollContext, stmts: IngestStatements, commit: Group
       if (known.size > 0 && isNewestFirst(page.map((m) => m.created))) break;
     }
   } catch (err) {
-    report.errors++;
-    if (ctx.signal?.aborted || client.stopped) return; // stopping: the next start fetches it
+    if (ctx.signal?.aborted || client.stopped) {
+      report.errors++; // stopping: the cursor waits, the next start fetches it
+      return;
+    }
     const msg = describeError(err);
-    ctx.log.child({ account: accountId, chat: chat.id }).warn({ err: msg }, 'chat skipped this pass');
+    if (err instanceof RemoteApiError && (err.kind === 'tariff' || err.kind === 'bad_credentials')) {
+      report.errors++;
+      await recordItemError(ledger.db, { accountId, scope: 'poll.chat', ref: chat.id, error: msg });
+      throw err;
+    }
+    // A failure that may pass (5xx, network, rate limit) holds the cursor so the next pass tries
+    // again; one that will not (Avito refuses this chat, or answers it unreadably) is recorded and
+    // skipped, and never holds the cursor for every other chat (invariant 8). The chat is fetched
+    // again when it changes.
+    const permanent = err instanceof RemoteApiError && !err.transient;
+    if (permanent) report.skipped++;
+    else report.errors++;
+    ctx.log.child({ account: accountId, chat: chat.id }).warn({ err: msg, permanent }, permanent ? 'chat skipped: Avito refuses it' : 'chat skipped this pass');
     await recordItemError(ledger.db, { accountId, scope: 'poll.chat', ref: chat.id, error: msg });
-    if (err instanceof RemoteApiError && (err.kind === 'tariff' || err.kind === 'bad_credentials')) throw err;
     return;
   }
   const now = Date.now();

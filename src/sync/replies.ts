@@ -1,10 +1,12 @@
 import { AVITO_MAX_TEXT, type AvitoClient } from '../avito/client.js';
 import { messageFromAvito } from '../avito/mappers.js';
 import type { AvitoMessage } from '../avito/schemas.js';
-import type { ConversationRef, IncomingReply, ReplyOutcome } from '../connector-sdk/contract.js';
+import type { ConversationRef, IncomingReply, PollStart, ReplyOutcome, SkippedItem } from '../connector-sdk/contract.js';
 import { describeError, RemoteApiError } from '../errors.js';
-import { chatsOfConversations, loadConversations } from '../ledger/conversations.js';
+import { chatsOfConversations, firstConversationAt, loadConversations } from '../ledger/conversations.js';
 import { getCursor, setCursor } from '../ledger/cursors.js';
+import type { LedgerDb } from '../ledger/database.js';
+import { recordItemError } from '../ledger/item-errors.js';
 import { ingestStatements } from '../ledger/statements.js';
 import type { ReplySendsTable } from '../ledger/tables.js';
 import { backoffMs, type ConnectorWorkOptions } from './backoff.js';
@@ -16,6 +18,18 @@ export const MAX_REPLY_ATTEMPTS = 5;
 const RECENT_MESSAGES = 50;
 /** A crashed send is matched to a message this much older than the record of the send, at most (clock skew). */
 const RECOVERY_WINDOW_S = 600;
+/** A first look starts this long before the ledger's first conversation (our clock against the CRM's). */
+export const FIRST_LOOK_MARGIN_S = 3600;
+
+/** A reply as the core accepts it from a connector: anything else is recorded and skipped (invariant 8). */
+function replyProblem(r: IncomingReply): string | undefined {
+  if (typeof r !== 'object' || r === null) return 'not an object';
+  if (typeof r.remoteId !== 'string' || r.remoteId === '' || r.remoteId.length > 200) return 'remoteId is not a short non-empty string';
+  if (typeof r.conversationId !== 'string' && typeof r.chatId !== 'string') return 'neither conversationId nor chatId is a string';
+  if (typeof r.text !== 'string') return 'text is not a string';
+  if (!Array.isArray(r.attachments) || !r.attachments.every((a) => typeof a?.url === 'string' && typeof a.name === 'string' && typeof a.mime === 'string')) return 'attachments are not { url, name, mime }';
+  return undefined;
+}
 
 /**
  * Splits a reply into Avito-sized parts (≤ 1,000 characters), at word boundaries where there
@@ -80,13 +94,31 @@ export class ReplyService {
     return `replies:${this.o.connectorId}`;
   }
 
-  /** Polls the CRM for new replies; stores them with the cursor in one transaction (invariant 5). */
+  /**
+   * Where a first look starts (invariant 7): when this ledger linked its first conversation in the
+   * CRM, less a margin — never "now". Undefined while there is no conversation: no reply can be ours.
+   */
+  async firstLook(): Promise<PollStart | undefined> {
+    const first = await firstConversationAt(this.o.ledger.db, this.o.accountId, this.o.connectorId);
+    return first === undefined ? undefined : { since: Math.max(0, Math.floor(first / 1000) - FIRST_LOOK_MARGIN_S) };
+  }
+
+  /**
+   * Polls the CRM for new replies; stores them with the cursor in one transaction (invariant 5).
+   * Without a cursor, the connector starts from the data (`firstLook`); what it could not read
+   * is recorded and skipped, and the cursor moves past it (invariant 8).
+   */
   async poll(): Promise<number> {
     if (!this.o.connector.pollReplies) return 0;
     const { ledger, accountId } = this.o;
     const cursor = await getCursor(ledger.db, accountId, this.cursorName);
-    const res = await this.o.connector.pollReplies(cursor);
-    return this.intake(res.replies, res.cursor);
+    let start: PollStart | undefined;
+    if (cursor === undefined) {
+      start = await this.firstLook();
+      if (!start) return 0;
+    }
+    const res = await this.o.connector.pollReplies(cursor, start);
+    return this.intake(res.replies, res.cursor, res.skipped);
   }
 
   /** A CRM webhook: a hint, confirmed by the connector reading the replies it names. */
@@ -95,13 +127,24 @@ export class ReplyService {
     return this.intake(await this.o.connector.repliesFromWebhook(body, contentType), undefined);
   }
 
-  /** Stores replies (once per CRM id) for conversations that belong to Avito chats. */
-  async intake(replies: readonly IncomingReply[], cursor: string | undefined): Promise<number> {
+  /**
+   * Stores replies (once per CRM id) for conversations that belong to Avito chats. A reply of the
+   * wrong shape, and each item the connector skipped, is recorded with its reason in the same
+   * transaction as the cursor (invariant 8).
+   */
+  async intake(all: readonly IncomingReply[], cursor: string | undefined, skipped: readonly SkippedItem[] = []): Promise<number> {
     const { ledger, accountId, connectorId } = this.o;
+    const bad: SkippedItem[] = [...skipped];
+    const replies = all.filter((r) => {
+      const problem = replyProblem(r);
+      if (problem) bad.push({ ref: `reply ${String((r as Partial<IncomingReply> | null)?.remoteId ?? '?').slice(0, 100)}`, reason: problem });
+      return !problem;
+    });
     const chats = await chatsOfConversations(ledger.db, accountId, connectorId, [...new Set(replies.map((r) => r.conversationId))]);
     const now = this.now();
     let added = 0;
     await ledger.db.transaction().execute(async (trx) => {
+      await recordSkipped(trx, accountId, `replies.poll`, connectorId, bad);
       for (const r of replies) {
         const chatId = chats.get(r.conversationId);
         if (!chatId || !r.text.trim() && r.attachments.length === 0) continue;
@@ -119,6 +162,7 @@ export class ReplyService {
       if (cursor !== undefined) await setCursor(trx, accountId, this.cursorName, cursor);
     });
     if (added) this.o.log.info({ account: accountId, connector: connectorId, replies: added }, 'replies found in the CRM');
+    if (bad.length) this.o.log.warn({ account: accountId, connector: connectorId, skipped: bad.slice(0, 5) }, 'CRM items that could not be read were recorded and skipped');
     return added;
   }
 
@@ -136,7 +180,8 @@ export class ReplyService {
       .limit(200)
       .execute();
     for (const reply of due) {
-      report[await this.sendOne(reply)]++;
+      // One bad reply never stops the others (invariant 8): whatever it throws is its own failure.
+      report[await this.sendOne(reply).catch((err: unknown) => this.failReply(reply, err))]++;
     }
     report.reported = await this.reportOutcomes();
     return report;
@@ -144,12 +189,12 @@ export class ReplyService {
 
   private async sendOne(reply: { id: number; chat_id: string; text: string; attachments: string; attempts: number }): Promise<'sent' | 'failed' | 'dead'> {
     const { ledger, client, accountId } = this.o;
-    const parts = await this.plan(reply);
     const attempts = reply.attempts + 1;
     await ledger.db.updateTable('replies').set({ status: 'sending', attempts, updated_at: this.now() }).where('id', '=', reply.id).execute();
     let recent: AvitoMessage[] | undefined;
     const used = new Set<string>();
     try {
+      const parts = await this.plan(reply);
       const uid = await client.userId();
       for (const p of parts) {
         if (p.status === 'sent') {
@@ -193,6 +238,15 @@ export class ReplyService {
       await ledger.db.updateTable('replies').set({ status: 'sent', last_error: null, updated_at: this.now() }).where('id', '=', reply.id).execute();
       return 'sent';
     } catch (err) {
+      return this.failReply({ ...reply, attempts: reply.attempts }, err);
+    }
+  }
+
+  /** A failed attempt: retried with backoff, or dead-lettered (reported in the CRM) when permanent or the last. */
+  private async failReply(reply: { id: number; chat_id: string; attempts: number }, err: unknown): Promise<'failed' | 'dead'> {
+    const { ledger, accountId } = this.o;
+    const attempts = reply.attempts + 1;
+    {
       const message = describeError(err);
       const outcome = classifyFailure(err);
       if (outcome === 'permanent' || attempts >= MAX_REPLY_ATTEMPTS) {
@@ -201,7 +255,7 @@ export class ReplyService {
         return 'dead';
       }
       const wait = backoffMs(attempts, this.o.backoff ?? REPLY_BACKOFF);
-      await ledger.db.updateTable('replies').set({ status: 'pending', last_error: message, next_attempt_at: this.now() + wait, updated_at: this.now() }).where('id', '=', reply.id).execute();
+      await ledger.db.updateTable('replies').set({ status: 'pending', attempts, last_error: message, next_attempt_at: this.now() + wait, updated_at: this.now() }).where('id', '=', reply.id).execute();
       return 'failed';
     }
   }
@@ -265,8 +319,24 @@ export class ReplyService {
     try {
       await connector.reportReplies(items);
     } catch (err) {
-      this.o.log.warn({ account: accountId, connector: connectorId, err: describeError(err) }, 'could not report reply outcomes yet');
-      return 0;
+      if (classifyFailure(err) !== 'permanent') {
+        this.o.log.warn({ account: accountId, connector: connectorId, err: describeError(err) }, 'could not report reply outcomes yet');
+        return 0;
+      }
+      // One bad item must not keep the others unreported (invariant 8): report one by one; an
+      // item refused for good is recorded and not tried again.
+      let reported = 0;
+      for (let i = 0; i < items.length; i++) {
+        try {
+          await connector.reportReplies([items[i]!]);
+        } catch (one) {
+          if (classifyFailure(one) !== 'permanent') return reported;
+          await recordItemError(ledger.db, { accountId, scope: 'replies.report', ref: `${connectorId} reply ${done[i]!.remote_id}`, error: describeError(one) });
+        }
+        await ledger.db.updateTable('replies').set({ reported: 1 }).where('id', '=', done[i]!.id).execute();
+        reported++;
+      }
+      return reported;
     }
     await ledger.db.updateTable('replies').set({ reported: 1 }).where('id', 'in', done.map((d) => d.id)).execute();
     return done.length;
@@ -277,11 +347,24 @@ export class ReplyService {
     const { ledger, accountId, connectorId, connector, client } = this.o;
     if (!connector.pollActions) return 0;
     const name = `actions:${connectorId}`;
-    const res = await connector.pollActions(await getCursor(ledger.db, accountId, name));
+    const cursor = await getCursor(ledger.db, accountId, name);
+    let start: PollStart | undefined;
+    if (cursor === undefined) {
+      start = await this.firstLook(); // invariant 7: an action asked for before the first look counts too
+      if (!start) return 0;
+    }
+    const res = await connector.pollActions(cursor, start);
     let done = 0;
     let retryLater = false;
-    const chats = await chatsOfConversations(ledger.db, accountId, connectorId, res.actions.map((a) => a.conversationId));
-    for (const a of res.actions) {
+    const bad: SkippedItem[] = [...(res.skipped ?? [])];
+    const actions = res.actions.filter((a) => {
+      const ok = typeof a?.conversationId === 'string' && a.action === 'blacklist';
+      if (!ok) bad.push({ ref: `action ${String(a?.conversationId ?? '?').slice(0, 100)}`, reason: 'not a { conversationId, action: "blacklist" }' });
+      return ok;
+    });
+    if (bad.length) await recordSkipped(ledger.db, accountId, 'actions.poll', connectorId, bad);
+    const chats = await chatsOfConversations(ledger.db, accountId, connectorId, actions.map((a) => a.conversationId));
+    for (const a of actions) {
       const chatId = chats.get(a.conversationId);
       if (!chatId) continue;
       const seen = await ledger.db.selectFrom('crm_actions').select('status').where('account_id', '=', accountId).where('connector', '=', connectorId).where('conversation_id', '=', a.conversationId).where('action', '=', a.action).executeTakeFirst();
@@ -308,6 +391,11 @@ export class ReplyService {
     }
     return done;
   }
+}
+
+/** Items a connector could not read, recorded with their reason (invariant 8). */
+async function recordSkipped(db: LedgerDb, accountId: string, scope: string, connectorId: string, items: readonly SkippedItem[]): Promise<void> {
+  for (const i of items) await recordItemError(db, { accountId, scope, ref: `${connectorId} ${i.ref}`, error: i.reason });
 }
 
 function sameContent(p: Part, m: AvitoMessage): boolean {

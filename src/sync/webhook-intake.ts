@@ -5,6 +5,7 @@ import { avitoWebhookEventSchema, avitoWebhookMessageSchema } from '../avito/sch
 import type { Ledger } from '../ledger/database.js';
 import { GroupCommit } from '../ledger/group-commit.js';
 import { ingestStatements, type IngestStatements } from '../ledger/statements.js';
+import { describeJsonProblem, jsonProblem } from '../http/json-guard.js';
 
 /** The largest webhook body accepted; Avito's are a few hundred bytes. */
 export const WEBHOOK_BODY_LIMIT = 64 * 1024;
@@ -18,6 +19,8 @@ export interface WebhookIntakeDeps {
   log: Logger;
   /** Avito user id → configured account id. */
   accountsByUserId: () => ReadonlyMap<string, string>;
+  /** Told when the ledger refused a write (full disk, I/O error): `/healthz` reports it. */
+  onLedgerError?: (err: unknown) => void;
 }
 
 /**
@@ -35,7 +38,20 @@ export class AvitoWebhookIntake {
   }
 
   async accept(raw: Buffer | string): Promise<IntakeResult> {
+    try {
+      return await this.acceptOnce(raw);
+    } catch (err) {
+      this.deps.onLedgerError?.(err);
+      throw err;
+    }
+  }
+
+  private async acceptOnce(raw: Buffer | string): Promise<IntakeResult> {
     const text = typeof raw === 'string' ? raw : raw.toString('utf8');
+    // Before parsing: ids beyond 2^53 would be rounded (two messages collapsing into one), and
+    // deep nesting would overflow later code; both are the sender's fault: 400 (issue 9).
+    const problem = jsonProblem(text);
+    if (problem) return reject(400, describeJsonProblem(problem));
     let body: unknown;
     try {
       body = JSON.parse(text);
