@@ -16,7 +16,7 @@ export async function probeLedgerWrite(ledger: Ledger): Promise<string | undefin
       try {
         sqlite.prepare(`INSERT INTO settings (key, value) VALUES ('health:room', hex(randomblob(?)))`).run(pageSize * 2);
       } finally {
-        sqlite.exec('ROLLBACK');
+        if (sqlite.inTransaction) sqlite.exec('ROLLBACK'); // SQLITE_FULL may have rolled it back already
       }
     });
     return undefined;
