@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { loadConfig, requireAvitoCredentials, type AppConfig, type ConfigFlags } from '../config/load-config.js';
 import { ConfigError } from '../errors.js';
 import { createLogger } from '../log/logger.js';
+import { printable } from './sanitize.js';
 import { createRuntime, type AccountRuntime, type Runtime } from '../runtime.js';
 
 /** Options every command accepts (set on the root program). */
@@ -10,8 +11,10 @@ export interface GlobalOptions extends ConfigFlags {
   account?: string;
 }
 
+/** Prints a line of command output; control characters from remote text are shown, never obeyed. */
 export function out(text: string): void {
-  process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+  const safe = printable(text);
+  process.stdout.write(safe.endsWith('\n') ? safe : `${safe}\n`);
 }
 
 export function loadCliConfig(opts: GlobalOptions): { config: AppConfig; log: Logger } {

@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { ConfigError, ValidationError } from '../errors.js';
+import { printable } from './sanitize.js';
 import { registerBackfill } from './commands/backfill.js';
 import { registerDemo } from './commands/demo.js';
 import { registerDoctor } from './commands/doctor.js';
@@ -50,7 +51,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     const verbose = argv.includes('--verbose') || argv.includes('-v');
     const msg = err instanceof Error ? err.message : String(err);
-    process.stderr.write(`avito-sync: ${msg}\n`);
+    process.stderr.write(`avito-sync: ${printable(msg)}\n`);
     if (verbose && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
     return err instanceof ConfigError || err instanceof ValidationError ? 2 : 1;
   }

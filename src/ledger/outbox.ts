@@ -186,3 +186,13 @@ export class Outbox {
     return out;
   }
 }
+
+/**
+ * Frees every delivery lease at a daemon's start, while it holds the ledger's writer lock: their
+ * holder is gone (killed), possibly with this very pid (pid 1 in a container), and must not be
+ * waited for until the lease runs out. The attempt stays counted, so the next claim reconciles
+ * before it sends again (invariant 2).
+ */
+export async function releaseLeases(ledger: Ledger): Promise<number> {
+  return ledger.writeSync((db) => db.prepare(`UPDATE deliveries SET status = 'pending', lease_until = NULL, lease_owner = NULL, next_attempt_at = min(next_attempt_at, ?), updated_at = ? WHERE status = 'leased'`).run(Date.now(), Date.now()).changes);
+}

@@ -3,6 +3,8 @@ import { describeError } from '../errors.js';
 import type { Runtime } from '../runtime.js';
 import { buildHttpServer } from '../server/http-server.js';
 import { isLedgerError } from '../ledger/write-probe.js';
+import { releaseLeases } from '../ledger/outbox.js';
+import { acquireWriterLock } from '../ledger/writer-lock.js';
 import { healthReport } from './health.js';
 import { Metrics } from '../server/metrics.js';
 import { DaemonState } from './daemon-state.js';
@@ -48,6 +50,14 @@ const STOP_BUDGET_MS = 8_000;
  */
 export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promise<Daemon> {
   const { config, log, ledger } = rt;
+  // One daemon per SQLite file (issue 9, item 10): a second one exits 2 naming the holder.
+  const lock = acquireWriterLock(ledger.file);
+  // Leases in the ledger now were held by a process that is gone (the lock says no other daemon
+  // runs): free them so the first dispatch takes them at once (issue 9, item 11).
+  await releaseLeases(ledger).catch((err: unknown) => {
+    lock.release();
+    throw err;
+  });
   const state = new DaemonState();
   const metrics = new Metrics({
     queueDepths: () => rt.accounts.map((a) => ({ account: a.config.id, queue: 'avito_requests', depth: a.client.queueDepth })).concat(backlog),
@@ -198,7 +208,12 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
       return row?.path ? rt.voice.absolutePath(row.path) : undefined;
     },
   });
-  await app.listen({ port: opts.port ?? config.port, host: opts.host ?? '0.0.0.0' });
+  try {
+    await app.listen({ port: opts.port ?? config.port, host: opts.host ?? '0.0.0.0' });
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : (opts.port ?? config.port);
   log.info({ port, webhooks: webhooksOn, pollEverySeconds: pollEvery, accounts: rt.accounts.length }, 'avito-sync is running');
@@ -252,6 +267,7 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
         if (!inTime) log.warn('some work did not finish in time; it resumes from the ledger at the next start');
         await delivery.drain();
         await rt.close();
+        lock.release();
         log.info('stopped');
       })();
       return stopping;

@@ -166,15 +166,18 @@ export class ReplyService {
     return added;
   }
 
-  /** Sends every due reply, then reports outcomes. */
-  async run(): Promise<ReplyReport> {
+  /**
+   * Sends every due reply, then reports outcomes. `interruptedOnly`: only replies a killed process
+   * left in the middle of sending (their chats wait for them), without reporting.
+   */
+  async run(opts: { interruptedOnly?: boolean } = {}): Promise<ReplyReport> {
     const report: ReplyReport = { found: 0, sent: 0, failed: 0, dead: 0, reported: 0, actions: 0 };
     const due = await this.o.ledger.db
       .selectFrom('replies')
       .selectAll()
       .where('account_id', '=', this.o.accountId)
       .where('connector', '=', this.o.connectorId)
-      .where('status', 'in', ['pending', 'sending'])
+      .where('status', 'in', opts.interruptedOnly ? ['sending'] : ['pending', 'sending'])
       .where('next_attempt_at', '<=', this.now())
       .orderBy('id')
       .limit(200)
@@ -183,7 +186,7 @@ export class ReplyService {
       // One bad reply never stops the others (invariant 8): whatever it throws is its own failure.
       report[await this.sendOne(reply).catch((err: unknown) => this.failReply(reply, err))]++;
     }
-    report.reported = await this.reportOutcomes();
+    if (!opts.interruptedOnly) report.reported = await this.reportOutcomes();
     return report;
   }
 

@@ -30,6 +30,9 @@ export async function syncOnce(rt: Runtime): Promise<SyncOnceReport> {
     }
   }
   const delivery = new Delivery(rt);
+  // A reply cut short by a kill holds its chat's messages back: settle it first, so they go in
+  // this pass rather than the next (issue 9, item 11).
+  for (const u of delivery.units) await u.replies?.run({ interruptedOnly: true }).catch(() => undefined);
   for (const u of delivery.units) {
     try {
       report.deliveries.push({ account: u.accountId, connector: u.connectorId, report: await u.dispatcher.run() });

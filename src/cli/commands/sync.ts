@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { OperationalError } from '../../errors.js';
+import { acquireWriterLock } from '../../ledger/writer-lock.js';
 import { syncOnce } from '../../sync/sync-once.js';
 import { out, withRuntime, type GlobalOptions } from '../context.js';
 
@@ -11,7 +12,15 @@ export function registerSync(program: Command): void {
     .option('--json', 'print the report as JSON')
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
-      const report = await withRuntime(g, { avito: true }, (rt) => syncOnce(rt));
+      const report = await withRuntime(g, { avito: true }, async (rt) => {
+        // Sends replies and polls like the daemon: never beside one on the same SQLite file.
+        const lock = acquireWriterLock(rt.ledger.file, 'process');
+        try {
+          return await syncOnce(rt);
+        } finally {
+          lock.release();
+        }
+      });
       if (opts.json) out(JSON.stringify(report, null, 2));
       else {
         for (const a of report.accounts) {
