@@ -25,7 +25,7 @@ afterAll(async () => {
   cleanup();
 });
 
-describe('first hour: configuration and read-only commands', () => {
+describe('first hour: configuration and read-only commands', { timeout: 120_000 }, () => {
   it('item 3: a config file with typos exits 2 and suggests every right key, connector sections included', async () => {
     const file = path.join(dir, 'typos.yaml');
     writeFileSync(file, [

@@ -26,7 +26,7 @@ afterAll(async () => {
   cleanup();
 });
 
-describe('first hour: starting the daemon', () => {
+describe('first hour: starting the daemon', { timeout: 120_000 }, () => {
   it('item 1: run with bad Avito credentials says so in one sentence and exits 1', async () => {
     const r = await runCli(['run'], fakeEnv(fake, dir, { AVITO_CLIENT_SECRET: 'wrong-secret-123456', AVITO_SYNC_DB: path.join(dir, 'bad-creds.db'), PORT: '0' }));
     expect(r.code).toBe(1);
@@ -41,7 +41,7 @@ describe('first hour: starting the daemon', () => {
     fake.inject({ op: 'getAccessToken', kind: '500', times: 1 });
     let child: import('node:child_process').ChildProcess | undefined;
     const run = runCli(['run'], fakeEnv(fake, dir, { AVITO_SYNC_DB: path.join(dir, 'transient.db'), PORT: String(port) }), { onSpawn: (c) => (child = c) });
-    await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.status !== undefined, 20_000, 'the daemon to listen');
+    await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.status !== undefined, 60_000, 'the daemon to listen');
     child!.kill('SIGTERM');
     const r = await run;
     expect(r.code).toBe(0);
@@ -55,7 +55,7 @@ describe('first hour: starting the daemon', () => {
     const env = fakeEnv(fake, dir, { AVITO_SYNC_DB: path.join(dir, 'no-crm.db'), PORT: String(port) });
     delete env.AVITO_SYNC_CONNECTORS;
     const run = runCli(['run'], env, { onSpawn: (c) => (child = c) });
-    await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.status !== undefined, 20_000, 'the daemon to listen');
+    await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.status !== undefined, 60_000, 'the daemon to listen');
     child!.kill('SIGTERM');
     const r = await run;
     expect(r.code).toBe(0);
@@ -116,7 +116,7 @@ describe('first hour: starting the daemon', () => {
       const metrics = await waitFor(async () => {
         const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text(), () => '');
         return /avito_sync_crm_delivered_total\{account="default",connector="amocrm"\} [1-9]/.test(text) ? text : undefined;
-      }, 20_000, 'deliveries in /metrics');
+      }, 60_000, 'deliveries in /metrics');
       expect(metrics).toMatch(/avito_sync_crm_calls_total\{account="default",connector="amocrm",operation="deliver"\} [1-9]/);
       expect(metrics).toMatch(/avito_sync_crm_dead_letters_total\{account="default",connector="amocrm"\} 0/);
       const status = await runCli(['status'], env);

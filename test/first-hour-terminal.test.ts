@@ -25,7 +25,7 @@ afterAll(async () => {
 
 const ESC = '\x1b';
 
-describe('first hour: at a terminal', () => {
+describe('first hour: at a terminal', { timeout: 120_000 }, () => {
   it('item 10: Ctrl-C during backfill restores the cursor and says how to resume; the bar moves while chats are stored; the resumed summary counts right', async () => {
     const chats = fake.seed(30, 3);
     let release!: () => void;
@@ -34,7 +34,7 @@ describe('first hour: at a terminal', () => {
     const env = fakeEnv(fake, dir, { AVITO_SYNC_DB: path.join(dir, 'backfill.db'), LOG_LEVEL: 'info' });
     const pty = runInPty(['backfill', '--ledger-only'], env);
     try {
-      await waitFor(() => /recent chats +[1-9]\d* chats stored/.test(pty.output()), 20_000, 'the bar to count stored chats');
+      await waitFor(() => /recent chats +[1-9]\d* chats stored/.test(pty.output()), 60_000, 'the bar to count stored chats');
       pty.send('\x03');
       const r = await pty.done;
       expect(r.code).toBe(130);
