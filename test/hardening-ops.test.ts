@@ -132,3 +132,24 @@ describe('issue 9: a restart picks up where the killed process left', () => {
     expect(avito!.count('postSendMessage')).toBe(1);
   });
 });
+
+describe('issue 9: engines and dependencies are consistent', () => {
+  it('no runtime dependency in the lock file wants a newer Node than engines (>=20.19)', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { ROOT } = await import('./helpers.js');
+    const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { engines: { node: string } };
+    expect(pkg.engines.node).toBe('>=20.19');
+    const lock = JSON.parse(readFileSync(path.join(ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean; engines?: { node?: string } | string[] }> };
+    /** True when some alternative of an engines range admits Node 20.19. */
+    const admits20 = (range: string) => range.split('||').some((alt) => {
+      const min = /\s*>=?\s*v?(\d+)(?:\.(\d+))?/.exec(alt);
+      if (min) return Number(min[1]) < 20 || (Number(min[1]) === 20 && Number(min[2] ?? 0) <= 19);
+      const caret = /^\s*[\^~]?\s*v?(\d+)/.exec(alt);
+      return caret ? Number(caret[1]) <= 20 : true;
+    });
+    const bad = Object.entries(lock.packages)
+      .filter(([name, p]) => name && !p.dev && !Array.isArray(p.engines) && p.engines?.node && !admits20(p.engines.node))
+      .map(([name, p]) => `${name} wants node ${(p.engines as { node: string }).node}`);
+    expect(bad).toEqual([]);
+  });
+});

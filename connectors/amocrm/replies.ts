@@ -59,7 +59,8 @@ export function noteIdsFromWebhook(body: string): number[] {
   const params = new URLSearchParams(body);
   const ids = new Set<number>();
   for (const [k, v] of params) {
-    if (/^leads\[note\]\[\d+\](\[note\])?\[id\]$/.test(k) && /^\d+$/.test(v)) ids.add(Number(v));
+    // Ids beyond 2^53 would be rounded into another note's id: not ids of ours, skipped.
+    if (/^leads\[note\]\[\d+\](\[note\])?\[id\]$/.test(k) && /^\d{1,16}$/.test(v) && Number.isSafeInteger(Number(v))) ids.add(Number(v));
   }
   return [...ids];
 }

@@ -44,6 +44,7 @@ export const ENV_KEYS: readonly EnvKey[] = [
   { env: 'CRM_POLL_INTERVAL_SECONDS', path: ['crmPollIntervalSeconds'], kind: 'int', describe: 'seconds between looks for CRM replies without CRM webhooks' },
   { env: 'CRM_POLL_INTERVAL_WITH_WEBHOOKS_SECONDS', path: ['crmPollIntervalWithWebhooksSeconds'], kind: 'int', describe: 'seconds between looks for CRM replies when CRM webhooks are on' },
   { env: 'POLL_INTERVAL_WITH_WEBHOOKS_SECONDS', path: ['pollIntervalWithWebhooksSeconds'], kind: 'int', describe: 'seconds between reconciliation polls when webhooks arrive' },
+  { env: 'RETENTION_DAYS', path: ['retentionDays'], kind: 'int', describe: 'days raw webhook bodies and kept voice files are kept (0 = forever)' },
 ];
 
 /** `accounts[0].avito.clientId` style, for messages about a config file. */

@@ -74,6 +74,11 @@ export const configSchema = z.object({
   crmPollIntervalSeconds: z.coerce.number().int().min(1).max(3600).default(15),
   /** Default 60: the same when the CRM calls the daemon (PUBLIC_URL set). */
   crmPollIntervalWithWebhooksSeconds: z.coerce.number().int().min(1).max(3600).default(60),
+  /**
+   * Default 30: days raw webhook bodies and kept voice files are kept (buyers' personal data: a
+   * privacy control); voice links in the CRM stop working after as long. 0 keeps them forever.
+   */
+  retentionDays: z.coerce.number().int().min(0).max(3650).default(30),
   accounts: z
     .array(accountSchema)
     .min(1)

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { AvitoWebhookIntake, IntakeResult } from '../sync/webhook-intake.js';
 import { WEBHOOK_BODY_LIMIT } from '../sync/webhook-intake.js';
 import type { Metrics } from './metrics.js';
+import { registerVoiceRoute, type VoiceFileLookup } from './voice-route.js';
 
 export interface HealthReport {
   status: 'ok' | 'degraded' | 'down';
@@ -21,8 +22,8 @@ export interface HttpServerDeps {
   health: () => Promise<HealthReport>;
   /** A CRM's webhook (`/webhooks/<connector>/<secret>`): false when no such connector runs. */
   crmWebhook?: (connectorId: string, body: Buffer, contentType: string) => Promise<boolean>;
-  /** The absolute path of a kept voice file, when the signature is right and the file is kept. */
-  voiceFile?: (accountId: string, voiceId: string, sig: string | undefined) => Promise<string | undefined>;
+  /** The absolute path of a kept voice file, when the link is valid (signed, not expired) and the file is kept. */
+  voiceFile?: VoiceFileLookup;
 }
 
 function sameSecret(given: string, expected: string): boolean {
@@ -93,11 +94,7 @@ export function buildHttpServer(deps: HttpServerDeps): FastifyInstance {
     return reply.code(200).send({ ok: true });
   });
 
-  app.get<{ Params: { account: string; voice: string }; Querystring: { sig?: string } }>('/files/voice/:account/:voice', async (req, reply) => {
-    const file = await deps.voiceFile?.(req.params.account, req.params.voice, req.query.sig);
-    if (!file) return reply.code(404).send({ error: 'not found' });
-    return reply.code(200).header('content-type', 'audio/mp4').header('cache-control', 'private, max-age=86400').send(createReadStream(file));
-  });
+  registerVoiceRoute(app, deps.voiceFile);
 
   app.get('/healthz', async (_req, reply) => {
     const report = await deps.health();

@@ -7,13 +7,14 @@ import { isLedgerError } from '../ledger/write-probe.js';
 import { releaseLeases } from '../ledger/outbox.js';
 import { acquireWriterLock } from '../ledger/writer-lock.js';
 import { healthReport } from './health.js';
+import { applyRetention } from './retention.js';
 import { Metrics } from '../server/metrics.js';
 import { HEARTBEAT_SECONDS, recordPoll, writeHeartbeat } from '../status/daemon-heartbeat.js';
 import { DaemonState } from './daemon-state.js';
 import { fetchStubChats, pollAccount, type PollContext } from './poller.js';
 import { Scheduler, type Job } from './scheduler.js';
 import { Delivery } from './delivery.js';
-import { voiceSignatureOk } from './voice-links.js';
+import { voiceLinkTtlSeconds, voiceSignatureOk } from './voice-links.js';
 import { AvitoWebhookIntake } from './webhook-intake.js';
 import { avitoWebhookUrl, webhookSecret } from './webhook-secret.js';
 
@@ -120,6 +121,8 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
   }
   // `status` (another process) reads this to say whether a daemon runs and when it last polled.
   const heartbeat = scheduler.add('heartbeat', () => writeHeartbeat(ledger.db, state.startedAt), HEARTBEAT_SECONDS);
+  // RETENTION_DAYS: old webhook bodies and voice files go, at start and then hourly.
+  const retention = scheduler.add('retention', () => applyRetention(ledger, rt.voice, config.retentionDays, log), 3600);
   scheduler.add('token-refresh', async () => {
     for (const acc of rt.accounts) if (!stopSignal.signal.aborted) await acc.client.tokens.get().catch((err: unknown) => log.warn({ account: acc.config.id, err: describeError(err) }, 'token refresh failed'));
   }, 60);
@@ -128,7 +131,7 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
   const crmMetrics = new CrmMetrics(metrics.registry, rt.connectors, ledger.db);
   for (const c of rt.connectors) crmMetrics.instrument(c);
   // Delivery to connectors: right after every intake (poll or webhook) and on schedule for retries.
-  const delivery = new Delivery(rt, config.publicUrl ? { voice: { publicUrl: config.publicUrl, secret } } : {});
+  const delivery = new Delivery(rt, config.publicUrl ? { voice: { publicUrl: config.publicUrl, secret, ttlSeconds: voiceLinkTtlSeconds(config.retentionDays) } } : {});
   const dispatchJobs = new Map<string, Job>();
   for (const u of delivery.units) {
     dispatchJobs.set(`${u.accountId}/${u.connectorId}`, scheduler.add(`dispatch:${u.accountId}/${u.connectorId}`, async () => {
@@ -212,8 +215,8 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
       });
       return true;
     },
-    voiceFile: async (accountId, voiceId, sig) => {
-      if (!voiceSignatureOk(secret, accountId, voiceId, sig)) return undefined;
+    voiceFile: async (accountId, voiceId, sig, exp) => {
+      if (!voiceSignatureOk(secret, accountId, voiceId, sig, exp)) return undefined;
       const row = await ledger.db.selectFrom('voice_files').select('path').where('account_id', '=', accountId).where('voice_id', '=', voiceId).executeTakeFirst();
       return row?.path ? rt.voice.absolutePath(row.path) : undefined;
     },
@@ -274,6 +277,7 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
   // short are settled (which frees their chats), and due or orphaned deliveries are claimed.
   for (const job of sendJobs.values()) void job.trigger({ coalesce: true });
   for (const job of dispatchJobs.values()) void job.trigger({ coalesce: true });
+  void retention.trigger();
 
   let stopping: Promise<void> | undefined;
   return {

@@ -14,7 +14,8 @@ export interface DeliveryUnit {
 
 export interface DeliveryOptions {
   /** Set when the daemon serves voice files (PUBLIC_URL): notes get links. */
-  voice?: { publicUrl: string; secret: string };
+  /** `ttlSeconds`: how long each link works (default: 30 days, RETENTION_DAYS' default). */
+  voice?: { publicUrl: string; secret: string; ttlSeconds?: number };
   backoff?: { baseMs: number; capMs: number };
 }
 
@@ -45,7 +46,7 @@ export class Delivery {
           connector: c.instance,
           capabilities,
           ...(account ? { noticeChats: account.config.avito.noticeChats } : {}),
-          ...(opts.voice ? { voiceUrl: (acc: string, voiceId: string) => voiceLink(opts.voice!.publicUrl, opts.voice!.secret, acc, voiceId) } : {}),
+          ...(opts.voice ? { voiceUrl: (acc: string, voiceId: string) => voiceLink(opts.voice!.publicUrl, opts.voice!.secret, acc, voiceId, opts.voice!.ttlSeconds ?? 30 * 86_400) } : {}),
           ...(opts.backoff ? { backoff: opts.backoff } : {}),
           ...(markRead && account ? { onDelivered: (chatIds: string[]) => this.markRead(account.client, chatIds) } : {}),
         }),

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -5,6 +6,11 @@ import type { AvitoClient } from '../avito/client.js';
 import { describeError } from '../errors.js';
 import type { LedgerDb } from '../ledger/database.js';
 import { chunks } from '../ledger/chats.js';
+
+/** A file name for an id: itself when plain and short, else `~` and its SHA-256. */
+function safeName(id: string): string {
+  return /^[A-Za-z0-9_-]{1,100}$/.test(id) ? id : `~${createHash('sha256').update(id).digest('hex')}`;
+}
 
 /** Voice ids per getVoiceFiles call. */
 const VOICE_BATCH = 50;
@@ -22,8 +28,14 @@ export class VoiceKeeper {
     private readonly log: Logger,
   ) {}
 
+  /**
+   * Where a voice file is kept, relative to the data directory. Ids of plain characters keep
+   * their name; any other id (and any account id with other characters) is named by its SHA-256
+   * behind a `~`, which plain names never start with: `a/b` and `a_b` no longer share a file
+   * (issue 9, item 9). Files already kept stay where the ledger says they are.
+   */
   static fileName(accountId: string, voiceId: string): string {
-    return path.join('voice', accountId, `${voiceId.replace(/[^A-Za-z0-9_.-]/g, '_')}.mp4`);
+    return path.join('voice', safeName(accountId), `${safeName(voiceId)}.mp4`);
   }
 
   absolutePath(relative: string): string {
