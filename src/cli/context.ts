@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { loadConfig, requireAvitoCredentials, type AppConfig, type ConfigFlags } from '../config/load-config.js';
+import { knownConnectors } from '../connector/load-modules.js';
 import { ConfigError } from '../errors.js';
 import { createLogger } from '../log/logger.js';
 import { createRuntime, type AccountRuntime, type Runtime } from '../runtime.js';
@@ -14,15 +15,16 @@ export function out(text: string): void {
   process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
 }
 
-export function loadCliConfig(opts: GlobalOptions): { config: AppConfig; log: Logger } {
-  const config = loadConfig({ flags: opts });
+/** Loads the connector modules the configuration names, then the configuration itself. */
+export async function loadCliConfig(opts: GlobalOptions): Promise<{ config: AppConfig; log: Logger }> {
+  const config = loadConfig({ flags: opts, known: await knownConnectors({ flags: opts }) });
   const log = createLogger({ level: opts.verbose && config.logLevel === 'info' ? 'debug' : config.logLevel });
   return { config, log };
 }
 
 /** Loads config, opens the ledger (and Avito clients when asked), runs `fn`, closes. */
 export async function withRuntime<T>(opts: GlobalOptions, needs: { avito: boolean; connectors?: boolean }, fn: (rt: Runtime) => Promise<T>): Promise<T> {
-  const { config, log } = loadCliConfig(opts);
+  const { config, log } = await loadCliConfig(opts);
   if (needs.avito) requireAvitoCredentials(config);
   const rt = await createRuntime(config, log, { avito: needs.avito, connectors: needs.connectors ?? needs.avito });
   try {

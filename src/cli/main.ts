@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { ConfigError, ValidationError } from '../errors.js';
 import { registerBackfill } from './commands/backfill.js';
+import { registerConnector } from './commands/connector.js';
 import { registerDemo } from './commands/demo.js';
 import { registerDoctor } from './commands/doctor.js';
 import { registerOperator } from './commands/operator.js';
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
   registerOps(program);
   registerDemo(program);
   registerOperator(program);
+  registerConnector(program);
   return program;
 }
 

@@ -1,8 +1,10 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import type { ConnectorDefinition } from '../connector-sdk/contract.js';
+import { BUILT_IN_CONNECTORS } from '../connector/built-ins.js';
 import { ConfigError } from '../errors.js';
-import { ENV_KEYS, envKeyForPath, formatPath } from './env-keys.js';
+import { ENV_KEYS, envKeyForPath, envTable, formatPath, type EnvKey } from './env-keys.js';
 import { configSchema, type AccountConfig, type AppConfigParsed } from './schema.js';
 
 export interface AppConfig extends AppConfigParsed {
@@ -12,6 +14,10 @@ export interface AppConfig extends AppConfigParsed {
   enabledConnectors: string[];
   /** Where the file came from, if any. */
   configFile?: string;
+  /** The connectors this process knows: built-ins and those loaded from `connectorModules`. */
+  connectorDefinitions: readonly ConnectorDefinition[];
+  /** The environment variables read: the core's and every known connector's. */
+  envKeys: readonly EnvKey[];
 }
 
 /** Flags override everything (design.md §4: flags > environment > file > defaults). */
@@ -25,6 +31,8 @@ export interface ConfigFlags {
 export interface LoadOptions {
   env?: NodeJS.ProcessEnv;
   flags?: ConfigFlags;
+  /** The connectors to read env variables and config sections for. Default: the built-ins. */
+  known?: readonly ConnectorDefinition[];
 }
 
 type Tree = Record<string, unknown>;
@@ -40,7 +48,7 @@ function setPath(tree: Tree, p: readonly (string | number)[], value: unknown): v
   node[p[p.length - 1]!] = value;
 }
 
-function readConfigFile(file: string): Tree {
+export function readConfigFile(file: string): Tree {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -61,8 +69,8 @@ function readConfigFile(file: string): Tree {
 }
 
 /** A schema issue as a ConfigError that names the key the way the user set it. */
-export function describeIssue(issue: { path: readonly PropertyKey[]; message: string }, fromFile: boolean): ConfigError {
-  const envKey = envKeyForPath(issue.path);
+export function describeIssue(issue: { path: readonly PropertyKey[]; message: string }, fromFile: boolean, table: readonly EnvKey[] = ENV_KEYS): ConfigError {
+  const envKey = envKeyForPath(issue.path, table);
   const filePath = formatPath(issue.path);
   const name = envKey ? envKey.env + (fromFile ? ` (or ${filePath} in the config file)` : '') : filePath || 'configuration';
   const what = envKey ? `: ${envKey.describe}` : '';
@@ -78,8 +86,20 @@ export function loadConfig(options: LoadOptions = {}): AppConfig {
   const flags = options.flags ?? {};
   const file = flags.config ?? env.AVITO_SYNC_CONFIG;
   const tree: Tree = file ? readConfigFile(file) : {};
+  const known = options.known ?? BUILT_IN_CONNECTORS;
+  const table = envTable(known);
+  // A connector is on by default when an account's file section configures it or one of its
+  // `enables` variables is set (decided before env variables fill the first account's section).
+  const byDefault = new Set<string>();
+  const fileAccounts = Array.isArray(tree.accounts) ? (tree.accounts as unknown[]) : [];
+  for (const def of known) {
+    if (fileAccounts.some((a) => typeof a === 'object' && a !== null && hasConnectorConfig(a as AccountConfig, def.id))) byDefault.add(def.id);
+  }
 
-  for (const key of ENV_KEYS) {
+  for (const key of table) {
+    if (key.connector?.enables && (env[key.env] ?? '').trim() !== '') byDefault.add(key.connector.id);
+  }
+  for (const key of table) {
     const raw = env[key.env];
     if (raw === undefined || raw.trim() === '') continue;
     const value = key.kind === 'list' ? raw.split(',').map((s) => s.trim()).filter(Boolean) : raw.trim();
@@ -90,7 +110,7 @@ export function loadConfig(options: LoadOptions = {}): AppConfig {
   if (flags.port !== undefined) tree.port = flags.port;
 
   const parsed = configSchema.safeParse(tree);
-  if (!parsed.success) throw describeIssue(parsed.error.issues[0]!, Boolean(file));
+  if (!parsed.success) throw describeIssue(parsed.error.issues[0]!, Boolean(file), table);
   const cfg = parsed.data;
 
   const requested = cfg.connectors;
@@ -101,11 +121,11 @@ export function loadConfig(options: LoadOptions = {}): AppConfig {
       throw new ConfigError('Invalid AVITO_SYNC_CONNECTORS: `none` cannot be combined with connector names.', 'AVITO_SYNC_CONNECTORS');
     }
   } else {
-    enabledConnectors = cfg.accounts.some((a) => hasConnectorConfig(a, 'amocrm')) ? ['amocrm'] : [];
+    enabledConnectors = known.filter((d) => byDefault.has(d.id)).map((d) => d.id);
   }
 
   const dataDir = path.dirname(path.resolve(cfg.db));
-  const out: AppConfig = { ...cfg, dataDir, enabledConnectors };
+  const out: AppConfig = { ...cfg, dataDir, enabledConnectors, connectorDefinitions: known, envKeys: table };
   if (file) out.configFile = file;
   return out;
 }
@@ -124,7 +144,7 @@ export function requireAvitoCredentials(cfg: AppConfig): void {
     for (const field of ['clientId', 'clientSecret'] as const) {
       if (account.avito[field]) continue;
       const p = ['accounts', i, 'avito', field];
-      const envKey = i === 0 ? envKeyForPath(p) : undefined;
+      const envKey = i === 0 ? envKeyForPath(p, cfg.envKeys) : undefined;
       const name = envKey ? envKey.env + (cfg.configFile ? ` (or ${formatPath(p)} in ${cfg.configFile})` : '') : formatPath(p);
       throw new ConfigError(
         `${name} is not set: it must hold ${envKey?.describe ?? `the Avito app's ${field} for account ${account.id}`}.`,

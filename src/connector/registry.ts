@@ -25,7 +25,7 @@ export function enabledDefinitions(config: AppConfig, known: readonly ConnectorD
 
 /**
  * Validates each account's section for every enabled connector with the connector's own schema
- * (a bad value names its key, e.g. AMOCRM_BASE_URL) and creates one instance per account.
+ * (a bad value names its key: the connector's env variable, or its path in the file) and creates one instance per account.
  */
 export function createConnectors(config: AppConfig, db: LedgerDb, log: Logger, known: readonly ConnectorDefinition[], retry?: Partial<RetryPolicy>): ActiveConnector[] {
   const out: ActiveConnector[] = [];
@@ -35,7 +35,7 @@ export function createConnectors(config: AppConfig, db: LedgerDb, log: Logger, k
       const parsed = def.configSchema.safeParse(section);
       if (!parsed.success) {
         const issue = parsed.error.issues[0]!;
-        throw describeIssue({ path: ['accounts', i, def.id, ...issue.path], message: issue.message }, Boolean(config.configFile));
+        throw describeIssue({ path: ['accounts', i, def.id, ...issue.path], message: issue.message }, Boolean(config.configFile), config.envKeys);
       }
       out.push({
         accountId: account.id,

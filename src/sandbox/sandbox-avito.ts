@@ -102,7 +102,8 @@ export class SandboxAvito {
   private readonly authCodes = new Set<string>();
   private faults: Fault[] = [];
   private seq = 0;
-  private rateRemaining: number;
+  /** Requests left this minute, sent as X-RateLimit-Remaining (tests lower it to see the client slow down). */
+  rateRemaining: number;
   private readonly opts: Required<Omit<SandboxAvitoOptions, 'rateLimitPerMinute'>> & { rateLimitPerMinute?: number };
 
   constructor(options: SandboxAvitoOptions = {}) {

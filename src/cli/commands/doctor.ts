@@ -1,10 +1,20 @@
 import type { Command } from 'commander';
+import type { ConnectorDefinition } from '../../connector-sdk/contract.js';
 import { avitoChecks, ledgerChecks, webhookReachability, type CheckResult } from '../../doctor/checks.js';
 import { OperationalError } from '../../errors.js';
 import { avitoWebhookUrl, webhookSecret } from '../../sync/webhook-secret.js';
 import { out, withRuntime, type GlobalOptions } from '../context.js';
 
 const MARK = { ok: 'ok  ', warn: 'warn', fail: 'FAIL' } as const;
+
+/** What to set to turn a connector on, in each known connector's own words. */
+function noConnectorAction(known: readonly ConnectorDefinition[]): string {
+  const ways = known.map((d) => {
+    const enabling = d.env.filter((v) => v.enables).map((v) => v.name);
+    return enabling.length ? `${enabling.join(' or ')} for ${d.displayName}` : `AVITO_SYNC_CONNECTORS=${d.id} for ${d.displayName}`;
+  });
+  return `Set ${ways.length ? `${ways.join('; ')} (see its README for the rest)` : 'AVITO_SYNC_CONNECTORS'} to deliver to a CRM.`;
+}
 
 export function registerDoctor(program: Command): void {
   program
@@ -24,10 +34,10 @@ export function registerDoctor(program: Command): void {
         }
         all.push(await webhookReachability(hookUrl));
         for (const c of rt.connectors) {
-          const checks = await c.instance.checkAccess().catch((err: unknown) => [{ check: `${c.definition.id} access`, verdict: 'fail' as const, detail: err instanceof Error ? err.message : String(err) }]);
+          const checks = await c.instance.checkAccess().catch((err: unknown) => [{ check: `${c.definition.displayName} access`, verdict: 'fail' as const, detail: err instanceof Error ? err.message : String(err) }]);
           all.push(...checks.map((x) => (rt.accounts.length > 1 ? { ...x, check: `${c.accountId}: ${x.check}` } : x)));
         }
-        if (rt.connectors.length === 0) all.push({ check: 'CRM connectors', verdict: 'warn', detail: 'none enabled: messages stay in the ledger', action: 'Set AMOCRM_BASE_URL and AMOCRM_ACCESS_TOKEN (or AVITO_SYNC_CONNECTORS) to deliver to a CRM.' });
+        if (rt.connectors.length === 0) all.push({ check: 'CRM connectors', verdict: 'warn', detail: 'none enabled: messages stay in the ledger', action: noConnectorAction(rt.config.connectorDefinitions) });
         return all;
       });
       if (opts.json) out(JSON.stringify(results, null, 2));

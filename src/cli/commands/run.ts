@@ -11,7 +11,7 @@ export function registerRun(program: Command): void {
     .option('--port <n>', 'listen on this port (overrides PORT)')
     .action(async (opts: { port?: string }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
-      const { config, log } = loadCliConfig({ ...g, ...(opts.port !== undefined ? { port: opts.port } : {}) });
+      const { config, log } = await loadCliConfig({ ...g, ...(opts.port !== undefined ? { port: opts.port } : {}) });
       requireAvitoCredentials(config);
       const rt = await createRuntime(config, log);
       let daemon;
