@@ -529,7 +529,7 @@ export async function startAmoSandbox(): Promise<ConnectorSandbox> {
       const contact = lead.contacts[0] !== undefined ? amo.contacts.get(lead.contacts[0]) : undefined;
       return {
         conversation: String(lead.id),
-        describe: `amoCRM lead #${lead.id} «${lead.name}», ${lead.price.toLocaleString('ru-RU')} ₽, tag ${lead.tags.join(', ')}${contact ? `, contact «${contact.name}»` : ''}`,
+        describe: `amoCRM: lead #${lead.id} «${lead.name}», ${lead.price.toLocaleString('ru-RU')} ₽, tag ${lead.tags.join(', ')}${contact ? `, contact «${contact.name}»` : ''}`,
       };
     },
     writeInternal: (conversation, text) => void amo.managerNote(Number(conversation), text),

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { ConnectorDefinition } from '../connector-sdk/contract.js';
 import { definitionProblem } from '../connector-sdk/validate.js';
+import { ENV_KEYS } from '../config/env-keys.js';
 import { readConfigFile, type LoadOptions } from '../config/load-config.js';
 import { ConfigError } from '../errors.js';
 import { BUILT_IN_CONNECTORS } from './built-ins.js';
@@ -93,15 +94,18 @@ export async function knownConnectors(options: LoadOptions = {}): Promise<Connec
   const specs = connectorModuleSpecs(options);
   const loaded = await loadConnectorModules(specs);
   const all = [...BUILT_IN_CONNECTORS];
-  const envNames = new Map<string, string>(all.flatMap((d) => d.env.map((v) => [v.name, d.id] as [string, string])));
+  const envNames = new Map<string, string>([
+    ...ENV_KEYS.map((k) => [k.env, 'the core'] as [string, string]),
+    ...all.flatMap((d) => d.env.map((v) => [v.name, `connector ${d.id}`] as [string, string])),
+  ]);
   loaded.forEach((def, i) => {
     const m = specs[i]!;
     const clash = all.find((d) => d.id === def.id);
     if (clash) throw new ConfigError(`Invalid ${m.key}: connector module ${m.spec} declares id "${def.id}", which another connector already has.`, m.key);
     for (const v of def.env) {
       const owner = envNames.get(v.name);
-      if (owner) throw new ConfigError(`Invalid ${m.key}: connector module ${m.spec} declares env variable ${v.name}, which connector ${owner} already reads.`, m.key);
-      envNames.set(v.name, def.id);
+      if (owner) throw new ConfigError(`Invalid ${m.key}: connector module ${m.spec} declares env variable ${v.name}, which ${owner} already reads.`, m.key);
+      envNames.set(v.name, `connector ${def.id}`);
     }
     all.push(def);
   });
