@@ -530,12 +530,14 @@ export async function startAmoSandbox(): Promise<ConnectorSandbox> {
       return {
         conversation: String(lead.id),
         describe: `amoCRM: lead #${lead.id} «${lead.name}», ${lead.price.toLocaleString('ru-RU')} ₽, tag ${lead.tags.join(', ')}${contact ? `, contact «${contact.name}»` : ''}`,
+        where: `note on lead #${lead.id} in amoCRM`,
       };
     },
     writeInternal: (conversation, text) => void amo.managerNote(Number(conversation), text),
     writeReply(conversation, text) {
-      amo.managerNote(Number(conversation), `/avito ${text}`);
-      return `amoCRM: the manager answers with a note «/avito ${text}»`;
+      const reply = text.replace(/^\/avito\s*/, '');
+      amo.managerNote(Number(conversation), `/avito ${reply}`);
+      return { story: `amoCRM: the manager answers with a note «/avito ${reply}» on lead #${conversation}`, reply };
     },
     replyOutcomeWritten: (conversation) => amo.leadNotes(Number(conversation), 'service_message').some((n) => /^(Ответ отправлен|Reply sent)/.test(String(n.params.text))),
     summary: () => `${amo.leads.size} leads, ${amo.contacts.size} contacts, ${amo.notes.size} notes in amoCRM`,

@@ -26,6 +26,8 @@ export type MessageAuthor =
   | { kind: 'buyer'; name: string | null }
   | { kind: 'seller' }
   | { kind: 'bot'; name: string; flowId: string | null }
+  /** Avito's own platform notice ("[Системное сообщение] …"): neither buyer, seller nor a bot. */
+  | { kind: 'notice' }
   | { kind: 'reply' };
 
 /** One ledger message to deliver. */
@@ -304,12 +306,18 @@ export interface ConnectorSandbox {
   env: Record<string, string>;
   /** True once the daemon registered its webhook with the sandbox (when the CRM has webhooks). */
   webhookRegistered(): boolean;
-  /** Where an Avito message landed, once it has: the conversation's id and one line about it. */
-  delivered(messageId: string): { conversation: string; describe: string } | undefined;
+  /**
+   * Where an Avito message landed, once it has: the conversation's id, one line about the
+   * conversation (`describe`) and a short phrase for the message's place (`where`).
+   */
+  delivered(messageId: string): { conversation: string; describe: string; where: string } | undefined;
   /** A manager writes an internal note in a conversation (it must stay in the CRM). */
   writeInternal(conversation: string, text: string): void;
-  /** A manager answers the buyer from a conversation; returns how it was written, for the story. */
-  writeReply(conversation: string, text: string): string;
+  /**
+   * A manager answers the buyer from a conversation (adding whatever marks a reply in this CRM).
+   * Returns a line for the story and the text the buyer will get.
+   */
+  writeReply(conversation: string, text: string): { story: string; reply: string };
   /** The connector wrote the reply's fate back into the conversation. */
   replyOutcomeWritten(conversation: string): boolean;
   /** What the CRM holds now, in a few words ("3 leads, 2 contacts, 9 notes"). */

@@ -41,7 +41,22 @@ async function until<T>(check: () => T | undefined | false, what: string, timeou
  * write, conversations and messages appear in the CRM, a manager replies from the CRM and the
  * buyer gets it on Avito. Avito has no sandbox; this one does.
  */
-export async function runDemo(o: DemoOptions): Promise<{ stop: () => Promise<void>; urls: Record<string, string> }> {
+export interface DemoActions {
+  /** The buyer (Иван) writes on Avito; resolves with what happened in the CRM. */
+  buyer(text: string): Promise<string>;
+  /** The manager answers in Иван's conversation; resolves when Avito has it. */
+  manager(text: string): Promise<string>;
+}
+
+export interface DemoHandle {
+  stop: () => Promise<void>;
+  urls: Record<string, string>;
+  /** Variables that point `doctor`, `status`, `chats list`, `reconcile` at the sandboxes. */
+  env: Record<string, string>;
+  act: DemoActions;
+}
+
+export async function runDemo(o: DemoOptions): Promise<DemoHandle> {
   const known = o.known ?? BUILT_IN_CONNECTORS;
   const def = o.connector ? known.find((d) => d.id === o.connector) : known.find((d) => d.sandbox);
   if (!def?.sandbox) {
@@ -70,6 +85,14 @@ export async function runDemo(o: DemoOptions): Promise<{ stop: () => Promise<voi
     rmSync(dir, { recursive: true, force: true });
   };
   const urls = { 'sandbox Avito': avito.url, [`sandbox ${crmName}`]: crm.url, daemon: `http://127.0.0.1:${port}`, ledger: rt.ledger.file };
+  const env: Record<string, string> = {
+    AVITO_CLIENT_ID: avito.clientId, AVITO_CLIENT_SECRET: avito.clientSecret, AVITO_API_URL: avito.url,
+    ...crm.env, AVITO_SYNC_DB: rt.ledger.file,
+  };
+  let act: DemoActions = {
+    buyer: () => Promise.reject(new Error('the demo story has not finished yet')),
+    manager: () => Promise.reject(new Error('the demo story has not finished yet')),
+  };
   const t0 = Date.now();
   const at = () => `+${((Date.now() - t0) / 1000).toFixed(1).padStart(4)} s`;
   const { say } = o;
@@ -108,7 +131,7 @@ export async function runDemo(o: DemoOptions): Promise<{ stop: () => Promise<voi
       crm.writeInternal(conv, 'проверить комплектацию');
       const reply = 'Да, продаётся! Можно посмотреть сегодня после 18:00.';
       const replyStarted = Date.now();
-      say(`${at()}  ${crm.writeReply(conv, reply)}`);
+      say(`${at()}  ${crm.writeReply(conv, reply).story}`);
       const sent = await until(() => avito.chats.get(ivanChat.id)!.messages.find((m) => m.author_id === avito.userId && m.content.text === reply), 'the reply at Avito');
       say(`${at()}  Avito: Иван gets «${String(sent.content.text)}» — ${Date.now() - replyStarted} ms after the manager wrote it`);
       await until(() => crm.replyOutcomeWritten(conv), 'the outcome in the CRM');
@@ -123,6 +146,20 @@ export async function runDemo(o: DemoOptions): Promise<{ stop: () => Promise<voi
     const again = await buyerWrites(ivanChat, 'Отлично, приеду в 19:00');
     say(`${at()}  Avito: Иван answers «Отлично, приеду в 19:00» → the same conversation (${again.where.conversation === first.where.conversation ? 'yes' : 'NO, unexpected'}) in ${again.ms} ms`);
 
+    act = {
+      async buyer(text) {
+        const r = await buyerWrites(ivanChat, text);
+        return `Иван wrote «${text}» on Avito → ${r.where.where} after ${r.ms} ms`;
+      },
+      async manager(text) {
+        if (!def.capabilities.replies) throw new Error(`${crmName} has no replies in this connector`);
+        const started = Date.now();
+        const before = avito.chats.get(ivanChat.id)!.messages.length;
+        const written = crm.writeReply(first.where.conversation, text);
+        await until(() => avito.chats.get(ivanChat.id)!.messages.slice(before).find((m) => m.author_id === avito.userId && m.content.text === written.reply), 'the reply at Avito');
+        return `${written.story} → Иван got «${written.reply}» on Avito after ${Date.now() - started} ms`;
+      },
+    };
     const internalSent = avito.chats.get(ivanChat.id)!.messages.some((m) => String(m.content.text ?? '').includes('комплектацию'));
     say('');
     say(`Done in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${crm.summary()}; ${def.capabilities.replies ? '1 reply' : 'no replies'} sent to Avito; internal note sent: ${internalSent ? 'YES (unexpected)' : 'no'}.`);
@@ -134,7 +171,7 @@ export async function runDemo(o: DemoOptions): Promise<{ stop: () => Promise<voi
   }
   if (!o.keep) {
     await stop();
-    return { stop: async () => undefined, urls };
+    return { stop: async () => undefined, urls, env, act };
   }
-  return { stop, urls };
+  return { stop, urls, env, act };
 }
