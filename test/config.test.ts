@@ -67,7 +67,7 @@ describe('configuration', () => {
     const cfg = loadConfig({ env: { MYCRM_URL: 'not a url' }, known: [mycrm] });
     const ledger = await openLedger(':memory:');
     try {
-      expect(() => createConnectors(cfg, ledger.db, memoryLogger().logger, [mycrm])).toThrow(/^Invalid MYCRM_URL: must be a URL: the MyCRM API base\.$/);
+      expect(() => createConnectors(cfg, ledger.db, memoryLogger().logger, [mycrm])).toThrow(/^Invalid MYCRM_URL: "not a url": must be a URL \(the MyCRM API base\)\.$/);
     } finally {
       await ledger.close();
     }
