@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { loadConfig, requireAvitoCredentials, type AppConfig, type ConfigFlags } from '../config/load-config.js';
+import { envTypos } from '../config/env-typos.js';
 import { knownConnectors } from '../connector/load-modules.js';
 import { checkConnectorSettings } from '../connector/registry.js';
 import { ConfigError } from '../errors.js';
@@ -17,9 +18,17 @@ export function out(text: string): void {
   process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
 }
 
+/** Every variable avito-sync reads: the core's and each known connector's (config.envKeys). */
+function knownVariables(config: AppConfig): string[] {
+  return [...config.envKeys.map((k) => k.env), 'AVITO_SYNC_CONFIG', 'AVITO_SYNC_DEMO_STATE', 'NO_COLOR'];
+}
+
 /** Loads the connector modules the configuration names, then the configuration itself. */
 export async function loadCliConfig(opts: GlobalOptions): Promise<{ config: AppConfig; log: Logger }> {
   const config = loadConfig({ flags: opts, known: await knownConnectors({ flags: opts }) });
+  for (const t of envTypos(process.env, knownVariables(config))) {
+    process.stderr.write(`avito-sync: WARNING: ${t.name} is not a variable avito-sync reads; did you mean ${t.suggestion}?\n`);
+  }
   const log = createLogger({ level: opts.verbose && config.logLevel === 'info' ? 'debug' : config.logLevel });
   return { config, log };
 }
