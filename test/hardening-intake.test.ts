@@ -6,7 +6,7 @@ import type { Runtime } from '../src/runtime.js';
 import { startDaemon, type Daemon } from '../src/sync/daemon.js';
 import { Delivery } from '../src/sync/delivery.js';
 import { pollAccount } from '../src/sync/poller.js';
-import { SandboxAmo } from '../src/sandbox/sandbox-amocrm.js';
+import { SandboxAmo } from '../connectors/amocrm/sandbox.js';
 import { SandboxAvito } from '../src/sandbox/sandbox-avito.js';
 import { fakeEnv, fakeEnvWithAmo, tempDir, testRuntime, waitFor } from './helpers.js';
 

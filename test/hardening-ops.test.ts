@@ -8,7 +8,7 @@ import { Delivery } from '../src/sync/delivery.js';
 import { pollAccount } from '../src/sync/poller.js';
 import { syncOnce } from '../src/sync/sync-once.js';
 import { freePort } from '../src/sandbox/net.js';
-import { SandboxAmo } from '../src/sandbox/sandbox-amocrm.js';
+import { SandboxAmo } from '../connectors/amocrm/sandbox.js';
 import { SandboxAvito } from '../src/sandbox/sandbox-avito.js';
 import { printable } from '../src/cli/sanitize.js';
 import { deliveredIds, fakeEnv, fakeEnvWithAmo, runCli, tempDir, testRuntime, waitFor } from './helpers.js';

@@ -6,7 +6,7 @@ import { startDaemon, type Daemon } from '../src/sync/daemon.js';
 import { syncOnce } from '../src/sync/sync-once.js';
 import { Delivery } from '../src/sync/delivery.js';
 import { pollAccount } from '../src/sync/poller.js';
-import { SandboxAmo } from '../src/sandbox/sandbox-amocrm.js';
+import { SandboxAmo } from '../connectors/amocrm/sandbox.js';
 import { SandboxAvito, type FakeChat } from '../src/sandbox/sandbox-avito.js';
 import { fakeEnvWithAmo, runCli, tempDir, testRuntime, waitFor } from './helpers.js';
 

@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Runtime } from '../src/runtime.js';
 import { startDaemon, type Daemon } from '../src/sync/daemon.js';
 import { applyRetention } from '../src/sync/retention.js';
-import { VoiceKeeper } from '../src/sync/voice-keeper.js';
+import { VoiceKeeper } from '../src/avito/voice-keeper.js';
 import { voiceLink } from '../src/sync/voice-links.js';
 import { SandboxAvito } from '../src/sandbox/sandbox-avito.js';
 import { fakeEnv, tempDir, testRuntime } from './helpers.js';

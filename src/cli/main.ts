@@ -5,6 +5,7 @@ import { ConfigError, ValidationError } from '../errors.js';
 import { printable } from './sanitize.js';
 import { registerAuth } from './commands/auth.js';
 import { registerBackfill } from './commands/backfill.js';
+import { registerConnector } from './commands/connector.js';
 import { registerDemo } from './commands/demo.js';
 import { registerDoctor } from './commands/doctor.js';
 import { registerOperator } from './commands/operator.js';
@@ -37,6 +38,7 @@ export function buildProgram(): Command {
   registerOps(program);
   registerDemo(program);
   registerOperator(program);
+  registerConnector(program);
   registerAuth(program);
   return program;
 }

@@ -1,7 +1,7 @@
 import { rm } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { Ledger } from '../ledger/database.js';
-import type { VoiceKeeper } from './voice-keeper.js';
+import type { VoiceKeeper } from '../avito/voice-keeper.js';
 
 /** A voice file deleted by retention is never fetched again (its Avito link is long dead anyway). */
 const RETIRED_ATTEMPTS = 1_000;
