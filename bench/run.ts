@@ -1,6 +1,7 @@
 import os from 'node:os';
 import { backfillBench } from './backfill.js';
 import { bitrix24Bench } from './bitrix24.js';
+import { burstBench } from './burst.js';
 import { deliveryBench } from './delivery.js';
 import { ingestBench } from './ingest.js';
 import { replyBench } from './replies.js';
@@ -14,6 +15,7 @@ const BENCHES: Record<string, () => Promise<string>> = {
   replies: () => replyBench(),
   backfill: () => backfillBench(),
   bitrix24: () => bitrix24Bench(),
+  burst: () => burstBench(),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

@@ -23,13 +23,13 @@ const L = {
     buyer: 'Покупатель', seller: 'Продавец (приложение Авито)', bot: 'Чат-бот', reply: 'Ответ менеджера', newChat: 'Новый чат на Авито', item: 'Объявление',
     chat: 'Чат', image: 'Изображение', voice: 'Голосовое сообщение', voiceKept: 'файл сохранён у avito-sync; задайте PUBLIC_URL, чтобы получать ссылку',
     location: 'Геометка', call: 'Звонок', missed: 'пропущен', deleted: 'Сообщение удалено', deletedLater: 'Сообщение удалено на Авито', unsupported: 'Сообщение типа', unsupportedTail: 'API Авито его не передаёт — откройте чат на Авито',
-    link: 'Ссылка', profileChat: 'Чат на Авито', sent: 'Ответ отправлен покупателю на Авито', messages: 'сообщения', notSent: 'Ответ НЕ отправлен на Авито',
+    link: 'Ссылка', profileChat: 'Чат на Авито', notice: 'Уведомление Авито', sent: 'Ответ отправлен покупателю на Авито', messages: 'сообщения', notSent: 'Ответ НЕ отправлен на Авито',
   },
   en: {
     buyer: 'Buyer', seller: 'Seller (Avito app)', bot: 'Chat-bot', reply: "Manager's reply", newChat: 'New Avito chat', item: 'Item',
     chat: 'Chat', image: 'Image', voice: 'Voice message', voiceKept: 'kept by avito-sync; set PUBLIC_URL to get a link',
     location: 'Location', call: 'Call', missed: 'missed', deleted: 'Message deleted', deletedLater: 'Message deleted on Avito', unsupported: 'Message of type', unsupportedTail: "Avito's API does not pass it on — open the chat on Avito",
-    link: 'Link', profileChat: 'Avito chat', sent: 'Reply sent to the buyer on Avito', messages: 'messages', notSent: 'Reply NOT sent to Avito',
+    link: 'Link', profileChat: 'Avito chat', notice: 'Avito notice', sent: 'Reply sent to the buyer on Avito', messages: 'messages', notSent: 'Reply NOT sent to Avito',
   },
 } as const;
 
@@ -98,7 +98,11 @@ export function messageBody(m: OutgoingMessage, lang: Lang): string {
       return m.voiceUrl ? `[${t.voice}] ${m.voiceUrl}` : `[${t.voice}] (${t.voiceKept})`;
     case 'link': {
       const l = obj('link');
-      return [s(l.text), s(l.url) && s(l.url) !== s(l.text) ? s(l.url) : undefined].filter(Boolean).join(' ') || `[${t.link}]`;
+      const p = typeof l.preview === 'object' && l.preview !== null ? (l.preview as Record<string, unknown>) : {};
+      // The preview's title first (an item link's title is the item), then the link.
+      const title = s(p.title) ? `[${t.link}] ${s(p.title)}` : undefined;
+      const link = [s(l.text), s(l.url) && s(l.url) !== s(l.text) ? s(l.url) : undefined].filter(Boolean).join(' ');
+      return [title, link].filter(Boolean).join('\n') || `[${t.link}]`;
     }
     case 'item': {
       const i = obj('item');
@@ -129,6 +133,7 @@ export function commentText(m: OutgoingMessage, chat: Pick<ChatInfo, 'item' | 'c
     m.author.kind === 'buyer' ? `${t.buyer}${m.author.name ? ` ${m.author.name}` : ''}`
     : m.author.kind === 'seller' ? t.seller
     : m.author.kind === 'bot' ? `${t.bot}: ${m.author.name}`
+    : m.author.kind === 'notice' ? t.notice
     : t.reply;
   const lines: string[] = [];
   if (m.first) {
