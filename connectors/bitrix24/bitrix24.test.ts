@@ -4,7 +4,7 @@ import { RemoteApiError } from '../../src/connector-sdk/index.js';
 import { connectorPauses, connectorStore, pausedState } from '../../src/ledger/connector-state.js';
 import { openLedger, type Ledger } from '../../src/ledger/database.js';
 import { memoryLogger } from '../../src/log/logger.js';
-import { chat, connectorContract, message } from '../../test/contract/kit.js';
+import { chat, connectorContract, message } from '../../src/connector-sdk/testing/index.js';
 import type { B24Connector, B24Ref } from './connector.js';
 import { bitrix24 } from './index.js';
 import { markerOf } from './mappers.js';
@@ -26,6 +26,20 @@ connectorContract<SandboxB24>({
   deliveredIds: (f, conv) => f.entityComments('lead', Number(conv.id)).map((c) => markerOf(String(c.COMMENT))!).filter(Boolean),
   clearFaults: (f) => f.clearFaults(),
   inject: (f, fault, times) => f.inject({ method: '*', kind: ({ rate_limited: '503', server_error: '500', bad_request: '400', unauthorized: '401' } as const)[fault], times }),
+  replies: {
+    write: async (f, conv, text) => void f.managerComment('lead', Number(conv.id), `/avito ${text}`),
+    writeInternal: async (f, conv, text) => void f.managerComment('lead', Number(conv.id), text),
+    outcomes: (f, conv) => f.entityComments('lead', Number(conv.id)).map((c) => String(c.COMMENT)).filter((t) => /^(Ответ|Reply)/.test(t)),
+  },
+  webhooks: {
+    request: async (f, conv, text) => {
+      const id = f.managerComment('lead', Number(conv.id), `/avito ${text}`);
+      const body = new URLSearchParams({ event: 'ONCRMTIMELINECOMMENTADD', 'data[FIELDS][ID]': String(id), 'auth[domain]': f.domain, 'auth[application_token]': f.applicationToken }).toString();
+      return { body: Buffer.from(body), headers: { 'content-type': 'application/x-www-form-urlencoded' }, contentType: 'application/x-www-form-urlencoded' };
+    },
+    signed: false,
+    forgeries: (f, genuine) => [{ ...genuine, body: Buffer.from(genuine.body.toString().replace(f.applicationToken, 'forged-token')) }],
+  },
 });
 
 describe('Bitrix24 connector', () => {
