@@ -2,6 +2,7 @@ import type {
   AccessCheck, ConnectorContext, ConnectorInstance, ConversationRef, ConversationRequest, CrmAction, DeliveryItem, IncomingReply, ItemResult, ReplyOutcome,
 } from '../../src/connector-sdk/contract.js';
 import { describeError, RemoteApiError } from '../../src/errors.js';
+import { fromChatsMode } from './chats/switch.js';
 import { AmoClient, type AmoClientOptions } from './client.js';
 import type { AmoConfig } from './config.js';
 import { contactName, leadName, markerOf, noteText, priceOf } from './mappers.js';
@@ -148,7 +149,8 @@ export class AmoConnector implements ConnectorInstance {
 
   // ---- conversations -------------------------------------------------------------------------
 
-  async ensureConversations(requests: readonly ConversationRequest[]): Promise<ItemResult<ConversationRef>[]> {
+  async ensureConversations(requested: readonly ConversationRequest[]): Promise<ItemResult<ConversationRef>[]> {
+    const requests = requested.map(fromChatsMode); // an account switched back from chats mode
     const results = new Map<number, ItemResult<ConversationRef>>();
     const needLead: { i: number; req: ConversationRequest; contactId: number | null }[] = [];
 

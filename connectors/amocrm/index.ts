@@ -1,4 +1,5 @@
 import { defineConnector } from '../../src/connector-sdk/define-connector.js';
+import { ChatsConnector } from './chats/connector.js';
 import { amoConfigSchema } from './config.js';
 import { AmoConnector } from './connector.js';
 
@@ -7,6 +8,8 @@ export const amocrm = defineConnector({
   id: 'amocrm',
   version: '1.0.0',
   configSchema: amoConfigSchema,
+  // Chats mode: amoCRM calls the URL registered with the channel, `/webhooks/amojo/<scope_id>`, signed.
+  webhookAliases: ['amojo'],
   capabilities: {
     maxBatch: 250,
     maxConversationBatch: 250,
@@ -15,5 +18,6 @@ export const amocrm = defineConnector({
     webhooks: true,
     actions: true,
   },
-  create: (ctx) => new AmoConnector(ctx),
+  // AMOCRM_MODE=chats puts the messages into amoCRM's chat panel (chats/); notes is the default.
+  create: (ctx) => (ctx.config.mode === 'chats' ? new ChatsConnector(ctx) : new AmoConnector(ctx)),
 });
