@@ -111,6 +111,18 @@ describe('chats mode: the channel', () => {
     expect(amojo.scopes.get(amo.amojoId)).toBe(`${amojo.channel.id}_${amo.amojoId}`);
   });
 
+  it('a connection amoCRM forgot (integration switched off and on) is made again, once', async () => {
+    await setup();
+    const chat = avito.addChat();
+    avito.addMessage(chat.id, { text: 'первое' });
+    await syncOnce(rt!);
+    amojo.scopes.clear();
+    avito.addMessage(chat.id, { text: 'второе' });
+    await syncOnce(rt!);
+    expect(amojo.count('/connect', 'POST', 200)).toBe(2);
+    expect(amojo.clientIds(chat.id)).toEqual(ids(chat));
+  });
+
   it('doctor explains a wrong secret, an unknown channel and an account amoCRM did not approve', async () => {
     await setup();
     const secretCheck = await connectorWith({ channelSecret: 'ab'.repeat(20) }).checkAccess();
