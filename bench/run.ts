@@ -1,6 +1,7 @@
 import os from 'node:os';
 import { backfillBench } from './backfill.js';
 import { chatsBench } from './chats.js';
+import { burstBench } from './burst.js';
 import { deliveryBench } from './delivery.js';
 import { ingestBench } from './ingest.js';
 import { replyBench } from './replies.js';
@@ -14,6 +15,7 @@ const BENCHES: Record<string, () => Promise<string>> = {
   replies: () => replyBench(),
   backfill: () => backfillBench(),
   chats: () => chatsBench(),
+  burst: () => burstBench(),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

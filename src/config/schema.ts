@@ -8,9 +8,11 @@ const numericId = z
   .transform((v) => String(v).trim())
   .pipe(z.string().regex(/^\d+$/, 'must be a number'));
 
+/** An absolute http(s) URL: `localhost:8080` parses as a URL with scheme `localhost:`, so the scheme is checked too. */
 const url = z
   .string()
   .trim()
+  .regex(/^https?:\/\/[^/\s]+/i, 'must be an absolute URL starting with http:// or https://, like https://sync.example.com')
   .url('must be a URL like https://example.com')
   .transform((u) => u.replace(/\/+$/, ''));
 
@@ -34,6 +36,8 @@ export const avitoAccountSchema = z.object({
   itemsRequestsPerMinute: z.coerce.number().int().min(1).max(6000).default(25),
   /** Default `never`: reading does not mark chats read unless asked. */
   markRead: z.enum(['never', 'after-delivery']).default('never'),
+  /** Default `skip`: a chat holding only Avito's own notices ("leave a review") opens no lead; `open` delivers them. */
+  noticeChats: z.enum(['skip', 'open']).default('skip'),
 });
 
 export const accountSchema = z.looseObject({

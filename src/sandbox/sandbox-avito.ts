@@ -101,6 +101,7 @@ export class SandboxAvito {
   private readonly refreshTokens = new Set<string>();
   private readonly authCodes = new Set<string>();
   private faults: Fault[] = [];
+  private holds: { op: string; after: number; seen: number; released: Promise<void> }[] = [];
   private seq = 0;
   private rateRemaining: number;
   private readonly opts: Required<Omit<SandboxAvitoOptions, 'rateLimitPerMinute'>> & { rateLimitPerMinute?: number };
@@ -154,6 +155,19 @@ export class SandboxAvito {
     for (const t of this.tokens.keys()) this.tokens.set(t, 0);
   }
 
+  /** Every refresh token issued so far stops working (spent by another process, revoked, too old). */
+  revokeRefreshTokens(): void {
+    this.refreshTokens.clear();
+  }
+
+  /**
+   * Requests of operation `op` (or `*`) after the first `after` of them wait until `released`
+   * settles: work that is visibly under way (a backfill to interrupt) without timing.
+   */
+  hold(op: string, released: Promise<void>, after = 0): void {
+    this.holds.push({ op, after, seen: 0, released });
+  }
+
   issueAuthCode(): string {
     const code = `code-${randomBytes(6).toString('hex')}`;
     this.authCodes.add(code);
@@ -201,13 +215,14 @@ export class SandboxAvito {
   }
 
   /** A message in a chat; by default the buyer writes text. Moves the chat's `updated`. */
-  addMessage(chatId: string, init: { text?: string; type?: string; content?: Record<string, unknown>; fromSeller?: boolean; created?: number; id?: string } = {}): FakeMessage {
+  addMessage(chatId: string, init: { text?: string; type?: string; content?: Record<string, unknown>; fromSeller?: boolean; fromAvito?: boolean; created?: number; id?: string } = {}): FakeMessage {
     const chat = this.chats.get(chatId);
     if (!chat) throw new Error(`no chat ${chatId}`);
     const created = init.created ?? this.tick();
     const msg: FakeMessage = {
       id: init.id ?? `m${++this.seq}${randomBytes(6).toString('hex')}`,
-      author_id: init.fromSeller ? this.userId : chat.buyer.id,
+      // Avito's own notices come from author 0 (real payloads).
+      author_id: init.fromAvito ? 0 : init.fromSeller ? this.userId : chat.buyer.id,
       created,
       type: init.type ?? 'text',
       content: init.content ?? { text: init.text ?? `hello ${this.seq}` },
@@ -274,6 +289,11 @@ export class SandboxAvito {
     const matched = matchOperation(req.method ?? 'GET', url.pathname);
     if ('error' in matched) return this.reply(req, url, res, '-', matched.status, { error: { code: matched.status, message: matched.error } });
     const { op, params } = matched;
+
+    for (const h of this.holds) {
+      if (h.op !== '*' && h.op !== op.id) continue;
+      if (h.seen++ >= h.after) await h.released;
+    }
 
     const fault = this.takeFault(op.id, url.pathname);
     if (fault) {
