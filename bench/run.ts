@@ -1,4 +1,5 @@
 import os from 'node:os';
+import { accountsBench } from './accounts.js';
 import { backfillBench } from './backfill.js';
 import { chatsBench } from './chats.js';
 import { burstBench } from './burst.js';
@@ -16,6 +17,7 @@ const BENCHES: Record<string, () => Promise<string>> = {
   backfill: () => backfillBench(),
   chats: () => chatsBench(),
   burst: () => burstBench(),
+  accounts: () => accountsBench(),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
