@@ -19,5 +19,10 @@ export const amocrm = defineConnector({
     actions: true,
   },
   // AMOCRM_MODE=chats puts the messages into amoCRM's chat panel (chats/); notes is the default.
-  create: (ctx) => (ctx.config.mode === 'chats' ? new ChatsConnector(ctx) : new AmoConnector(ctx)),
+  create: (ctx) => {
+    if (ctx.config.mode === 'chats') return new ChatsConnector(ctx);
+    // Back from chats mode: `status` no longer shows the chat channel.
+    void ctx.store.deletePrefix('status:chat').catch(() => undefined);
+    return new AmoConnector(ctx);
+  },
 });

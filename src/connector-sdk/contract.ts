@@ -161,6 +161,10 @@ export interface ConnectorContext<Config> {
   retry?: Partial<RetryPolicy>;
 }
 
+/**
+ * The connector's own key-value store. Keys starting with `status:` are shown by `avito-sync
+ * status` (name without the prefix, and value), so a connector can say what mode it is in.
+ */
 export interface ConnectorStore {
   get(key: string): Promise<string | undefined>;
   /** Durable when the promise resolves (a rotated refresh token must be saved before use). */

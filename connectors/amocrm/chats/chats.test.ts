@@ -1,10 +1,13 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Runtime } from '../../../src/runtime.js';
 import { syncOnce } from '../../../src/sync/sync-once.js';
+import { collectStatus } from '../../../src/status/collect-status.js';
 import { SandboxAmo } from '../../../src/sandbox/sandbox-amocrm.js';
 import { SandboxAvito, type FakeChat } from '../../../src/sandbox/sandbox-avito.js';
 import { memoryLogger } from '../../../src/log/logger.js';
-import { fakeEnvWithAmo, runCli, tempDir, testRuntime } from '../../../test/helpers.js';
+import { fakeEnvWithAmo, runCli, tempDir, testRuntime, waitFor } from '../../../test/helpers.js';
+import { startDaemon } from '../../../src/sync/daemon.js';
+import { freePort } from '../../../src/sandbox/net.js';
 import { AmojoClient } from './amojo-client.js';
 import type { ChatsConnector } from './connector.js';
 import { MANAGER_AMOJO_ID, SandboxAmojo } from './sandbox-amojo.js';
@@ -109,6 +112,8 @@ describe('chats mode: the channel', () => {
     expect(amojo.count('/connect', 'POST', 200)).toBe(1);
     expect(amo.count('/api/v4/account')).toBe(1);
     expect(amojo.scopes.get(amo.amojoId)).toBe(`${amojo.channel.id}_${amo.amojoId}`);
+    const status = await collectStatus(rt!.ledger.db, rt!.ledger.file);
+    expect(status.accounts[0]!.connectors[0]!.info['chat channel']).toContain(`/webhooks/amojo/${amojo.channel.id}_${amo.amojoId}`);
   });
 
   it('a connection amoCRM forgot (integration switched off and on) is made again, once', async () => {
@@ -360,5 +365,37 @@ describe('chats mode: managers answer in the chat panel', () => {
     expect(connector().matchesWebhook(req(''))).toBe(true);
     const typing = Buffer.from(JSON.stringify({ account_id: amo.amojoId, time: 1, action: { typing: { user: { id: 'x' }, conversation: { id: chat.id, client_id: a.id }, expired_at: 2 } } }));
     expect(await connector().webhook({ body: typing, headers: { 'x-signature': hookSignature(amojo.channel.secret, typing) }, contentType: 'application/json' })).toEqual({ accepted: true });
+  });
+});
+
+describe('chats mode through the running daemon: POST /webhooks/amojo/<scope_id>', () => {
+  it('invariant 4: a forged hook is 401 and stores nothing; duplicate hooks send the answer once; its status goes back; the echo is linked', async () => {
+    const port = await freePort();
+    await setup({ PUBLIC_URL: `http://127.0.0.1:${port}`, PORT: String(port), WEBHOOK_SECRET: 'test-secret-0123456789', CRM_POLL_INTERVAL_WITH_WEBHOOKS_SECONDS: '3600', POLL_INTERVAL_WITH_WEBHOOKS_SECONDS: '3600' });
+    amojo.hookUrl = `http://127.0.0.1:${port}/webhooks/amojo/:scope_id`;
+    const a = avito.addChat();
+    avito.addMessage(a.id, { text: 'Ещё продаётся?' });
+    const daemon = await startDaemon(rt!, { host: '127.0.0.1', initialPoll: true });
+    try {
+      await waitFor(() => amojo.clientIds(a.id).length === 1 && [...daemon.replyJobs.values()].every((j) => j.runs > 0 && !j.busy), 30_000, 'message in the chat and the first reply poll');
+      const repliesCount = () => rt!.ledger.readSync((db) => (db.prepare('SELECT count(*) AS n FROM replies').get() as { n: number }).n);
+      amojo.managerAnswer(a.id, { text: 'поддельный' }, { forge: true });
+      expect(await Promise.all(amojo.hookCalls.splice(0))).toEqual([401]);
+      expect(await repliesCount()).toBe(0);
+      const wrongScope = await fetch(`http://127.0.0.1:${port}/webhooks/amojo/${amojo.channel.id}_other`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-signature': hookSignature(amojo.channel.secret, '{}') }, body: '{}' });
+      expect(wrongScope.status).toBeGreaterThanOrEqual(400);
+      const msgid = amojo.managerAnswer(a.id, { text: 'Да, продаётся' }, { copies: 3 });
+      expect(await Promise.all(amojo.hookCalls.splice(0))).toEqual([200, 200, 200]);
+      await waitFor(() => sellerTexts(a).length === 1 && amojo.statuses.get(msgid)?.length === 1, 30_000, 'answer sent and its status back');
+      expect(sellerTexts(a)).toEqual(['Да, продаётся']);
+      expect(amojo.statuses.get(msgid)).toEqual([{ delivery_status: 1 }]);
+      const echo = avito.chats.get(a.id)!.messages.at(-1)!;
+      expect((await avito.pushWebhook(a.id, echo))).toEqual([200]);
+      await daemon.dispatchJobs.get('default/amocrm')!.trigger();
+      expect(amojo.clientIds(a.id)).toEqual([ids(a)[0]]);
+    } finally {
+      await daemon.stop();
+      rt = undefined;
+    }
   });
 });

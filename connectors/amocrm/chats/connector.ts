@@ -122,6 +122,7 @@ export class ChatsConnector implements ConnectorInstance {
     const scopeId = await this.amojo.connect(acc.amojo_id, 'Avito');
     await this.ctx.store.set(K.amojoAccount, acc.amojo_id);
     await this.ctx.store.set(K.scope, scopeId);
+    await this.ctx.store.set('status:chat channel', `connected (amoCRM chats mode), scope_id ${scopeId}; hooks at /webhooks/amojo/${scopeId}`);
     this.scope = { scopeId, amojoAccountId: acc.amojo_id };
     this.ctx.log.info({ scopeId }, 'amoCRM chat channel connected');
     return this.scope;
@@ -475,6 +476,7 @@ export class ChatsConnector implements ConnectorInstance {
       this.ctx.log.info({ chat: chatId, lead: leadId }, 'chat lead found and named');
     }
     await this.ctx.store.set(K.pending, JSON.stringify(pending));
+    await this.ctx.store.set('status:leads waiting to be named', String(Object.keys(pending).length));
     return settled;
   }
 
