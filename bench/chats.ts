@@ -6,7 +6,7 @@ import { SandboxAmojo } from '../connectors/amocrm/chats/sandbox-amojo.js';
 import { loadConfig } from '../src/config/load-config.js';
 import { memoryLogger } from '../src/log/logger.js';
 import { createRuntime } from '../src/runtime.js';
-import { SandboxAmo } from '../src/sandbox/sandbox-amocrm.js';
+import { SandboxAmo } from '../connectors/amocrm/sandbox.js';
 import { SandboxAvito } from '../src/sandbox/sandbox-avito.js';
 import { freePort } from '../src/sandbox/net.js';
 import { syncOnce } from '../src/sync/sync-once.js';

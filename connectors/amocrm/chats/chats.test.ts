@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Runtime } from '../../../src/runtime.js';
 import { syncOnce } from '../../../src/sync/sync-once.js';
 import { collectStatus } from '../../../src/status/collect-status.js';
-import { SandboxAmo } from '../../../src/sandbox/sandbox-amocrm.js';
+import { SandboxAmo } from '../sandbox.js';
 import { SandboxAvito, type FakeChat } from '../../../src/sandbox/sandbox-avito.js';
 import { memoryLogger } from '../../../src/log/logger.js';
 import { fakeEnvWithAmo, runCli, tempDir, testRuntime, waitFor } from '../../../test/helpers.js';

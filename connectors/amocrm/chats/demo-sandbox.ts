@@ -1,4 +1,4 @@
-import { SandboxAmo } from '../../../src/sandbox/sandbox-amocrm.js';
+import { SandboxAmo } from '../sandbox.js';
 import { SandboxAmojo } from './sandbox-amojo.js';
 
 /**
