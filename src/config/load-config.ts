@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../errors.js';
+import { isPostgresUrl } from '../ledger/location.js';
 import { ENV_KEYS, envKeyForPath, formatPath } from './env-keys.js';
 import { configSchema, type AccountConfig, type AppConfigParsed } from './schema.js';
 
@@ -104,7 +105,8 @@ export function loadConfig(options: LoadOptions = {}): AppConfig {
     enabledConnectors = cfg.accounts.some((a) => hasConnectorConfig(a, 'amocrm')) ? ['amocrm'] : [];
   }
 
-  const dataDir = path.dirname(path.resolve(cfg.db));
+  // Voice files live beside a SQLite ledger; with PostgreSQL, in ./data (unless set).
+  const dataDir = path.resolve(cfg.dataDir ?? (isPostgresUrl(cfg.db) ? 'data' : path.dirname(path.resolve(cfg.db))));
   const out: AppConfig = { ...cfg, dataDir, enabledConnectors };
   if (file) out.configFile = file;
   return out;
