@@ -25,9 +25,14 @@ export const LEASE_MS = 120_000;
 /** Who holds a lease: this host and process. */
 export const LEASE_OWNER = `${hostname()}:${process.pid}`;
 
-/** A lease held by a process that no longer exists on this host is free now (it was killed). */
-export function leaseOrphaned(owner: string | null): boolean {
-  if (!owner || owner === LEASE_OWNER) return false;
+/**
+ * A lease held by a process that no longer exists on this host is free now (it was killed).
+ * Owners are `host:pid`, or `host:pid#id` where one process holds several ledgers (PostgreSQL);
+ * a lease of another host is free when it expires.
+ */
+export function leaseOrphaned(owner: string | null, self = LEASE_OWNER): boolean {
+  if (!owner || owner === self) return false;
+  owner = owner.split('#')[0]!;
   const sep = owner.lastIndexOf(':');
   if (owner.slice(0, sep) !== hostname()) return false;
   try {

@@ -6,6 +6,7 @@ import type { Ledger } from './ledger.js';
 import { redactUrl } from './location.js';
 import { migrationProvider } from './migrations/index.js';
 import { PostgresIngest } from './postgres-ingest.js';
+import { LEASE_OWNER, leaseOrphaned } from './outbox.js';
 import { PostgresOutbox } from './postgres-outbox.js';
 import type { LedgerTables } from './tables.js';
 
@@ -63,7 +64,7 @@ export async function openPostgresLedger(url: string, opts: PostgresLedgerOption
       }
     }
   };
-  const owner = randomUUID();
+  const owner = `${LEASE_OWNER}#${randomUUID().slice(0, 8)}`;
   const routes = new Map<string, readonly string[]>();
   const ingest = new PostgresIngest(db, run, (accountId) => routes.get(accountId) ?? []);
   const outboxes = new Map<string, PostgresOutbox>();
@@ -76,7 +77,7 @@ export async function openPostgresLedger(url: string, opts: PostgresLedgerOption
     outbox(accountId, connector) {
       const key = `${accountId}\u0000${connector}`;
       let o = outboxes.get(key);
-      if (!o) outboxes.set(key, (o = new PostgresOutbox(db, run, owner, async () => false, accountId, connector)));
+      if (!o) outboxes.set(key, (o = new PostgresOutbox(db, run, owner, async (o) => leaseOrphaned(o, owner), accountId, connector)));
       return o;
     },
     routeDeliveries(accountId, connectors) {
