@@ -188,20 +188,31 @@ export class AmoClient {
     const c = this.o.config;
     if (c.accessToken) throw new RemoteApiError({ provider: 'amoCRM', kind: 'token_expired', status: 401, remoteMessage: 'the long-lived token was refused', hint: AMO_HINTS.token_expired, operation: 'auth' });
     const refreshToken = await this.o.store.get('oauth_refresh_token');
-    const body = refreshToken
-      ? { client_id: c.clientId, client_secret: c.clientSecret, grant_type: 'refresh_token', refresh_token: refreshToken, redirect_uri: c.redirectUri }
-      : { client_id: c.clientId, client_secret: c.clientSecret, grant_type: 'authorization_code', code: c.authCode, redirect_uri: c.redirectUri };
     if (!refreshToken && !c.authCode) {
       throw new RemoteApiError({ provider: 'amoCRM', kind: 'bad_credentials', status: 0, remoteMessage: 'no refresh token yet and no AMOCRM_AUTH_CODE', hint: 'Authorize the integration in amoCRM and set AMOCRM_AUTH_CODE to the code it gives (valid 20 minutes).', operation: 'POST /oauth2/access_token' });
     }
-    await this.gate.wait();
-    const res = await fetch(`${c.baseUrl}/oauth2/access_token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(30_000) }).catch((err: unknown) => {
-      throw new RemoteApiError({ provider: 'amoCRM', kind: 'network', status: 0, remoteMessage: networkCode(err) ?? String(err), hint: AMO_HINTS.network, operation: 'POST /oauth2/access_token', cause: err });
-    });
-    this.requestCount++;
-    const text = await res.text();
-    if (!res.ok) {
-      throw new RemoteApiError({ provider: 'amoCRM', kind: 'bad_credentials', status: res.status, remoteMessage: problemText(text, res.headers.get('content-type') ?? ''), hint: refreshToken ? 'amoCRM refused the refresh token (used, or older than 3 months): authorize again and set a fresh AMOCRM_AUTH_CODE.' : AMO_HINTS.bad_credentials, operation: 'POST /oauth2/access_token' });
+    // The stored grant first; when amoCRM refuses it (spent, or older than 3 months) and a code is
+    // configured, the code: an operator who set a fresh AMOCRM_AUTH_CODE expects it to be used.
+    const grants: Record<string, unknown>[] = [];
+    if (refreshToken) grants.push({ grant_type: 'refresh_token', refresh_token: refreshToken });
+    if (c.authCode) grants.push({ grant_type: 'authorization_code', code: c.authCode });
+    let text = '';
+    let body: Record<string, unknown> = {};
+    for (const [i, grant] of grants.entries()) {
+      body = { client_id: c.clientId, client_secret: c.clientSecret, ...grant, redirect_uri: c.redirectUri };
+      await this.gate.wait();
+      const res = await fetch(`${c.baseUrl}/oauth2/access_token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(30_000) }).catch((err: unknown) => {
+        throw new RemoteApiError({ provider: 'amoCRM', kind: 'network', status: 0, remoteMessage: networkCode(err) ?? String(err), hint: AMO_HINTS.network, operation: 'POST /oauth2/access_token', cause: err });
+      });
+      this.requestCount++;
+      text = await res.text();
+      if (res.ok) break;
+      const last = i === grants.length - 1;
+      if (!last && [400, 401, 403].includes(res.status)) {
+        this.o.log.warn({ status: res.status }, 'amoCRM refused the stored refresh token; trying the configured AMOCRM_AUTH_CODE');
+        continue;
+      }
+      throw new RemoteApiError({ provider: 'amoCRM', kind: 'bad_credentials', status: res.status, remoteMessage: problemText(text, res.headers.get('content-type') ?? ''), hint: grant.grant_type === 'refresh_token' ? 'amoCRM refused the refresh token (used, or older than 3 months): authorize again and set a fresh AMOCRM_AUTH_CODE.' : refreshToken ? 'amoCRM refused both the stored refresh token and AMOCRM_AUTH_CODE (a code works once and for 20 minutes): authorize again, set the fresh code, and restart.' : AMO_HINTS.bad_credentials, operation: 'POST /oauth2/access_token' });
     }
     const token = amoTokenSchema.parse(JSON.parse(text));
     this.o.registerSecret(token.access_token);

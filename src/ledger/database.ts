@@ -7,6 +7,8 @@ export type { Ledger, LedgerDb, LedgerDialect } from './ledger.js';
 export { isPostgresUrl, redactUrl } from './location.js';
 
 export interface OpenLedgerOptions {
+  /** SQLite: refuse to create a ledger that is not there (read-only commands say "no ledger at …"). */
+  mustExist?: boolean;
   /** PostgreSQL only: connections in the pool (`AVITO_SYNC_DB_POOL`). Default 10. */
   poolSize?: number;
 }
@@ -18,5 +20,5 @@ export interface OpenLedgerOptions {
  */
 export async function openLedger(location: string, opts: OpenLedgerOptions = {}): Promise<Ledger> {
   if (isPostgresUrl(location)) return openPostgresLedger(location.trim(), opts);
-  return openSqliteLedger(location);
+  return openSqliteLedger(location, opts.mustExist ? { mustExist: true } : {});
 }

@@ -4,7 +4,8 @@ import Database from 'better-sqlite3';
 import { Kysely, Migrator, SqliteDialect } from 'kysely';
 import { OperationalError } from '../errors.js';
 import type { Ledger } from './ledger.js';
-import { migrationProvider } from './migrations/index.js';
+import { notALedger, refuseNewerLedger, requireExistingLedger } from './ledger-file.js';
+import { MIGRATION_NAMES, migrationProvider } from './migrations/index.js';
 import { SqliteOutbox } from './outbox.js';
 import { SqliteIngest } from './sqlite-ingest.js';
 import type { LedgerTables } from './tables.js';
@@ -50,9 +51,10 @@ function restrictMode(file: string): void {
  * and runs pending migrations. One process writes at a time (SQLite); the hot paths run on
  * cached prepared statements inside synchronous transactions, never seen outside src/ledger.
  */
-export async function openSqliteLedger(file: string): Promise<Ledger> {
+export async function openSqliteLedger(file: string, options: { mustExist?: boolean } = {}): Promise<Ledger> {
   const inMemory = file === ':memory:';
   const resolved = inMemory ? file : path.resolve(file);
+  if (options.mustExist) requireExistingLedger(file);
   let sqlite: Database.Database;
   try {
     if (!inMemory) {
@@ -64,10 +66,17 @@ export async function openSqliteLedger(file: string): Promise<Ledger> {
   } catch (err) {
     throw new OperationalError(`The ledger ${resolved} cannot be opened: ${(err as Error).message}. Check AVITO_SYNC_DB and the folder's permissions.`, { cause: err });
   }
-  sqlite.pragma('journal_mode = WAL');
-  sqlite.pragma('synchronous = NORMAL');
-  sqlite.pragma('busy_timeout = 5000');
-  sqlite.pragma('foreign_keys = ON');
+  try {
+    sqlite.pragma('journal_mode = WAL');
+    sqlite.pragma('synchronous = NORMAL');
+    sqlite.pragma('busy_timeout = 5000');
+    sqlite.pragma('foreign_keys = ON');
+    refuseNewerLedger(sqlite, resolved, [...MIGRATION_NAMES]);
+  } catch (err) {
+    sqlite.close();
+    if (err instanceof Error && err.name === 'ConfigError') throw err;
+    throw notALedger(resolved, err);
+  }
 
   const db = new Kysely<LedgerTables>({ dialect: new SqliteDialect({ database: cachingHandle(sqlite) }) });
   const migrator = new Migrator({ db, provider: migrationProvider('sqlite') });
