@@ -68,8 +68,10 @@ export const configSchema = z.object({
     .string()
     .regex(/^[A-Za-z0-9_-]{16,128}$/, 'must be 16 to 128 letters, digits, - or _')
     .optional(),
-  /** Enabled connectors; `none` = ledger only. Default: `amocrm` when an account configures amoCRM. */
+  /** Enabled connectors; `none` = ledger only. Default: each connector an account configures. */
   connectors: z.array(z.string().trim().min(1)).optional(),
+  /** Connector packages loaded at start: module specifiers or paths (relative to the config file). */
+  connectorModules: z.array(z.string().trim().min(1)).optional(),
   /** Default 60: seconds between reconciliation polls when no webhooks are configured. */
   pollIntervalSeconds: z.coerce.number().int().min(5).max(86_400).default(60),
   /** Default 600: seconds between reconciliation polls when webhooks are on. */

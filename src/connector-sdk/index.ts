@@ -11,6 +11,7 @@ export type {
   ConnectorDefinition,
   ConnectorEnvVar,
   ConnectorInstance,
+  ConnectorSandbox,
   ConnectorStore,
   ConversationRef,
   ConversationRequest,
@@ -37,3 +38,7 @@ export {
   type RetryPolicy,
 } from '../http/retry-policy.js';
 export { SpacingGate } from '../http/spacing-gate.js';
+export { closeServer, freePort, listenLoopback, readBody } from '../sandbox/net.js';
+/** The zod the core validates config with: a connector's `configSchema` can use it without its own copy. */
+export { z } from 'zod';
+export { definitionProblem } from './validate.js';

@@ -8,7 +8,7 @@ import { getCursor } from '../ledger/cursors.js';
 import type { Ledger } from '../ledger/database.js';
 import { recordItemError } from '../ledger/item-errors.js';
 import type { NewChat } from '../ledger/tables.js';
-import type { VoiceKeeper } from './voice-keeper.js';
+import type { VoiceKeeper } from '../avito/voice-keeper.js';
 
 export interface PollContext {
   ledger: Ledger;
