@@ -289,7 +289,7 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
 async function health(rt: Runtime, state: DaemonState, pollEverySeconds: number): Promise<HealthReport> {
   let ledgerOk = true;
   try {
-    await rt.ledger.readSync((sqlite) => sqlite.prepare('SELECT 1').get());
+    await rt.ledger.ping();
   } catch {
     ledgerOk = false;
   }
