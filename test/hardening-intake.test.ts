@@ -134,8 +134,8 @@ describe('issue 9: /healthz tells the truth', () => {
     await setup();
     await withDaemon();
     const chat = fake.addChat();
-    const pages = Number(rt!.ledger.sqlite.pragma('page_count', { simple: true }));
-    rt!.ledger.sqlite.pragma(`max_page_count = ${pages}`);
+    const pages = Number((await sql<{ page_count: number }>`PRAGMA page_count`.execute(rt!.ledger.db)).rows[0]!.page_count);
+    await sql.raw(`PRAGMA max_page_count = ${pages}`).execute(rt!.ledger.db);
     const big = fake.webhookBody(chat.id, fake.addMessage(chat.id, { text: 'x'.repeat(30_000) }));
     expect((await deliver(big)).status).toBe(500);
     const down = await fetch(`${base}/healthz`);
@@ -143,7 +143,7 @@ describe('issue 9: /healthz tells the truth', () => {
     const downBody = (await down.json()) as { status: string; reasons: string[] };
     expect(downBody.status).toBe('down');
     expect(downBody.reasons.join('\n'), downBody.reasons.join('\n')).toMatch(/SQLITE_FULL/);
-    rt!.ledger.sqlite.pragma('max_page_count = 1073741823');
+    await sql.raw('PRAGMA max_page_count = 1073741823').execute(rt!.ledger.db);
     const after = (await (await fetch(`${base}/healthz`)).json()) as { status: string; reasons: string[] };
     expect(after.status).toBe('degraded');
     expect(after.reasons.join('\n')).toMatch(/a ledger write failed .*SQLITE_FULL|a ledger write failed .*full/);

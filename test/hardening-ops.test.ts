@@ -102,10 +102,9 @@ describe('issue 9: a restart picks up where the killed process left', () => {
     const chat = avito!.addChat();
     for (let i = 0; i < 3; i++) avito!.addMessage(chat.id, { text: `m${i}` });
     await pollAccount({ ledger: rt.ledger, client: rt.accounts[0]!.client, log: rt.log, voice: rt.voice }, { chatTypes: ['u2i', 'u2u'] });
-    const delivery = new Delivery(rt);
     // Claimed by a process that was then killed; its pid is ours now (pid 1 in a container).
-    const outbox = (delivery.units[0]!.dispatcher as unknown as { outbox: { enqueue(): Promise<number>; claim(n: number): Promise<unknown[]> } }).outbox;
-    await outbox.enqueue();
+    const outbox = rt.ledger.outbox('default', 'amocrm');
+    await (outbox as unknown as { catchUp?: () => Promise<unknown> }).catchUp?.();
     expect(await outbox.claim(100)).toHaveLength(3);
     const leased = await rt.ledger.db.selectFrom('deliveries').select(['lease_owner', 'lease_until']).execute();
     expect(leased.every((l) => l.lease_owner === LEASE_OWNER && l.lease_until! > Date.now() + LEASE_MS / 2)).toBe(true);

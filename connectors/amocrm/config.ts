@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { chatsConfigShape, refineChatsConfig } from './chats/config.js';
 
 /** The documented default reply prefix: a note starting with it is sent to the buyer. */
 export const DEFAULT_REPLY_PREFIX = '/avito';
@@ -39,8 +40,11 @@ export const amoConfigSchema = z
     language: z.enum(['ru', 'en']).default('ru'),
     /** How long all traffic stops after amoCRM blocks the integration (403 HTML). Default 60. */
     banPauseMinutes: z.coerce.number().int().min(1).max(24 * 60).default(60),
+    /** Chats mode (AMOCRM_MODE=chats): see chats/config.ts. */
+    ...chatsConfigShape,
   })
   .superRefine((c, ctx) => {
+    refineChatsConfig(c, ctx);
     if (c.accessToken) return;
     for (const k of ['clientId', 'clientSecret', 'redirectUri'] as const) {
       if (!c[k]) ctx.addIssue({ code: 'custom', path: [k === 'clientId' ? 'accessToken' : k], message: k === 'clientId' ? 'set a long-lived token (AMOCRM_ACCESS_TOKEN) or OAuth credentials (AMOCRM_CLIENT_ID, AMOCRM_CLIENT_SECRET, AMOCRM_REDIRECT_URI, AMOCRM_AUTH_CODE)' : 'is required for OAuth' });

@@ -54,7 +54,7 @@ const STOP_BUDGET_MS = 8_000;
 export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promise<Daemon> {
   const { config, log, ledger } = rt;
   // One daemon per SQLite file (issue 9, item 10): a second one exits 2 naming the holder.
-  const lock = acquireWriterLock(ledger.file);
+  const lock = ledger.dialect === 'sqlite' ? acquireWriterLock(ledger.file) : { release() {} };
   // Leases in the ledger now were held by a process that is gone (the lock says no other daemon
   // runs): free them so the first dispatch takes them at once (issue 9, item 11).
   await releaseLeases(ledger).catch((err: unknown) => {
@@ -214,6 +214,30 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
         }
       });
       return true;
+    },
+    crmAliasWebhook: async (alias, token, req) => {
+      // A connector that declared this alias (its CRM fixes the URL, e.g. a chat channel's scope id).
+      const targets = delivery.units.flatMap((u) => {
+        const c = rt.connectors.find((x) => x.accountId === u.accountId && x.definition.id === u.connectorId)!;
+        return u.replies && c.instance.webhook && c.definition.webhookAliases.includes(alias) ? [{ u, c }] : [];
+      });
+      if (targets.length === 0) return undefined;
+      const wreq = { ...req, pathToken: token };
+      const matching = targets.length === 1 ? targets : targets.filter((t) => t.c.instance.matchesWebhook?.(wreq) === true);
+      if (matching.length !== 1) return { status: 404, reason: 'no configured account matches this webhook' };
+      const { u, c } = matching[0]!;
+      let verdict;
+      try {
+        verdict = await c.instance.webhook!(wreq);
+      } catch (err) {
+        log.warn({ connector: c.definition.id, account: u.accountId, err: describeError(err) }, 'connector failed on a webhook; refused');
+        return { status: 400, reason: 'the webhook could not be read' };
+      }
+      if (!verdict.accepted) return { status: verdict.status, reason: verdict.reason };
+      // Stored before the answer (invariant 4): a ledger failure throws and the server answers 5xx.
+      const added = verdict.replies?.length ? await u.replies!.intake(verdict.replies, undefined) : 0;
+      if (added) void sendJobs.get(`${u.accountId}/${u.connectorId}`)?.trigger({ coalesce: true });
+      return { status: 200 };
     },
     voiceFile: async (accountId, voiceId, sig, exp) => {
       if (!voiceSignatureOk(secret, accountId, voiceId, sig, exp)) return undefined;

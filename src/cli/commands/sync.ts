@@ -14,7 +14,7 @@ export function registerSync(program: Command): void {
       const g = cmd.optsWithGlobals<GlobalOptions>();
       const report = await withRuntime(g, { avito: true }, async (rt) => {
         // Sends replies and polls like the daemon: never beside one on the same SQLite file.
-        const lock = acquireWriterLock(rt.ledger.file, 'process');
+        const lock = rt.ledger.dialect === 'sqlite' ? acquireWriterLock(rt.ledger.file, 'process') : { release() {} };
         try {
           return await syncOnce(rt);
         } finally {
