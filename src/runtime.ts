@@ -41,6 +41,7 @@ export interface RuntimeOptions {
 /** Registers every configured secret with the log scrubber (invariant 6). */
 export function registerSecrets(config: AppConfig): void {
   secretScrubber.add(config.webhookSecret);
+  secretScrubber.add(config.consolePassword);
   for (const a of config.accounts) {
     secretScrubber.add(a.avito.clientSecret);
     secretScrubber.add(a.avito.authCode);

@@ -6,6 +6,7 @@ import { AmoConnector } from './connector.js';
 export const amocrm = defineConnector({
   id: 'amocrm',
   version: '1.0.0',
+  displayName: 'amoCRM',
   configSchema: amoConfigSchema,
   capabilities: {
     maxBatch: 250,

@@ -11,6 +11,7 @@ export type {
   ConnectorDefinition,
   ConnectorEnvVar,
   ConnectorInstance,
+  ConnectorOAuth,
   ConnectorStore,
   ConversationRef,
   ConversationRequest,
