@@ -4,7 +4,7 @@ import { getToken } from '../src/ledger/tokens.js';
 import { connectorStore } from '../src/ledger/connector-state.js';
 import { OAuthStates } from '../src/console/oauth-states.js';
 import { CONSOLE_PASSWORD, ConsoleClient, consoleWorld, type ConsoleWorld } from './console-fixture.js';
-import { deliveredIds, waitFor } from './helpers.js';
+import { deliveredIds, runCli, waitFor } from './helpers.js';
 
 let world: ConsoleWorld | undefined;
 afterEach(async () => {
@@ -175,5 +175,31 @@ describe('console: pieces', () => {
     expect(baseUrlFromReferer('shop.amocrm.ru.evil.example')).toBeUndefined();
     expect(baseUrlFromReferer('127.0.0.1:8080')).toBeUndefined();
     expect(baseUrlFromReferer(undefined)).toBeUndefined();
+  });
+});
+
+describe('demo --console', () => {
+  it('opens the console on the sandboxes with a printed password', async () => {
+    let child: import('node:child_process').ChildProcess | undefined;
+    let out = '';
+    const done = runCli(['demo', '--console'], {}, {
+      onSpawn: (c) => {
+        child = c;
+        c.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+      },
+    });
+    try {
+      const url = await waitFor(() => /console: (http:\/\/127\.0\.0\.1:\d+)\/console/.exec(out)?.[1], 60_000, 'the console address');
+      const password = await waitFor(() => /console password: (\S+)/.exec(out)?.[1], 5_000, 'the password');
+      const c = new ConsoleClient(url!);
+      expect((await c.login(password!)).status).toBe(303);
+      const page = await (await c.request('/console/accounts')).text();
+      expect(page).toContain('Connect Avito');
+      expect(page).toContain('healthy');
+    } finally {
+      child?.kill('SIGTERM');
+    }
+    const r = await done;
+    expect(r.code).toBe(0);
   });
 });

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -16,6 +17,8 @@ export interface DemoOptions {
   say: (line: string) => void;
   /** Keep everything running after the story, until the returned stop is called. */
   keep?: boolean;
+  /** Turn the console on with a fresh password (printed); implies keep. */
+  console?: boolean;
 }
 
 
@@ -41,11 +44,16 @@ export async function runDemo(o: DemoOptions): Promise<{ stop: () => Promise<voi
   await amo.start();
   const dir = mkdtempSync(path.join(tmpdir(), 'avito-sync-demo-'));
   const port = await freePort();
+  const daemonUrl = `http://127.0.0.1:${port}`;
+  // The console's connect buttons go to the sandbox Avito's consent page, which sends the code back here.
+  const consolePassword = o.console ? randomBytes(9).toString('base64url') : undefined;
+  avito.oauthRedirectUri = `${daemonUrl}/oauth/avito/callback`;
   const config = loadConfig({
     env: {
       AVITO_CLIENT_ID: avito.clientId, AVITO_CLIENT_SECRET: avito.clientSecret, AVITO_API_URL: avito.url,
       AMOCRM_BASE_URL: amo.url, AMOCRM_ACCESS_TOKEN: amo.token, AVITO_SYNC_DB: path.join(dir, 'demo.db'),
-      PUBLIC_URL: `http://127.0.0.1:${port}`, PORT: String(port), LOG_LEVEL: 'warn',
+      PUBLIC_URL: daemonUrl, PORT: String(port), LOG_LEVEL: 'warn',
+      ...(consolePassword ? { CONSOLE_PASSWORD: consolePassword, AVITO_OAUTH_URL: `${avito.url}/oauth` } : {}),
     },
   });
   const rt = await createRuntime(config, o.log);
@@ -56,7 +64,8 @@ export async function runDemo(o: DemoOptions): Promise<{ stop: () => Promise<voi
     await amo.stop();
     rmSync(dir, { recursive: true, force: true });
   };
-  const urls = { 'sandbox Avito': avito.url, 'sandbox amoCRM': amo.url, daemon: `http://127.0.0.1:${port}`, ledger: rt.ledger.file };
+  const urls: Record<string, string> = { 'sandbox Avito': avito.url, 'sandbox amoCRM': amo.url, daemon: daemonUrl, ledger: rt.ledger.file };
+  if (consolePassword) Object.assign(urls, { console: `${daemonUrl}/console`, 'console password': consolePassword });
   const t0 = Date.now();
   const at = () => `+${((Date.now() - t0) / 1000).toFixed(1).padStart(4)} s`;
   const { say } = o;
@@ -118,7 +127,7 @@ export async function runDemo(o: DemoOptions): Promise<{ stop: () => Promise<voi
     await stop();
     throw err;
   }
-  if (!o.keep) {
+  if (!o.keep && !o.console) {
     await stop();
     return { stop: async () => undefined, urls };
   }
