@@ -1,5 +1,6 @@
 import os from 'node:os';
 import { backfillBench } from './backfill.js';
+import { burstBench } from './burst.js';
 import { deliveryBench } from './delivery.js';
 import { ingestBench } from './ingest.js';
 import { replyBench } from './replies.js';
@@ -12,6 +13,7 @@ const BENCHES: Record<string, () => Promise<string>> = {
   delivery: () => deliveryBench(),
   replies: () => replyBench(),
   backfill: () => backfillBench(),
+  burst: () => burstBench(),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

@@ -20,13 +20,13 @@ const L = {
     buyer: 'Покупатель', seller: 'Продавец (приложение Авито)', bot: 'Чат-бот', reply: 'Ответ менеджера', newChat: 'Новый чат на Авито', item: 'Объявление',
     chat: 'Чат', image: 'Изображение', voice: 'Голосовое сообщение', voiceKept: 'файл сохранён у avito-sync; задайте PUBLIC_URL, чтобы получать ссылку',
     location: 'Геометка', call: 'Звонок', missed: 'пропущен', deleted: 'Сообщение удалено', deletedLater: 'Сообщение удалено на Авито', unsupported: 'Сообщение типа', unsupportedTail: 'API Авито его не передаёт — откройте чат на Авито',
-    link: 'Ссылка', profileChat: 'Чат на Авито',
+    link: 'Ссылка', profileChat: 'Чат на Авито', notice: 'Уведомление Авито', more: 'Ещё в сообщении',
   },
   en: {
     buyer: 'Buyer', seller: 'Seller (Avito app)', bot: 'Chat-bot', reply: "Manager's reply", newChat: 'New Avito chat', item: 'Item',
     chat: 'Chat', image: 'Image', voice: 'Voice message', voiceKept: 'kept by avito-sync; set PUBLIC_URL to get a link',
     location: 'Location', call: 'Call', missed: 'missed', deleted: 'Message deleted', deletedLater: 'Message deleted on Avito', unsupported: 'Message of type', unsupportedTail: "Avito's API does not pass it on — open the chat on Avito",
-    link: 'Link', profileChat: 'Avito chat',
+    link: 'Link', profileChat: 'Avito chat', notice: 'Avito notice', more: 'Also in the message',
   },
 } as const;
 
@@ -85,7 +85,11 @@ export function messageBody(m: OutgoingMessage, lang: Lang): string {
       return m.voiceUrl ? `[${t.voice}] ${m.voiceUrl}` : `[${t.voice}] (${t.voiceKept})`;
     case 'link': {
       const l = obj('link');
-      return [s(l.text), s(l.url) && s(l.url) !== s(l.text) ? s(l.url) : undefined].filter(Boolean).join(' ') || `[${t.link}]`;
+      const p = typeof l.preview === 'object' && l.preview !== null ? (l.preview as Record<string, unknown>) : {};
+      // A manager wants the preview's title (an item link's title is the item), then the link.
+      const title = s(p.title) ? `[${t.link}] ${s(p.title)}` : undefined;
+      const link = [s(l.text), s(l.url) && s(l.url) !== s(l.text) ? s(l.url) : undefined].filter(Boolean).join(' ');
+      return [title, link].filter(Boolean).join('\n') || `[${t.link}]`;
     }
     case 'item': {
       const i = obj('item');
@@ -109,6 +113,23 @@ export function messageBody(m: OutgoingMessage, lang: Lang): string {
   }
 }
 
+/** Content fields each type is shown by; anything else in a message's content is listed after the body. */
+const SHOWN: Readonly<Record<string, readonly string[]>> = {
+  text: ['text'], image: ['image'], voice: ['voice'], link: ['link', 'text'], item: ['item', 'text'], location: ['location', 'text'],
+  call: ['call'], deleted: [], system: ['text', 'flow_id'],
+};
+const MAX_EXTRA = 500;
+
+/** Fields of a message's content that its type's rendering does not show (Avito adds fields over time). */
+export function extraContent(m: OutgoingMessage, lang: Lang): string | undefined {
+  const shown = SHOWN[m.type];
+  if (!shown) return undefined; // an unknown type's body already says what it is
+  const extra = Object.entries(m.content).filter(([k, v]) => !shown.includes(k) && v !== null && v !== undefined && !(typeof v === 'object' && Object.keys(v as object).length === 0));
+  if (extra.length === 0) return undefined;
+  const text = extra.map(([k, v]) => `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`).join('; ');
+  return `${L[lang].more}: ${text.length > MAX_EXTRA ? `${text.slice(0, MAX_EXTRA)}…` : text}`;
+}
+
 /** One note's text: who and when, the body, the chat's context on a new lead's first note, the marker. */
 export function noteText(m: OutgoingMessage, chat: { item: ChatInfo['item']; chatUrl: string } | undefined, config: Pick<AmoConfig, 'language' | 'timeZone'>): string {
   const t = L[config.language];
@@ -116,6 +137,7 @@ export function noteText(m: OutgoingMessage, chat: { item: ChatInfo['item']; cha
     m.author.kind === 'buyer' ? `${t.buyer}${m.author.name ? ` ${m.author.name}` : ''}`
     : m.author.kind === 'seller' ? t.seller
     : m.author.kind === 'bot' ? `${t.bot}: ${m.author.name}`
+    : m.author.kind === 'notice' ? t.notice
     : t.reply;
   const lines: string[] = [];
   if (m.first && chat) {
@@ -125,6 +147,8 @@ export function noteText(m: OutgoingMessage, chat: { item: ChatInfo['item']; cha
   }
   lines.push(`${who} · ${formatTime(m.created, config.timeZone)}`);
   lines.push(messageBody(m, config.language));
+  const extra = extraContent(m, config.language);
+  if (extra) lines.push(extra);
   lines.push(`${MARKER_PREFIX}${m.messageId}`);
   return lines.join('\n');
 }

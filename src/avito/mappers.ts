@@ -39,7 +39,7 @@ export function chatFromAvito(accountId: string, ownUserId: string, chat: AvitoC
 /** The readable text of a message, for the ledger's `text` column and for CRM notes. */
 export function plainText(type: string, content: AvitoMessageContent): string | null {
   if (content.text) return content.text;
-  if (content.link?.text || content.link?.url) return content.link.text ?? content.link.url ?? null;
+  if (content.link?.text || content.link?.url || content.link?.preview?.title) return content.link.text ?? content.link.url ?? content.link.preview?.title ?? null;
   if (content.item?.title) return content.item.title;
   if (content.location?.text || content.location?.title) return content.location.text ?? content.location.title ?? null;
   if (type === 'deleted') return null;
@@ -76,12 +76,22 @@ function messageRow(
     content: JSON.stringify(m.content),
     quote: extra.quote === undefined || extra.quote === null ? null : JSON.stringify(extra.quote),
     flow_id: flowId,
-    bot_name: m.type === 'system' || flowId ? botName(flowId) ?? 'Avito' : null,
+    // A platform notice (`system`, author 0, no flow_id: "[Системное сообщение] …") is Avito's
+    // own, not a chat-bot's; `isAvitoNotice` tells them apart from the row.
+    bot_name: flowId ? botName(flowId) : null,
     is_own: isOwn ? 1 : 0,
     voice_id: m.type === 'voice' ? m.content.voice?.voice_id ?? null : null,
     source: extra.source,
     inserted_at: now,
   };
+}
+
+/**
+ * A platform notice from Avito itself (real payloads: `type: system`, `author_id: 0`, no
+ * `flow_id`, text "[Системное сообщение] …"), as opposed to a chat-bot's message (`flow_id`).
+ */
+export function isAvitoNotice(row: { type: string; flow_id: string | null }): boolean {
+  return row.type === 'system' && !row.flow_id;
 }
 
 export function messageFromAvito(accountId: string, ownUserId: string, chatId: string, m: AvitoMessage, source = 'poll', now = Date.now()): NewMessage {

@@ -12,13 +12,24 @@ const optId = z.union([z.string(), z.number()]).nullish().transform((v) => (v ==
 const optNum = z.number().nullish().catch(undefined).transform((v) => v ?? undefined);
 const optStr = z.string().nullish().catch(undefined).transform((v) => v ?? undefined);
 
+/** A link message's preview, as real payloads carry it (not in messenger.json). */
+export interface AvitoLinkPreview {
+  url?: string;
+  domain?: string;
+  title?: string;
+  description?: string;
+  images?: Record<string, string>;
+  [other: string]: unknown;
+}
+
 /** `MessageContent` (messenger.json): every field optional; appCall/file/video come with `{}`. */
 export interface AvitoMessageContent {
   text?: string;
   flow_id?: string;
   image?: { sizes: Record<string, string> };
   voice?: { voice_id?: string };
-  link?: { text?: string; url?: string };
+  /** Real payloads carry `preview {url, domain, title, description, images}`: kept whole. */
+  link?: { text?: string; url?: string; preview?: AvitoLinkPreview; [other: string]: unknown };
   item?: { title?: string; price_string?: string; item_url?: string; image_url?: string };
   location?: { lat?: number; lon?: number; text?: string; title?: string; kind?: string };
   call?: { status?: string; target_user_id?: string };
@@ -43,6 +54,10 @@ function defined<T extends Obj>(o: T): T {
   return o;
 }
 
+function readPreview(o: Obj): AvitoLinkPreview {
+  return defined({ ...o, url: str(o.url), domain: str(o.domain), title: str(o.title), description: str(o.description), images: isObj(o.images) ? strings(o.images) : undefined });
+}
+
 /**
  * Reads a message's content leniently: known fields are type-checked and kept, a field of the
  * wrong type is dropped, unknown fields pass through. Hand-written rather than a nested schema
@@ -56,7 +71,8 @@ export function readContent(raw: unknown): AvitoMessageContent {
     flow_id: str(raw.flow_id),
     image: pick(raw.image, (o) => ({ sizes: strings(o.sizes) })),
     voice: pick(raw.voice, (o) => defined({ voice_id: str(o.voice_id) })),
-    link: pick(raw.link, (o) => defined({ text: str(o.text), url: str(o.url) })),
+    // Unknown sub-fields of a link pass through like unknown content fields do (fidelity).
+    link: pick(raw.link, (o) => defined({ ...o, text: str(o.text), url: str(o.url), preview: pick(o.preview, readPreview) })),
     item: pick(raw.item, (o) => defined({ title: str(o.title), price_string: str(o.price_string), item_url: str(o.item_url), image_url: str(o.image_url) })),
     location: pick(raw.location, (o) => defined({ lat: num(o.lat), lon: num(o.lon), text: str(o.text), title: str(o.title), kind: str(o.kind) })),
     call: pick(raw.call, (o) => defined({ status: str(o.status), target_user_id: idStr(o.target_user_id) })),
@@ -70,18 +86,25 @@ export function readContent(raw: unknown): AvitoMessageContent {
 
 export const avitoMessageContentSchema = z.unknown().transform(readContent);
 
-/** `Messages[]` item (v3). `type` is kept as a string: unknown types are accepted. */
-export const avitoMessageSchema = z.looseObject({
-  id,
-  author_id: optId,
-  created: z.number(),
-  direction: optStr,
-  type: z.string().default('text'),
-  content: avitoMessageContentSchema,
-  quote: z.unknown().optional(),
-  is_read: z.boolean().nullish().catch(undefined),
-  read: optNum,
-});
+/**
+ * `Messages[]` item (v3). `type` is kept as a string: unknown types are accepted. Real chat lists
+ * spell the read flag `isRead` (camelCase) and add `delivered`; both spellings land in `is_read`.
+ */
+export const avitoMessageSchema = z
+  .looseObject({
+    id,
+    author_id: optId,
+    created: z.number(),
+    direction: optStr,
+    type: z.string().default('text'),
+    content: avitoMessageContentSchema,
+    quote: z.unknown().optional(),
+    is_read: z.boolean().nullish().catch(undefined),
+    isRead: z.boolean().nullish().catch(undefined),
+    delivered: z.boolean().nullish().catch(undefined),
+    read: optNum,
+  })
+  .transform(({ isRead, ...m }) => ({ ...m, is_read: m.is_read ?? isRead ?? undefined }));
 export type AvitoMessage = z.output<typeof avitoMessageSchema>;
 
 /**

@@ -22,6 +22,7 @@ export const ENV_KEYS: readonly EnvKey[] = [
   { env: 'AVITO_REQUESTS_PER_SECOND', path: ['accounts', 0, 'avito', 'requestsPerSecond'], kind: 'int', describe: 'the most Avito requests per second for this account' },
   { env: 'AVITO_CONCURRENCY', path: ['accounts', 0, 'avito', 'concurrency'], kind: 'int', describe: 'the most Avito requests in flight for this account' },
   { env: 'AVITO_ITEMS_REQUESTS_PER_MINUTE', path: ['accounts', 0, 'avito', 'itemsRequestsPerMinute'], kind: 'int', describe: 'the most items-API requests per minute (Avito allows 25)' },
+  { env: 'AVITO_NOTICE_CHATS', path: ['accounts', 0, 'avito', 'noticeChats'], kind: 'string', describe: "what to do with a chat that holds only Avito's own notices: skip (no lead) or open" },
   { env: 'AVITO_MARK_READ', path: ['accounts', 0, 'avito', 'markRead'], kind: 'string', describe: 'when to mark Avito chats read: never or after-delivery' },
   { env: 'AVITO_OAUTH_URL', path: ['accounts', 0, 'avito', 'oauthUrl'], kind: 'string', describe: "Avito's OAuth consent page, where the console's Connect Avito button sends the operator" },
   { env: 'AMOCRM_OAUTH_URL', path: ['accounts', 0, 'amocrm', 'oauthUrl'], kind: 'string', describe: "amoCRM's OAuth consent page, where the console's connect button sends the operator" },

@@ -36,6 +36,8 @@ export const avitoAccountSchema = z.object({
   itemsRequestsPerMinute: z.coerce.number().int().min(1).max(6000).default(25),
   /** Default `never`: reading does not mark chats read unless asked. */
   markRead: z.enum(['never', 'after-delivery']).default('never'),
+  /** Default `skip`: a chat holding only Avito's own notices ("leave a review") opens no lead; `open` delivers them. */
+  noticeChats: z.enum(['skip', 'open']).default('skip'),
 });
 
 export const accountSchema = z.looseObject({

@@ -25,6 +25,8 @@ export type MessageAuthor =
   | { kind: 'buyer'; name: string | null }
   | { kind: 'seller' }
   | { kind: 'bot'; name: string; flowId: string | null }
+  /** Avito's own platform notice ("[Системное сообщение] …"): neither buyer, seller nor a bot. */
+  | { kind: 'notice' }
   | { kind: 'reply' };
 
 /** One ledger message to deliver. */

@@ -206,13 +206,14 @@ export class SandboxAvito {
   }
 
   /** A message in a chat; by default the buyer writes text. Moves the chat's `updated`. */
-  addMessage(chatId: string, init: { text?: string; type?: string; content?: Record<string, unknown>; fromSeller?: boolean; created?: number; id?: string } = {}): FakeMessage {
+  addMessage(chatId: string, init: { text?: string; type?: string; content?: Record<string, unknown>; fromSeller?: boolean; fromAvito?: boolean; created?: number; id?: string } = {}): FakeMessage {
     const chat = this.chats.get(chatId);
     if (!chat) throw new Error(`no chat ${chatId}`);
     const created = init.created ?? this.tick();
     const msg: FakeMessage = {
       id: init.id ?? `m${++this.seq}${randomBytes(6).toString('hex')}`,
-      author_id: init.fromSeller ? this.userId : chat.buyer.id,
+      // Avito's own notices come from author 0 (real payloads).
+      author_id: init.fromAvito ? 0 : init.fromSeller ? this.userId : chat.buyer.id,
       created,
       type: init.type ?? 'text',
       content: init.content ?? { text: init.text ?? `hello ${this.seq}` },

@@ -44,6 +44,7 @@ export class Delivery {
           connectorId: c.definition.id,
           connector: c.instance,
           capabilities,
+          ...(account ? { noticeChats: account.config.avito.noticeChats } : {}),
           ...(opts.voice ? { voiceUrl: (acc: string, voiceId: string) => voiceLink(opts.voice!.publicUrl, opts.voice!.secret, acc, voiceId) } : {}),
           ...(opts.backoff ? { backoff: opts.backoff } : {}),
           ...(markRead && account ? { onDelivered: (chatIds: string[]) => this.markRead(account.client, chatIds) } : {}),

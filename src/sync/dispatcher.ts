@@ -1,6 +1,7 @@
 import type {
   ChatInfo, ConversationRef, ConversationRequest, DeliveryItem, MessageAuthor, OutgoingMessage,
 } from '../connector-sdk/contract.js';
+import { isAvitoNotice } from '../avito/mappers.js';
 import { describeError, RemoteApiError, ValidationError } from '../errors.js';
 import { chunks } from '../ledger/chats.js';
 import { connectorStore, pausedState } from '../ledger/connector-state.js';
@@ -19,6 +20,11 @@ export interface DispatcherOptions extends ConnectorWorkOptions {
   onDelivered?: (chatIds: string[]) => void;
   /** Deliveries claimed per round. Default 1,000. */
   claimLimit?: number;
+  /**
+   * A chat holding only Avito's own notices: `skip` opens no conversation for it (its notices are
+   * skipped); `open` delivers them like any message. Default `skip`.
+   */
+  noticeChats?: 'skip' | 'open';
   /** A chat known only from a webhook waits this long for its details before delivery anyway. Default 5 min. */
   stubGraceMs?: number;
 }
@@ -110,7 +116,8 @@ export class Dispatcher {
     const messages = await this.loadMessages(claimed.map((c) => c.messageId));
     const chatIds = [...new Set(claimed.map((c) => c.chatId))];
     const chats = await this.loadChats(chatIds);
-    const work: Work[] = [];
+    let work: Work[] = [];
+    /** Deliveries with nothing to send: a reply's echo, or a notice in a chat without a lead. */
     const echoes: number[] = [];
     const linked = await this.echoLinked(claimed.filter((c) => messages.get(c.messageId)?.is_own).map((c) => c.messageId));
     for (const claim of claimed) {
@@ -121,6 +128,18 @@ export class Dispatcher {
       }
       work.push({ claim, message, chat: chats.get(claim.chatId) });
     }
+    // Conversations: every chat needs one; a buyer writing into a closed one gets a new one.
+    const previous = await loadConversations(ledger.db, accountId, connectorId, chatIds);
+    if (this.o.noticeChats !== 'open') {
+      // A chat that so far holds only Avito's own notices ("leave a review") opens no lead.
+      for (const chatId of chatIds) {
+        if (previous.has(chatId)) continue;
+        const items = work.filter((w) => w.claim.chatId === chatId);
+        if (items.length === 0 || !items.every((w) => isAvitoNotice(w.message))) continue;
+        for (const w of items) echoes.push(w.claim.id);
+        work = work.filter((w) => w.claim.chatId !== chatId);
+      }
+    }
     if (echoes.length) {
       await ledger.writeSync((db) => {
         const st = db.prepare(`UPDATE deliveries SET status = 'skipped', lease_until = NULL, updated_at = ? WHERE id = ?`);
@@ -129,13 +148,11 @@ export class Dispatcher {
       report.skipped += echoes.length;
     }
 
-    // Conversations: every chat needs one; a buyer writing into a closed one gets a new one.
-    const previous = await loadConversations(ledger.db, accountId, connectorId, chatIds);
     const requests: ConversationRequest[] = [];
     for (const chatId of chatIds) {
       const items = work.filter((w) => w.claim.chatId === chatId);
       if (items.length === 0) continue;
-      const buyerWrote = items.some((w) => !w.message.is_own && !w.message.bot_name && w.claim.kind === 'message');
+      const buyerWrote = items.some((w) => !w.message.is_own && !w.message.bot_name && !isAvitoNotice(w.message) && w.claim.kind === 'message');
       const prev = previous.get(chatId);
       if (prev && !buyerWrote) continue;
       requests.push({ chat: chatInfo(accountId, chatId, items[0]!.chat), previous: prev, buyerWrote });
@@ -285,7 +302,8 @@ export class Dispatcher {
   private outgoing(w: Work, first: boolean): OutgoingMessage {
     const m = w.message;
     let author: MessageAuthor;
-    if (m.bot_name) author = { kind: 'bot', name: m.bot_name, flowId: m.flow_id };
+    if (isAvitoNotice(m)) author = { kind: 'notice' };
+    else if (m.bot_name) author = { kind: 'bot', name: m.bot_name, flowId: m.flow_id };
     else if (m.is_own) author = { kind: 'seller' };
     else author = { kind: 'buyer', name: w.chat?.buyer_name ?? null };
     const deletion = w.claim.kind === 'deletion';
