@@ -36,6 +36,10 @@ export interface RuntimeOptions {
   connectors?: boolean;
   /** The connectors this build knows (tests add fakes). Default: connectors/index.ts. */
   known?: readonly ConnectorDefinition[];
+  /** Read-only commands: the ledger must already exist (never created). Default false. */
+  existingLedger?: boolean;
+  /** Per-attempt timeout of Avito calls; default the client's (30 s). */
+  timeoutMs?: number;
 }
 
 /** Registers every configured secret with the log scrubber (invariant 6). */
@@ -58,7 +62,7 @@ export function registerSecrets(config: AppConfig): void {
 /** Opens the ledger, makes sure each account has its row, builds one Avito client per account. */
 export async function createRuntime(config: AppConfig, log: Logger, options: RuntimeOptions = {}): Promise<Runtime> {
   registerSecrets(config);
-  const ledger = await openLedger(config.db);
+  const ledger = await openLedger(config.db, { mustExist: options.existingLedger === true });
   let connectors: ActiveConnector[];
   try {
     connectors = options.connectors === false ? [] : createConnectors(config, ledger.db, log, options.known ?? CONNECTORS, options.retry);
@@ -85,6 +89,7 @@ export async function createRuntime(config: AppConfig, log: Logger, options: Run
         concurrency: account.avito.concurrency,
         itemsRequestsPerMinute: account.avito.itemsRequestsPerMinute,
         ...(options.retry ? { retry: options.retry } : {}),
+        ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
       }),
     });
   }

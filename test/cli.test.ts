@@ -72,6 +72,8 @@ describe('CLI', () => {
   it('the same key from flags beats env, env beats the file', async () => {
     const file = path.join(dir, 'prec.json');
     writeFileSync(file, JSON.stringify({ db: path.join(dir, 'from-file.db'), accounts: [{ id: 'main' }] }));
+    // status never creates a ledger: an empty file is one SQLite opens.
+    for (const n of ['from-env.db', 'from-flag.db', 'from-file.db']) writeFileSync(path.join(dir, n), '');
     const viaEnv = await runCli(['--config', file, 'status', '--json'], { AVITO_SYNC_DB: path.join(dir, 'from-env.db') });
     expect(JSON.parse(viaEnv.stdout).ledger).toMatch(/from-env\.db$/);
     const viaFlag = await runCli(['--config', file, '--db', path.join(dir, 'from-flag.db'), 'status', '--json'], { AVITO_SYNC_DB: path.join(dir, 'from-env.db') });

@@ -191,10 +191,20 @@ export class AmoClient {
     if (!refreshToken && !c.authCode) {
       throw new RemoteApiError({ provider: 'amoCRM', kind: 'bad_credentials', status: 0, remoteMessage: 'not connected yet: no refresh token and no AMOCRM_AUTH_CODE', hint: NOT_CONNECTED_HINT, operation: 'POST /oauth2/access_token' });
     }
-    // The redirect URI of the code that started this chain of refresh tokens: amoCRM checks it.
-    const redirectUri = (await this.o.store.get('oauth_redirect_uri')) ?? c.redirectUri;
-    const grant = refreshToken ? { grant_type: 'refresh_token', refresh_token: refreshToken } : { grant_type: 'authorization_code', code: c.authCode };
-    return this.requestToken(await this.baseUrl(), { ...grant, redirect_uri: redirectUri }, reason, Boolean(refreshToken));
+    const baseUrl = await this.baseUrl();
+    // The stored grant first; when amoCRM refuses it (spent, or older than 3 months) and a code is
+    // configured, the code: an operator who set a fresh AMOCRM_AUTH_CODE expects it to be used.
+    if (refreshToken) {
+      // The redirect URI of the code that started this chain of refresh tokens: amoCRM checks it.
+      const redirectUri = (await this.o.store.get('oauth_redirect_uri')) ?? c.redirectUri;
+      try {
+        return await this.requestToken(baseUrl, { grant_type: 'refresh_token', refresh_token: refreshToken, redirect_uri: redirectUri }, reason, 'refresh');
+      } catch (err) {
+        if (!c.authCode || !(err instanceof RemoteApiError && [400, 401, 403].includes(err.status))) throw err;
+        this.o.log.warn({ status: err.status }, 'amoCRM refused the stored refresh token; trying the configured AMOCRM_AUTH_CODE');
+      }
+    }
+    return this.requestToken(baseUrl, { grant_type: 'authorization_code', code: c.authCode, redirect_uri: c.redirectUri }, reason, refreshToken ? 'code after refresh' : 'code');
   }
 
   /**
@@ -203,7 +213,7 @@ export class AmoClient {
    * the tokens before anything uses them.
    */
   async exchangeCode(code: string, baseUrl: string, redirectUri: string): Promise<void> {
-    await this.requestToken(baseUrl, { grant_type: 'authorization_code', code, redirect_uri: redirectUri }, 'connect', false);
+    await this.requestToken(baseUrl, { grant_type: 'authorization_code', code, redirect_uri: redirectUri }, 'connect', 'code');
     await this.o.store.set('oauth_base_url', baseUrl);
     await this.o.store.set('oauth_redirect_uri', redirectUri);
   }
@@ -221,7 +231,7 @@ export class AmoClient {
   }
 
   /** POST /oauth2/access_token (facts.md: JSON body with client_id, client_secret, grant_type, code|refresh_token, redirect_uri). */
-  private async requestToken(baseUrl: string, grant: Record<string, string | undefined>, reason: string, refreshing: boolean): Promise<string> {
+  private async requestToken(baseUrl: string, grant: Record<string, string | undefined>, reason: string, kind: 'refresh' | 'code' | 'code after refresh'): Promise<string> {
     const c = this.o.config;
     const body = { client_id: c.clientId, client_secret: c.clientSecret, ...grant };
     await this.gate.wait();
@@ -231,7 +241,10 @@ export class AmoClient {
     this.requestCount++;
     const text = await res.text();
     if (!res.ok) {
-      throw new RemoteApiError({ provider: 'amoCRM', kind: 'bad_credentials', status: res.status, remoteMessage: problemText(text, res.headers.get('content-type') ?? ''), hint: refreshing ? 'amoCRM refused the refresh token (used, or older than 3 months): connect amoCRM again from the console.' : AMO_HINTS.bad_credentials, operation: 'POST /oauth2/access_token' });
+      const hint = kind === 'refresh' ? 'amoCRM refused the refresh token (used, or older than 3 months): connect amoCRM again from the console (or set a fresh AMOCRM_AUTH_CODE).'
+        : kind === 'code after refresh' ? 'amoCRM refused both the stored refresh token and AMOCRM_AUTH_CODE (a code works once and for 20 minutes): connect amoCRM again from the console, or set a fresh code and restart.'
+          : AMO_HINTS.bad_credentials;
+      throw new RemoteApiError({ provider: 'amoCRM', kind: 'bad_credentials', status: res.status, remoteMessage: problemText(text, res.headers.get('content-type') ?? ''), hint, operation: 'POST /oauth2/access_token' });
     }
     const token = amoTokenSchema.parse(JSON.parse(text));
     this.o.registerSecret(token.access_token);

@@ -3,7 +3,7 @@ import { RemoteApiError } from '../errors.js';
 import type { LedgerDb } from '../ledger/database.js';
 import { getToken, saveToken } from '../ledger/tokens.js';
 import { secretScrubber } from '../log/logger.js';
-import { AVITO_HINTS, withKind } from './errors.js';
+import { AVITO_HINTS } from './errors.js';
 import type { AvitoToken } from './schemas.js';
 
 export const AVITO_PROVIDER = 'avito';
@@ -93,6 +93,26 @@ export class AvitoTokenProvider {
     if (this.cached?.token === token) this.cached = undefined;
   }
 
+  /** A refused token request as the error the user sees: what was refused and what to do. */
+  private refusal(err: unknown, grant: TokenGrant, afterRefresh: boolean): unknown {
+    if (!(err instanceof RemoteApiError && (err.status === 400 || err.status === 401 || err.status === 403))) return err;
+    if (grant.grant_type === 'refresh_token' && this.deps.authCode === undefined) {
+      // A refresh token is kept only for OAuth grants; without a code there is nothing to fall back to.
+      return new RemoteApiError({
+        provider: 'Avito', kind: 'bad_credentials', status: err.status, remoteMessage: err.remoteMessage,
+        hint: 'Avito refused the stored refresh token: authorize the app again, set the fresh code in AVITO_AUTH_CODE and restart (`avito-sync auth reset` forgets the dead token).',
+        operation: err.operation, cause: err,
+      });
+    }
+    return new RemoteApiError({
+      provider: 'Avito', kind: 'bad_credentials', status: err.status, remoteMessage: err.remoteMessage,
+      hint: grant.grant_type === 'client_credentials' ? AVITO_HINTS.bad_credentials
+        : afterRefresh ? 'Avito refused both the stored refresh token and AVITO_AUTH_CODE (a code works once and expires quickly): authorize the app again, set the fresh code and restart.'
+          : 'Avito refused the authorization code: connect Avito again from the console, or authorize the app again and set a fresh AVITO_AUTH_CODE.',
+      operation: err.operation, cause: err,
+    });
+  }
+
   private async doRefresh(reason: string, forced?: TokenGrant): Promise<string> {
     const { db, accountId, log } = this.deps;
     const row = await getToken(db, accountId, AVITO_PROVIDER);
@@ -106,19 +126,20 @@ export class AvitoTokenProvider {
     try {
       token = await this.deps.requestToken(grant);
     } catch (err) {
-      if (err instanceof RemoteApiError && (err.status === 400 || err.status === 401 || err.status === 403)) {
-        if (grant.grant_type === 'refresh_token' && this.deps.authCode === undefined) {
-          // A refresh token is kept only for OAuth grants; without a code there is nothing to fall back to.
-          throw withKind(err, 'bad_credentials');
+      const refused = err instanceof RemoteApiError && (err.status === 400 || err.status === 401 || err.status === 403);
+      if (refused && grant.grant_type === 'refresh_token' && this.deps.authCode !== undefined) {
+        // The stored grant is dead (spent, revoked); the operator set a code: use it rather than
+        // repeating "set a fresh code" forever while one is configured.
+        log.warn({ account: accountId }, 'Avito refused the stored refresh token; trying the configured AVITO_AUTH_CODE');
+        grant = { grant_type: 'authorization_code', code: this.deps.authCode };
+        try {
+          token = await this.deps.requestToken(grant);
+        } catch (again) {
+          throw this.refusal(again, grant, true);
         }
-        throw new RemoteApiError({
-          provider: 'Avito', kind: 'bad_credentials', status: err.status, remoteMessage: err.remoteMessage,
-          hint: grant.grant_type === 'client_credentials' ? AVITO_HINTS.bad_credentials
-            : 'Avito refused the authorization code or refresh token: connect Avito again from the console (or set a fresh AVITO_AUTH_CODE).',
-          operation: err.operation, cause: err,
-        });
+      } else {
+        throw this.refusal(err, grant, false);
       }
-      throw err;
     }
     secretScrubber.add(token.access_token);
     secretScrubber.add(token.refresh_token);

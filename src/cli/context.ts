@@ -1,6 +1,9 @@
 import type { Logger } from 'pino';
 import { loadConfig, requireAvitoCredentials, type AppConfig, type ConfigFlags } from '../config/load-config.js';
+import { CONNECTORS } from '../../connectors/index.js';
+import { checkConnectorSettings } from '../connector/registry.js';
 import { ConfigError } from '../errors.js';
+import type { RetryPolicy } from '../http/retry-policy.js';
 import { createLogger } from '../log/logger.js';
 import { createRuntime, type AccountRuntime, type Runtime } from '../runtime.js';
 
@@ -20,11 +23,37 @@ export function loadCliConfig(opts: GlobalOptions): { config: AppConfig; log: Lo
   return { config, log };
 }
 
+/**
+ * A person is waiting at the terminal: one quick retry, then the error, instead of the daemon's
+ * patient backoff (13 s of retries before `chats list` said the API was unreachable).
+ */
+export const INTERACTIVE_RETRY: Partial<RetryPolicy> = { retries: 1, minTimeoutMs: 300, maxTimeoutMs: 1000, maxRetryAfterMs: 3000 };
+/** Per-attempt timeout for the same commands. */
+export const INTERACTIVE_TIMEOUT_MS = 10_000;
+
+export interface Needs {
+  /** Avito clients (credentials required). */
+  avito: boolean;
+  /** Build the enabled connectors. Default: same as `avito`. */
+  connectors?: boolean;
+  /** Never create a ledger; check connector settings without building connectors. */
+  readOnly?: boolean;
+  /** A person waits for the answer: short retries (INTERACTIVE_RETRY). */
+  interactive?: boolean;
+}
+
 /** Loads config, opens the ledger (and Avito clients when asked), runs `fn`, closes. */
-export async function withRuntime<T>(opts: GlobalOptions, needs: { avito: boolean; connectors?: boolean }, fn: (rt: Runtime) => Promise<T>): Promise<T> {
+export async function withRuntime<T>(opts: GlobalOptions, needs: Needs, fn: (rt: Runtime) => Promise<T>): Promise<T> {
   const { config, log } = loadCliConfig(opts);
   if (needs.avito) requireAvitoCredentials(config);
-  const rt = await createRuntime(config, log, { avito: needs.avito, connectors: needs.connectors ?? needs.avito });
+  const buildConnectors = needs.connectors ?? needs.avito;
+  if (!buildConnectors) checkConnectorSettings(config, CONNECTORS);
+  const rt = await createRuntime(config, log, {
+    avito: needs.avito,
+    connectors: buildConnectors,
+    existingLedger: needs.readOnly === true,
+    ...(needs.interactive ? { retry: INTERACTIVE_RETRY, timeoutMs: INTERACTIVE_TIMEOUT_MS } : {}),
+  });
   try {
     return await fn(rt);
   } finally {

@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { ConfigError, ValidationError } from '../errors.js';
+import { registerAuth } from './commands/auth.js';
 import { registerBackfill } from './commands/backfill.js';
 import { registerDemo } from './commands/demo.js';
 import { registerDoctor } from './commands/doctor.js';
@@ -17,12 +18,13 @@ const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta
 export function buildProgram(): Command {
   const program = new Command('avito-sync')
     .description('Keeps Avito Messenger and a CRM in step, both ways.')
-    .version(pkg.version)
+    // -v is the version (what most tools do); debug output is the long --verbose only.
+    .version(pkg.version, '-v, --version', 'print the version')
     .option('-c, --config <file>', 'config file (JSON or YAML) for several accounts and mapping rules')
     .option('--db <file>', 'ledger file (overrides AVITO_SYNC_DB)')
     .option('--log-level <level>', 'log level (overrides LOG_LEVEL)')
     .option('--account <id>', 'the account a single-account command works on (default: the first)')
-    .option('-v, --verbose', 'debug logs, and stack traces on errors')
+    .option('--verbose', 'debug logs, and stack traces on errors')
     .showHelpAfterError()
     .exitOverride();
   registerRun(program);
@@ -34,12 +36,18 @@ export function buildProgram(): Command {
   registerOps(program);
   registerDemo(program);
   registerOperator(program);
+  registerAuth(program);
   return program;
 }
 
 /** Exit codes (design.md §3): 0 done; 1 a run error; 2 bad usage or bad configuration. */
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
+  if (argv.length <= 2) {
+    // No command is bad usage (design.md §3): the help goes to stderr and the exit code says so.
+    process.stderr.write(program.helpInformation());
+    return 2;
+  }
   try {
     await program.parseAsync(argv);
     return 0;
@@ -48,7 +56,7 @@ export async function main(argv: string[]): Promise<number> {
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
       return 2;
     }
-    const verbose = argv.includes('--verbose') || argv.includes('-v');
+    const verbose = argv.includes('--verbose');
     const msg = err instanceof Error ? err.message : String(err);
     process.stderr.write(`avito-sync: ${msg}\n`);
     if (verbose && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
@@ -56,12 +64,17 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    process.stderr.write(`avito-sync: ${String(err)}\n`);
-    process.exitCode = 1;
-  },
-);
+/**
+ * Sets the exit code and lets the process end by itself; if a leftover handle (a timer, a socket
+ * of a failed start) would keep it alive, it ends anyway after a short grace, so systemd and
+ * Docker always learn the outcome.
+ */
+function finish(code: number): void {
+  process.exitCode = code;
+  setTimeout(() => process.exit(code), 2000).unref();
+}
+
+main(process.argv).then(finish, (err: unknown) => {
+  process.stderr.write(`avito-sync: ${String(err)}\n`);
+  finish(1);
+});

@@ -2,8 +2,12 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../errors.js';
+import { z } from 'zod';
+import { CONNECTORS } from '../../connectors/index.js';
 import { ENV_KEYS, envKeyForPath, formatPath } from './env-keys.js';
-import { configSchema, type AccountConfig, type AppConfigParsed } from './schema.js';
+import { describeProblem } from './describe-problem.js';
+import { accountSchema, configSchema, type AccountConfig, type AppConfigParsed } from './schema.js';
+import { unknownKeys } from './strict-keys.js';
 
 export interface AppConfig extends AppConfigParsed {
   /** Folder that holds the ledger and kept files (voice messages). */
@@ -25,6 +29,8 @@ export interface ConfigFlags {
 export interface LoadOptions {
   env?: NodeJS.ProcessEnv;
   flags?: ConfigFlags;
+  /** Connectors whose sections an account may hold (checked by their own schemas). Default: connectors/index.ts. */
+  connectors?: readonly { id: string; configSchema: z.ZodType }[];
 }
 
 type Tree = Record<string, unknown>;
@@ -60,13 +66,46 @@ function readConfigFile(file: string): Tree {
   return data as Tree;
 }
 
-/** A schema issue as a ConfigError that names the key the way the user set it. */
-export function describeIssue(issue: { path: readonly PropertyKey[]; message: string }, fromFile: boolean): ConfigError {
-  const envKey = envKeyForPath(issue.path);
-  const filePath = formatPath(issue.path);
+/** The value at `p` in a plain tree, for echoing a bad value back. */
+function valueAt(tree: unknown, p: readonly PropertyKey[]): unknown {
+  let node = tree;
+  for (const k of p) {
+    if (node === null || typeof node !== 'object') return undefined;
+    node = (node as Record<PropertyKey, unknown>)[k];
+  }
+  return node;
+}
+
+/**
+ * A schema issue as a ConfigError that names the key the way the user set it and echoes the
+ * value back (`Invalid PORT: "eighty" is not a whole number`), never zod's own wording.
+ * `input` is the tree (or section) the issue's path points into.
+ */
+export function describeIssue(issue: z.core.$ZodIssue | { path: readonly PropertyKey[]; message: string }, fromFile: boolean, input?: unknown, at: readonly PropertyKey[] = []): ConfigError {
+  const fullPath = [...at, ...issue.path];
+  const envKey = envKeyForPath(fullPath);
+  const filePath = formatPath(fullPath);
   const name = envKey ? envKey.env + (fromFile ? ` (or ${filePath} in the config file)` : '') : filePath || 'configuration';
-  const what = envKey ? `: ${envKey.describe}` : '';
-  return new ConfigError(`Invalid ${name}: ${issue.message}${what}.`, envKey?.env ?? filePath);
+  const what = envKey ? ` (${envKey.describe})` : '';
+  const problem = describeProblem(issue, input === undefined ? undefined : valueAt(input, issue.path));
+  return new ConfigError(`Invalid ${name}: ${problem}${what}.`, envKey?.env ?? filePath);
+}
+
+/**
+ * Unknown keys in the config file, at every level and in every connector section, refused with
+ * the nearest known key (exit 2). Environment variables are not checked: the environment holds
+ * other programs' variables too.
+ */
+function refuseUnknownKeys(file: string, tree: Tree, connectors: readonly { id: string; configSchema: z.ZodType }[]): void {
+  const account = z.object({ ...accountSchema.shape, ...Object.fromEntries(connectors.map((c) => [c.id, c.configSchema])) });
+  const view = configSchema.extend({ accounts: z.array(account) });
+  const found = unknownKeys(view, tree);
+  if (found.length === 0) return;
+  const list = found.map((u) => `${formatPath(u.path)}${u.suggestion ? ` (did you mean ${u.suggestion}?)` : ''}`);
+  throw new ConfigError(
+    `Unknown key${found.length > 1 ? 's' : ''} in ${file}: ${list.join(', ')}. Correct or remove ${found.length > 1 ? 'them' : 'it'}; avito-sync does not guess at settings.`,
+    formatPath(found[0]!.path),
+  );
 }
 
 /**
@@ -78,6 +117,7 @@ export function loadConfig(options: LoadOptions = {}): AppConfig {
   const flags = options.flags ?? {};
   const file = flags.config ?? env.AVITO_SYNC_CONFIG;
   const tree: Tree = file ? readConfigFile(file) : {};
+  if (file) refuseUnknownKeys(file, tree, options.connectors ?? CONNECTORS);
 
   for (const key of ENV_KEYS) {
     const raw = env[key.env];
@@ -90,7 +130,7 @@ export function loadConfig(options: LoadOptions = {}): AppConfig {
   if (flags.port !== undefined) tree.port = flags.port;
 
   const parsed = configSchema.safeParse(tree);
-  if (!parsed.success) throw describeIssue(parsed.error.issues[0]!, Boolean(file));
+  if (!parsed.success) throw describeIssue(parsed.error.issues[0]!, Boolean(file), tree);
   const cfg = parsed.data;
 
   const requested = cfg.connectors;

@@ -8,9 +8,11 @@ const numericId = z
   .transform((v) => String(v).trim())
   .pipe(z.string().regex(/^\d+$/, 'must be a number'));
 
+/** An absolute http(s) URL: `localhost:8080` parses as a URL with scheme `localhost:`, so the scheme is checked too. */
 const url = z
   .string()
   .trim()
+  .regex(/^https?:\/\/[^/\s]+/i, 'must be an absolute URL starting with http:// or https://, like https://sync.example.com')
   .url('must be a URL like https://example.com')
   .transform((u) => u.replace(/\/+$/, ''));
 

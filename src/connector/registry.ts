@@ -24,6 +24,22 @@ export function enabledDefinitions(config: AppConfig, known: readonly ConnectorD
 }
 
 /**
+ * One account's section for a connector, checked by the connector's own schema: a bad value
+ * names its key (e.g. AMOCRM_BASE_URL) and echoes the value back. Throws ConfigError (exit 2).
+ */
+export function connectorSettings(config: AppConfig, def: ConnectorDefinition, accountIndex: number): unknown {
+  const section = (config.accounts[accountIndex] as Record<string, unknown>)[def.id] ?? {};
+  const parsed = def.configSchema.safeParse(section);
+  if (!parsed.success) throw describeIssue(parsed.error.issues[0]!, Boolean(config.configFile), section, ['accounts', accountIndex, def.id]);
+  return parsed.data;
+}
+
+/** Checks every enabled connector's settings for every account without creating anything (read-only commands). */
+export function checkConnectorSettings(config: AppConfig, known: readonly ConnectorDefinition[]): void {
+  for (const def of enabledDefinitions(config, known)) config.accounts.forEach((_, i) => connectorSettings(config, def, i));
+}
+
+/**
  * Validates each account's section for every enabled connector with the connector's own schema
  * (a bad value names its key, e.g. AMOCRM_BASE_URL) and creates one instance per account.
  */
@@ -31,12 +47,7 @@ export function createConnectors(config: AppConfig, db: LedgerDb, log: Logger, k
   const out: ActiveConnector[] = [];
   for (const def of enabledDefinitions(config, known)) {
     config.accounts.forEach((account, i) => {
-      const section = (account as Record<string, unknown>)[def.id] ?? {};
-      const parsed = def.configSchema.safeParse(section);
-      if (!parsed.success) {
-        const issue = parsed.error.issues[0]!;
-        throw describeIssue({ path: ['accounts', i, def.id, ...issue.path], message: issue.message }, Boolean(config.configFile));
-      }
+      const parsed = { data: connectorSettings(config, def, i) };
       out.push({
         accountId: account.id,
         definition: def,

@@ -4,6 +4,11 @@ import type { LedgerDb } from './database.js';
 /** Keys every connector may set that the core reads: a connector refused by its CRM pauses. */
 export const PAUSED_UNTIL = 'paused_until';
 export const PAUSED_REASON = 'paused_reason';
+/**
+ * A connector keeps its OAuth grant (tokens, expiry) under keys with this prefix:
+ * `avito-sync auth reset --connector NAME` forgets them.
+ */
+export const CONNECTOR_AUTH_PREFIX = 'oauth_';
 
 /** The ledger-backed key-value store a connector gets for one account. */
 export function connectorStore(db: LedgerDb, accountId: string, connector: string): ConnectorStore {

@@ -3,6 +3,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { Kysely, Migrator, SqliteDialect, type Migration, type MigrationProvider } from 'kysely';
 import { OperationalError } from '../errors.js';
+import { notALedger, refuseNewerLedger, requireExistingLedger } from './ledger-file.js';
 import * as m001 from './migrations/001-foundation.js';
 import * as m002 from './migrations/002-delivery.js';
 import type { LedgerTables } from './tables.js';
@@ -73,9 +74,10 @@ function restrictMode(file: string): void {
  * Opens (creating when absent) the SQLite ledger at `file` (`:memory:` for tests), in WAL mode,
  * and runs pending migrations.
  */
-export async function openLedger(file: string): Promise<Ledger> {
+export async function openLedger(file: string, options: { mustExist?: boolean } = {}): Promise<Ledger> {
   const inMemory = file === ':memory:';
   const resolved = inMemory ? file : path.resolve(file);
+  if (options.mustExist) requireExistingLedger(file);
   let sqlite: Database.Database;
   try {
     if (!inMemory) {
@@ -87,10 +89,17 @@ export async function openLedger(file: string): Promise<Ledger> {
   } catch (err) {
     throw new OperationalError(`The ledger ${resolved} cannot be opened: ${(err as Error).message}. Check AVITO_SYNC_DB and the folder's permissions.`, { cause: err });
   }
-  sqlite.pragma('journal_mode = WAL');
-  sqlite.pragma('synchronous = NORMAL');
-  sqlite.pragma('busy_timeout = 5000');
-  sqlite.pragma('foreign_keys = ON');
+  try {
+    sqlite.pragma('journal_mode = WAL');
+    sqlite.pragma('synchronous = NORMAL');
+    sqlite.pragma('busy_timeout = 5000');
+    sqlite.pragma('foreign_keys = ON');
+    refuseNewerLedger(sqlite, resolved, Object.keys(MIGRATIONS));
+  } catch (err) {
+    sqlite.close();
+    if (err instanceof Error && err.name === 'ConfigError') throw err;
+    throw notALedger(resolved, err);
+  }
 
   const db = new Kysely<LedgerTables>({ dialect: new SqliteDialect({ database: cachingHandle(sqlite) }) });
   const migrator = new Migrator({ db, provider });

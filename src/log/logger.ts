@@ -1,3 +1,4 @@
+import { writeSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { pino, type DestinationStream, type Logger } from 'pino';
 import pretty from 'pino-pretty';
@@ -38,6 +39,24 @@ export class SecretScrubber {
 /** One process-wide scrubber: secrets are registered where they are read or minted. */
 export const secretScrubber = new SecretScrubber();
 
+/**
+ * Hooks around every log line written to a terminal: a progress bar clears its line before a
+ * log line and draws itself again after it (src/cli/progress.ts).
+ */
+export const stderrGuard: { before?: (() => void) | undefined; after?: (() => void) | undefined } = {};
+
+/** stderr for pretty lines, with the guard's hooks around each write. */
+function guardedStderr(): NodeJS.WritableStream {
+  return new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      stderrGuard.before?.();
+      writeSync(2, chunk);
+      stderrGuard.after?.();
+      cb();
+    },
+  });
+}
+
 export interface LoggerOptions {
   level?: string;
   /** Where lines go; default stderr (stdout is the CLI's own output). */
@@ -46,11 +65,16 @@ export interface LoggerOptions {
   pretty?: boolean;
 }
 
+/** Colour on a terminal unless NO_COLOR is set to anything non-empty (no-color.org). */
+export function colorWanted(env: NodeJS.ProcessEnv = process.env): boolean {
+  return !env.NO_COLOR;
+}
+
 export function createLogger(options: LoggerOptions = {}): Logger {
   const usePretty = options.pretty ?? (options.destination === undefined && process.stderr.isTTY === true);
   let dest: DestinationStream | NodeJS.WritableStream;
   if (usePretty) {
-    dest = pretty({ destination: 2, sync: true, colorize: true, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname' });
+    dest = pretty({ destination: guardedStderr(), sync: true, colorize: colorWanted(), translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname' });
   } else {
     dest = options.destination ?? pino.destination({ fd: 2, sync: true });
   }

@@ -37,7 +37,22 @@ async function until<T>(check: () => T | undefined | false, what: string, timeou
  * them (webhooks both ways), and a short story: buyers write, leads and notes appear, a manager
  * replies from the CRM and the buyer gets it on Avito. Avito has no sandbox; this one does.
  */
-export async function runDemo(o: DemoOptions): Promise<{ stop: () => Promise<void>; urls: Record<string, string> }> {
+export interface DemoActions {
+  /** The buyer (Иван) writes on Avito; resolves with what happened in the CRM. */
+  buyer(text: string): Promise<string>;
+  /** The manager answers on the lead (the reply prefix is added when missing); resolves when Avito has it. */
+  manager(text: string): Promise<string>;
+}
+
+export interface DemoHandle {
+  stop: () => Promise<void>;
+  urls: Record<string, string>;
+  /** Variables that point `doctor`, `status`, `chats list`, `reconcile` at the sandboxes. */
+  env: Record<string, string>;
+  act: DemoActions;
+}
+
+export async function runDemo(o: DemoOptions): Promise<DemoHandle> {
   const avito = new SandboxAvito();
   const amo = new SandboxAmo();
   await avito.start();
@@ -66,6 +81,14 @@ export async function runDemo(o: DemoOptions): Promise<{ stop: () => Promise<voi
   };
   const urls: Record<string, string> = { 'sandbox Avito': avito.url, 'sandbox amoCRM': amo.url, daemon: daemonUrl, ledger: rt.ledger.file };
   if (consolePassword) Object.assign(urls, { console: `${daemonUrl}/console`, 'console password': consolePassword });
+  const env: Record<string, string> = {
+    AVITO_CLIENT_ID: avito.clientId, AVITO_CLIENT_SECRET: avito.clientSecret, AVITO_API_URL: avito.url,
+    AMOCRM_BASE_URL: amo.url, AMOCRM_ACCESS_TOKEN: amo.token, AVITO_SYNC_DB: rt.ledger.file,
+  };
+  let act: DemoActions = {
+    buyer: () => Promise.reject(new Error('the demo story has not finished yet')),
+    manager: () => Promise.reject(new Error('the demo story has not finished yet')),
+  };
   const t0 = Date.now();
   const at = () => `+${((Date.now() - t0) / 1000).toFixed(1).padStart(4)} s`;
   const { say } = o;
@@ -119,6 +142,21 @@ export async function runDemo(o: DemoOptions): Promise<{ stop: () => Promise<voi
     const again = await buyerWrites(ivanChat, 'Отлично, приеду в 19:00');
     say(`${at()}  Avito: Иван answers «Отлично, приеду в 19:00» → note on the same lead #${again.note.entity_id} in ${again.ms} ms`);
 
+    act = {
+      async buyer(text) {
+        const r = await buyerWrites(ivanChat, text);
+        return `Иван wrote «${text}» on Avito → note on lead #${r.note.entity_id} in amoCRM after ${r.ms} ms`;
+      },
+      async manager(text) {
+        const body = text.startsWith('/avito') ? text : `/avito ${text}`;
+        const reply = body.replace(/^\/avito\s*/, '');
+        const started = Date.now();
+        const before = avito.chats.get(ivanChat.id)!.messages.length;
+        amo.managerNote(ivanLead.id, body);
+        await until(() => avito.chats.get(ivanChat.id)!.messages.slice(before).find((m) => m.author_id === avito.userId && m.content.text === reply), 'the reply at Avito');
+        return `the manager wrote «${body}» on lead #${ivanLead.id} → Иван got «${reply}» on Avito after ${Date.now() - started} ms`;
+      },
+    };
     const internalSent = avito.chats.get(ivanChat.id)!.messages.some((m) => String(m.content.text ?? '').includes('комплектацию'));
     say('');
     say(`Done in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${amo.leads.size} leads, ${amo.contacts.size} contacts, ${amo.notes.size} notes in amoCRM; 1 reply sent to Avito; internal note sent: ${internalSent ? 'YES (unexpected)' : 'no'}.`);
@@ -129,7 +167,7 @@ export async function runDemo(o: DemoOptions): Promise<{ stop: () => Promise<voi
   }
   if (!o.keep && !o.console) {
     await stop();
-    return { stop: async () => undefined, urls };
+    return { stop: async () => undefined, urls, env, act };
   }
-  return { stop, urls };
+  return { stop, urls, env, act };
 }

@@ -106,6 +106,7 @@ export class SandboxAvito {
   private readonly refreshTokens = new Set<string>();
   private readonly authCodes = new Set<string>();
   private faults: Fault[] = [];
+  private holds: { op: string; after: number; seen: number; released: Promise<void> }[] = [];
   private seq = 0;
   private rateRemaining: number;
   private readonly opts: Required<Omit<SandboxAvitoOptions, 'rateLimitPerMinute'>> & { rateLimitPerMinute?: number };
@@ -157,6 +158,19 @@ export class SandboxAvito {
   /** Every issued access token stops working (as if a day had passed). */
   expireTokens(): void {
     for (const t of this.tokens.keys()) this.tokens.set(t, 0);
+  }
+
+  /** Every refresh token issued so far stops working (spent by another process, revoked, too old). */
+  revokeRefreshTokens(): void {
+    this.refreshTokens.clear();
+  }
+
+  /**
+   * Requests of operation `op` (or `*`) after the first `after` of them wait until `released`
+   * settles: work that is visibly under way (a backfill to interrupt) without timing.
+   */
+  hold(op: string, released: Promise<void>, after = 0): void {
+    this.holds.push({ op, after, seen: 0, released });
   }
 
   issueAuthCode(): string {
@@ -282,6 +296,11 @@ export class SandboxAvito {
     const matched = matchOperation(req.method ?? 'GET', url.pathname);
     if ('error' in matched) return this.reply(req, url, res, '-', matched.status, { error: { code: matched.status, message: matched.error } });
     const { op, params } = matched;
+
+    for (const h of this.holds) {
+      if (h.op !== '*' && h.op !== op.id) continue;
+      if (h.seen++ >= h.after) await h.released;
+    }
 
     const fault = this.takeFault(op.id, url.pathname);
     if (fault) {

@@ -3,6 +3,7 @@ import { listAccounts } from '../ledger/accounts.js';
 import { listCursors } from '../ledger/cursors.js';
 import { recentItemErrors } from '../ledger/item-errors.js';
 import { connectorStore, pausedState } from '../ledger/connector-state.js';
+import { readDaemonStatus, readLastPoll, type DaemonStatus } from './daemon-heartbeat.js';
 
 export interface AccountStatus {
   id: string;
@@ -10,7 +11,10 @@ export interface AccountStatus {
   chats: number;
   messages: number;
   voicePending: number;
+  /** Internal progress marks (poll, enqueue, backfill partitions): `status --verbose` shows them. */
   cursors: Record<string, string>;
+  /** The daemon's last poll of this account (any process), and the last one that succeeded. */
+  lastPoll: { at: string; ok: boolean; error: string | null; lastGoodAt: string | null } | null;
   token: { expiresAt: string | null; expired: boolean } | null;
   lastErrors: { at: string; scope: string; ref: string | null; error: string }[];
   connectors: ConnectorStatus[];
@@ -28,6 +32,8 @@ export interface ConnectorStatus {
 
 export interface StatusReport {
   ledger: string;
+  /** Whether a daemon (`run`) is writing to this ledger now, from its heartbeat. */
+  daemon: DaemonStatus;
   accounts: AccountStatus[];
 }
 
@@ -44,8 +50,10 @@ export async function collectStatus(db: LedgerDb, ledgerFile: string, now = Date
     const voice = await db.selectFrom('voice_files').select((eb) => eb.fn.countAll<number>().as('n')).where('account_id', '=', a.id).where('path', 'is', null).executeTakeFirstOrThrow();
     const cursors: Record<string, string> = {};
     for (const c of await listCursors(db, a.id)) cursors[c.name] = c.value;
+    const poll = await readLastPoll(db, a.id);
     accounts.push({
       id: a.id,
+      lastPoll: poll ? { at: new Date(poll.at).toISOString(), ok: poll.ok, error: poll.error ?? null, lastGoodAt: poll.lastGoodAt ? new Date(poll.lastGoodAt).toISOString() : null } : null,
       avitoUserId: a.avito_user_id,
       chats: await count(db, 'chats', a.id),
       messages: await count(db, 'messages', a.id),
@@ -56,7 +64,7 @@ export async function collectStatus(db: LedgerDb, ledgerFile: string, now = Date
       connectors: await connectorStatuses(db, a.id, now),
     });
   }
-  return { ledger: ledgerFile, accounts };
+  return { ledger: ledgerFile, daemon: await readDaemonStatus(db, now), accounts };
 }
 
 async function connectorStatuses(db: LedgerDb, accountId: string, now: number): Promise<ConnectorStatus[]> {
@@ -79,8 +87,21 @@ async function connectorStatuses(db: LedgerDb, accountId: string, now: number): 
       backlog,
       conversations: Number(conv.n),
       paused: paused ? { until: new Date(paused.until).toISOString(), reason: paused.reason } : null,
-      lastError: (await connectorStore(db, accountId, connector).get('last_error')) ?? null,
+      lastError: await currentError(db, accountId, connector),
     });
   }
   return out;
+}
+
+/**
+ * The connector's last error, unless a delivery succeeded after it: a stale error shown after
+ * recovery sends the operator looking for a problem that is gone.
+ */
+async function currentError(db: LedgerDb, accountId: string, connector: string): Promise<string | null> {
+  const err = await connectorStore(db, accountId, connector).get('last_error');
+  if (!err) return null;
+  const at = Date.parse(err.split(' ')[0] ?? '');
+  if (!Number.isFinite(at)) return err;
+  const later = await db.selectFrom('deliveries').select('id').where('account_id', '=', accountId).where('connector', '=', connector).where('status', '=', 'delivered').where('updated_at', '>', at).limit(1).executeTakeFirst();
+  return later ? null : err;
 }

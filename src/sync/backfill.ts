@@ -38,7 +38,10 @@ export interface BackfillReport {
   resumed: boolean;
   partitions: { total: number; skipped: number; fetched: number };
   items: number;
+  /** Chat listings read in this run (a chat can be listed by several partitions). */
   chatsSeen: number;
+  /** Distinct chats of the account in the ledger after the run: what "chats" means to a person. */
+  chatsInLedger: number;
   messagesNew: number;
   avitoRequests: number;
   /** What Avito's paging caps kept out of reach. */
@@ -61,11 +64,25 @@ export async function backfillAccount(rt: Runtime, acc: AccountRuntime, opts: Ba
   const run = resumed ? previous!.slice('running:'.length) : String(Date.now());
   await setSetting(rt.ledger.db, runKey, `running:${run}`);
   const report: BackfillReport = {
-    account: accountId, run, resumed, partitions: { total: 0, skipped: 0, fetched: 0 }, items: 0, chatsSeen: 0, messagesNew: 0, avitoRequests: 0, unreachable: [], delivery: [],
+    account: accountId, run, resumed, partitions: { total: 0, skipped: 0, fetched: 0 }, items: 0, chatsSeen: 0, chatsInLedger: 0, messagesNew: 0, avitoRequests: 0, unreachable: [], delivery: [],
   };
   const requestsBefore = acc.client.requestCount;
-  const progress = (phase: BackfillProgress['phase'], done: number, total: number, unit: string) => opts.onProgress?.({ account: accountId, phase, done, total, messages: report.messagesNew, unit });
-  const ctx = { ledger: rt.ledger, client: acc.client, log: rt.log, voice: rt.voice };
+  const progress = (phase: BackfillProgress['phase'], done: number, total: number, unit: string) => {
+    currentPhase = { phase, done, total, unit };
+    opts.onProgress?.({ account: accountId, phase, done, total, messages: report.messagesNew, unit });
+  };
+  // Chats stored so far in this run: the bar moves while a pass stores chats, not only between passes.
+  let chatsStored = 0;
+  let messagesStored = 0;
+  let currentPhase: { phase: BackfillProgress['phase']; done: number; total: number; unit: string } | undefined;
+  const ctx = {
+    ledger: rt.ledger, client: acc.client, log: rt.log, voice: rt.voice,
+    onStored: (_: string, n: number) => {
+      chatsStored++;
+      messagesStored += n;
+      if (currentPhase?.phase === 'recent chats') opts.onProgress?.({ account: accountId, phase: 'recent chats', done: chatsStored, total: 0, messages: messagesStored, unit: 'chats stored' });
+    },
+  };
   const since = opts.since;
 
   /** One partition: skipped when this run already finished it. */
@@ -84,7 +101,7 @@ export async function backfillAccount(rt: Runtime, acc: AccountRuntime, opts: Ba
 
   try {
     // 1. The newest chats of every type, up to the cap.
-    progress('recent chats', 0, 1, 'pass');
+    progress('recent chats', 0, 0, 'chats stored');
     const first = await partition(`backfill:${run}:all`, acc.config.avito.chatTypes);
     const capped = first ? first.unreachable.some((u) => u.startsWith('chats past')) : await getSetting(rt.ledger.db, `backfill_capped:${accountId}:${run}`) === '1';
     if (first) await setSetting(rt.ledger.db, `backfill_capped:${accountId}:${run}`, capped ? '1' : '0');
@@ -136,6 +153,7 @@ export async function backfillAccount(rt: Runtime, acc: AccountRuntime, opts: Ba
     report.error = describeError(err);
   }
   report.avitoRequests = acc.client.requestCount - requestsBefore;
+  report.chatsInLedger = Number((await rt.ledger.db.selectFrom('chats').select((eb) => eb.fn.countAll<number>().as('n')).where('account_id', '=', accountId).executeTakeFirstOrThrow()).n);
   if (report.error) return report;
 
   // 3. Into the CRM (or what it would get).
@@ -144,16 +162,17 @@ export async function backfillAccount(rt: Runtime, acc: AccountRuntime, opts: Ba
     const delivery = new Delivery(rt);
     for (const u of delivery.units.filter((x) => x.accountId === accountId)) {
       const total = (await u.dispatcher.outboxCounts).pending + (await pendingToEnqueue(rt, accountId, u.connectorId));
-      let delivered = 0;
-      let last: DispatchReport | undefined;
+      // Summed over every round: the last round alone said "0 new conversations" after 1,500.
+      const sum: DispatchReport = { enqueued: 0, delivered: 0, reconciled: 0, retried: 0, dead: 0, skipped: 0, conversationsCreated: 0 };
       for (;;) {
         const r = await u.dispatcher.run();
-        delivered += r.delivered + r.reconciled;
-        last = r;
+        for (const k of ['enqueued', 'delivered', 'reconciled', 'retried', 'dead', 'skipped', 'conversationsCreated'] as const) sum[k] += r[k];
+        if (r.halted) sum.halted = r.halted;
+        const delivered = sum.delivered + sum.reconciled;
         progress('delivery', delivered, Math.max(total, delivered), 'messages');
         if (r.halted || (r.delivered === 0 && r.reconciled === 0)) break;
       }
-      report.delivery.push({ connector: u.connectorId, report: { ...last!, delivered } });
+      report.delivery.push({ connector: u.connectorId, report: { ...sum, delivered: sum.delivered + sum.reconciled } });
     }
     await delivery.drain();
   }

@@ -1,10 +1,12 @@
 import type { FastifyInstance } from 'fastify';
 import { consoleRoutes, type ConsoleEvent } from '../console/console-routes.js';
-import { describeError } from '../errors.js';
+import { OperationalError, describeError } from '../errors.js';
 import { pausedState } from '../ledger/connector-state.js';
 import type { Runtime } from '../runtime.js';
 import { buildHttpServer, type HealthReport } from '../server/http-server.js';
+import { CrmMetrics } from '../server/crm-metrics.js';
 import { Metrics } from '../server/metrics.js';
+import { HEARTBEAT_SECONDS, recordPoll, writeHeartbeat } from '../status/daemon-heartbeat.js';
 import { DaemonState } from './daemon-state.js';
 import { fetchStubChats, pollAccount, type PollContext } from './poller.js';
 import { Scheduler, type Job } from './scheduler.js';
@@ -91,9 +93,11 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
         await pollAccount(ctx, { chatTypes: acc.config.avito.chatTypes });
         state.pollSucceeded(id);
         metrics.pollRuns.inc({ account: id, result: 'ok' });
+        await recordPoll(ledger.db, id, true).catch(() => undefined);
       } catch (err) {
         state.pollFailed(id, describeError(err));
         metrics.pollRuns.inc({ account: id, result: 'failed' });
+        await recordPoll(ledger.db, id, false, describeError(err)).catch(() => undefined);
         throw err;
       }
     }, pollEvery));
@@ -103,17 +107,22 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
     }));
     voiceJobs.set(id, scheduler.add(`voice:${id}`, () => rt.voice.keepPending(acc.client, stopSignal.signal), 300));
   }
+  // `status` (another process) reads this to say whether a daemon runs and when it last polled.
+  const heartbeat = scheduler.add('heartbeat', () => writeHeartbeat(ledger.db, state.startedAt), HEARTBEAT_SECONDS);
   scheduler.add('token-refresh', async () => {
     for (const acc of rt.accounts) if (!stopSignal.signal.aborted) await acc.client.tokens.get().catch((err: unknown) => log.warn({ account: acc.config.id, err: describeError(err) }, 'token refresh failed'));
   }, 60);
 
+  // CRM-side metrics: every connector call counted (wrapped before delivery takes the instances).
+  const crmMetrics = new CrmMetrics(metrics.registry, rt.connectors, ledger.db);
+  for (const c of rt.connectors) crmMetrics.instrument(c);
   // Delivery to connectors: right after every intake (poll or webhook) and on schedule for retries.
   const delivery = new Delivery(rt, config.publicUrl ? { voice: { publicUrl: config.publicUrl, secret } } : {});
   const dispatchJobs = new Map<string, Job>();
   for (const u of delivery.units) {
     dispatchJobs.set(`${u.accountId}/${u.connectorId}`, scheduler.add(`dispatch:${u.accountId}/${u.connectorId}`, async () => {
       if (stopSignal.signal.aborted) return;
-      await u.dispatcher.run();
+      crmMetrics.dispatched(u.accountId, u.connectorId, await u.dispatcher.run());
       const counts = await u.dispatcher.outboxCounts;
       backlog = backlog.filter((b) => !(b.account === u.accountId && b.queue.startsWith(`${u.connectorId}_`)));
       backlog.push({ account: u.accountId, queue: `${u.connectorId}_pending`, depth: counts.pending + counts.leased }, { account: u.accountId, queue: `${u.connectorId}_dead`, depth: counts.dead });
@@ -129,7 +138,7 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
     const key = `${u.accountId}/${u.connectorId}`;
     // One job sends, so two runs never take the same reply; polling and webhooks both trigger it.
     const send = scheduler.add(`reply-send:${key}`, async () => {
-      if (!stopSignal.signal.aborted) await u.replies!.run();
+      if (!stopSignal.signal.aborted) crmMetrics.replied(u.accountId, u.connectorId, await u.replies!.run());
     });
     sendJobs.set(key, send);
     replyJobs.set(key, scheduler.add(`replies:${key}`, async () => {
@@ -201,7 +210,22 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
     };
     await app.register(consoleRoutes({ rt, password: config.consolePassword, publicUrl: config.publicUrl, health: () => health(rt, state, pollEvery), onEvent: onConsoleEvent }));
   }
-  await app.listen({ port: opts.port ?? config.port, host: opts.host ?? '0.0.0.0' });
+  const listenPort = opts.port ?? config.port;
+  const listenHost = opts.host ?? '0.0.0.0';
+  try {
+    await app.listen({ port: listenPort, host: listenHost });
+  } catch (err) {
+    // Nothing may keep running after a failed start: the caller exits 1 and the supervisor sees it.
+    stopSignal.abort();
+    for (const acc of rt.accounts) acc.client.stop();
+    await scheduler.stop();
+    await delivery.drain();
+    await app.close().catch(() => undefined);
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new OperationalError(code === 'EADDRINUSE'
+      ? `Port ${listenPort} is already in use (EADDRINUSE): another avito-sync or another program listens there; stop it, or set PORT (or run --port) to a free port.`
+      : `The daemon cannot listen on ${listenHost}:${listenPort}: ${(err as Error).message}; check PORT.`, { cause: err });
+  }
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : (opts.port ?? config.port);
   log.info({ port, webhooks: webhooksOn, pollEverySeconds: pollEvery, accounts: rt.accounts.length }, 'avito-sync is running');
@@ -232,6 +256,7 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
     }
   }
 
+  await heartbeat.trigger();
   if (opts.initialPoll !== false) {
     for (const job of pollJobs.values()) void job.trigger();
     for (const job of replyJobs.values()) void job.trigger();
@@ -250,6 +275,7 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
         const inTime = await Promise.race([finished, new Promise<false>((r) => setTimeout(() => r(false), STOP_BUDGET_MS).unref())]);
         if (!inTime) log.warn('some work did not finish in time; it resumes from the ledger at the next start');
         await delivery.drain();
+        await writeHeartbeat(ledger.db, state.startedAt, true).catch(() => undefined);
         await rt.close();
         log.info('stopped');
       })();

@@ -24,6 +24,15 @@ export function registerBackfill(program: Command): void {
       const reports = await withRuntime(g, { avito: true }, async (rt) => {
         const progress = new Progress(rt.log);
         const all: BackfillReport[] = [];
+        // Ctrl-C: what is stored stays (each partition commits with its rows); give the terminal
+        // its cursor back and say how to go on. 130 = killed by SIGINT, as shells report it.
+        const interrupted = () => {
+          progress.stop();
+          process.stderr.write('\navito-sync: backfill interrupted; everything stored so far is kept. Run the same command again to resume where it stopped.\n');
+          process.exit(130);
+        };
+        process.once('SIGINT', interrupted);
+        process.once('SIGTERM', interrupted);
         try {
           for (const acc of rt.accounts.filter((a) => !g.account || a.config.id === g.account)) {
             all.push(await backfillAccount(rt, acc, {
@@ -33,6 +42,8 @@ export function registerBackfill(program: Command): void {
           }
         } finally {
           progress.stop();
+          process.off('SIGINT', interrupted);
+          process.off('SIGTERM', interrupted);
         }
         return all;
       });
@@ -47,7 +58,7 @@ function summary(r: BackfillReport): string {
   const lines = [
     `${r.account}: backfill ${r.resumed ? 'resumed' : 'run'} ${r.run}${r.error ? ' — STOPPED' : ' — done'}`,
     `  partitions: ${r.partitions.fetched} fetched, ${r.partitions.skipped} already done (of ${r.partitions.total}); items: ${r.items}`,
-    `  chats seen: ${r.chatsSeen}; new messages: ${r.messagesNew}; Avito requests: ${r.avitoRequests}`,
+    `  chats in the ledger: ${r.chatsInLedger}; new messages: ${r.messagesNew}; Avito requests: ${r.avitoRequests}`,
   ];
   for (const d of r.delivery) lines.push(`  → ${d.connector}: ${d.report.delivered} delivered, ${d.report.conversationsCreated} new conversations, ${d.report.dead} dead${d.report.halted ? `; stopped: ${d.report.halted}` : ''}`);
   for (const d of r.dryRun ?? []) lines.push(`  dry run → ${d.connector}: would create up to ${d.contacts} contacts, ${d.leads} leads and ${d.notes} notes (nothing was written to the CRM)`);

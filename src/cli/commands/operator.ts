@@ -19,7 +19,7 @@ export function registerOperator(program: Command): void {
     .option('--json', 'print as JSON')
     .action(async (opts: { limit: string; offset: string; unread?: boolean; json?: boolean }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
-      await withRuntime(g, { avito: true, connectors: false }, async (rt) => {
+      await withRuntime(g, { avito: true, connectors: false, interactive: true }, async (rt) => {
         const acc = pickAccount(rt, g.account);
         const list = await acc.client.listChats({ chatTypes: acc.config.avito.chatTypes, limit: intArg('--limit', opts.limit, 1, 100), offset: intArg('--offset', opts.offset, 0, 1000), unreadOnly: Boolean(opts.unread) });
         const uid = await acc.client.userId();
@@ -40,7 +40,7 @@ export function registerOperator(program: Command): void {
     .option('--json', 'print as JSON')
     .action(async (chat: string, opts: { limit: string; offset: string; json?: boolean }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
-      await withRuntime(g, { avito: true, connectors: false }, async (rt) => {
+      await withRuntime(g, { avito: true, connectors: false, interactive: true }, async (rt) => {
         const acc = pickAccount(rt, g.account);
         const list = await acc.client.listMessages(chat, { limit: intArg('--limit', opts.limit, 1, 100), offset: intArg('--offset', opts.offset, 0, 1000) });
         json(opts, list, () =>
@@ -55,7 +55,7 @@ export function registerOperator(program: Command): void {
     .action(async (chat: string, text: string, opts: { json?: boolean }, cmd: Command) => {
       if (text.length === 0 || text.length > AVITO_MAX_TEXT) throw new ValidationError(`The text must hold 1 to ${AVITO_MAX_TEXT} characters; it has ${text.length}.`);
       const g = cmd.optsWithGlobals<GlobalOptions>();
-      await withRuntime(g, { avito: true, connectors: false }, async (rt) => {
+      await withRuntime(g, { avito: true, connectors: false, interactive: true }, async (rt) => {
         const sent = await pickAccount(rt, g.account).client.sendText(chat, text);
         json(opts, sent, () => `sent ${sent.id}`);
       });
@@ -66,7 +66,7 @@ export function registerOperator(program: Command): void {
     .description('delete a message you sent (within one hour of sending)')
     .action(async (chat: string, message: string, _opts: unknown, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
-      await withRuntime(g, { avito: true, connectors: false }, async (rt) => {
+      await withRuntime(g, { avito: true, connectors: false, interactive: true }, async (rt) => {
         await pickAccount(rt, g.account).client.deleteMessage(chat, message);
         out(`deleted ${message}`);
       });
@@ -81,7 +81,7 @@ export function registerOperator(program: Command): void {
       if (!/^\d+$/.test(user)) throw new ValidationError(`USER must be a numeric Avito user id; got "${user}".`);
       const reason = intArg('--reason', opts.reason, 1, 4) as 1 | 2 | 3 | 4;
       const g = cmd.optsWithGlobals<GlobalOptions>();
-      await withRuntime(g, { avito: true, connectors: false }, async (rt) => {
+      await withRuntime(g, { avito: true, connectors: false, interactive: true }, async (rt) => {
         await pickAccount(rt, g.account).client.blacklist(user, { ...(opts.item ? { itemId: opts.item } : {}), reasonId: reason });
         out(`blacklisted ${user}`);
       });

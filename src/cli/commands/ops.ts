@@ -15,7 +15,7 @@ export function registerOps(program: Command): void {
     .option('--json', 'print as JSON')
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
-      const rows = await withRuntime(g, { avito: false }, (rt) => listDeadLetters(rt.ledger.db, g.account));
+      const rows = await withRuntime(g, { avito: false, readOnly: true }, (rt) => listDeadLetters(rt.ledger.db, g.account));
       if (opts.json) return out(JSON.stringify(rows, null, 2));
       if (rows.length === 0) return out('no dead letters');
       for (const r of rows) out(`${r.id.padEnd(8)} ${r.kind.padEnd(8)} ${r.account}/${r.connector} chat ${r.chat} ${r.kind === 'delivery' ? 'message' : 'reply'} ${r.ref} · ${r.attempts} attempts · ${r.at}\n         ${r.error ?? ''}`);
@@ -88,14 +88,19 @@ export function registerOps(program: Command): void {
       if (!(hours > 0 && hours <= 24 * 90)) throw new ValidationError(`--hours must be a number of hours from 1 to 2160; got "${opts.hours}".`);
       const g = cmd.optsWithGlobals<GlobalOptions>();
       const since = Math.floor(Date.now() / 1000 - hours * 3600);
-      const reports = await withRuntime(g, { avito: true }, async (rt) => {
+      const reports = await withRuntime(g, { avito: true, readOnly: !opts.repair }, async (rt) => {
         const all = [];
-        for (const acc of rt.accounts.filter((a) => !g.account || a.config.id === g.account)) all.push(await reconcileAccount(rt, acc, since, { repair: Boolean(opts.repair) }));
+        for (const acc of rt.accounts.filter((a) => !g.account || a.config.id === g.account)) {
+          const crms = rt.connectors.filter((c) => c.accountId === acc.config.id).map((c) => c.definition.id);
+          all.push({ ...(await reconcileAccount(rt, acc, since, { repair: Boolean(opts.repair) })), crmChecked: crms.length > 0, connectors: crms });
+        }
         return all;
       });
       if (opts.json) return out(JSON.stringify(reports, null, 2));
       for (const r of reports) {
-        out(`${r.account}: since ${r.since} — Avito ${r.avitoMessages} messages, ledger ${r.ledgerMessages}, checked in the CRM ${r.checkedInCrm}; ${r.gaps.length} missing`);
+        // "0 missing" with no CRM to look at would read as "the CRM has everything".
+        const crm = r.crmChecked ? `checked in the CRM (${r.connectors.join(', ')}) ${r.checkedInCrm}` : 'the CRM was not checked: no connector is enabled (set AVITO_SYNC_CONNECTORS and the CRM\'s variables)';
+        out(`${r.account}: since ${r.since} — Avito ${r.avitoMessages} messages, ledger ${r.ledgerMessages}, ${crm}; ${r.gaps.length} missing${r.crmChecked ? '' : ' between Avito and the ledger'}`);
         for (const gap of r.gaps) out(`  ${gap.created}  chat ${gap.chatId}  message ${gap.messageId}  missing in ${gap.missingIn}: ${gap.reason}`);
       }
     });

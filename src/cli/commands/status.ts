@@ -9,17 +9,23 @@ export function registerStatus(program: Command): void {
     .option('--json', 'print as JSON')
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
-      const report = await withRuntime(g, { avito: false }, (rt) => collectStatus(rt.ledger.db, rt.ledger.file));
+      const report = await withRuntime(g, { avito: false, readOnly: true }, (rt) => collectStatus(rt.ledger.db, rt.ledger.file));
       if (opts.json) {
         out(JSON.stringify(report, null, 2));
         return;
       }
       out(`ledger: ${report.ledger}`);
+      const d = report.daemon;
+      out(d.running ? `daemon: running (pid ${d.pid} on ${d.host}, since ${d.startedAt}, last heartbeat ${d.lastSeen})`
+        : d.lastSeen ? `daemon: not running (last seen ${d.lastSeen}${d.host ? ` on ${d.host}` : ''})` : 'daemon: not running (never started on this ledger)');
       for (const a of report.accounts) {
         out(`account ${a.id} (Avito user ${a.avitoUserId ?? 'not known yet'})`);
         out(`  chats ${a.chats}, messages ${a.messages}, voice files pending ${a.voicePending}`);
+        const p = a.lastPoll;
+        out(`  last poll: ${p ? (p.ok ? `${p.at}, ok` : `${p.at}, FAILED: ${p.error ?? 'unknown error'}${p.lastGoodAt ? ` (last good ${p.lastGoodAt})` : ''}`) : 'never (by a daemon)'}`);
         out(`  token: ${a.token ? (a.token.expired ? 'expired' : `valid until ${a.token.expiresAt ?? 'forever'}`) : 'none yet'}`);
-        for (const [name, value] of Object.entries(a.cursors)) out(`  cursor ${name} = ${value}${/^\d{10}$/.test(value) ? ` (${new Date(Number(value) * 1000).toISOString()})` : ''}`);
+        // Cursors are internal progress marks; shown, labelled, only when asked for.
+        if (g.verbose) for (const [name, value] of Object.entries(a.cursors)) out(`  internal cursor ${name} = ${value}${/^\d{10}$/.test(value) ? ` (${new Date(Number(value) * 1000).toISOString()})` : ''}`);
         for (const c of a.connectors) {
           const b = c.backlog;
           out(`  → ${c.connector}: ${b.delivered} delivered, ${b.pending + b.leased} waiting, ${b.dead} dead letters, ${b.skipped} echoes skipped, ${c.conversations} conversations`);

@@ -7,7 +7,7 @@ export function registerSync(program: Command): void {
   program
     .command('sync')
     .description('one full pass in both directions, then exit')
-    .requiredOption('--once', 'run a single pass (the only mode; `run` is the daemon)')
+    .option('--once', 'one pass (the default and only mode; `run` is the daemon that keeps going)')
     .option('--json', 'print the report as JSON')
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();

@@ -19,7 +19,7 @@ export function registerWebhooks(program: Command): void {
     .option('--json', 'print as JSON')
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
-      await withRuntime(g, { avito: true, connectors: false }, async (rt) => {
+      await withRuntime(g, { avito: true, connectors: false, interactive: true }, async (rt) => {
         const subs = await pickAccount(rt, g.account).client.listSubscriptions();
         const ours = rt.config.publicUrl ? await defaultUrl(rt, undefined) : undefined;
         if (opts.json) out(JSON.stringify(subs.map((s) => ({ ...s, ours: s.url === ours })), null, 2));
@@ -31,7 +31,7 @@ export function registerWebhooks(program: Command): void {
     .description('subscribe to webhooks (default: PUBLIC_URL/webhooks/avito/<secret>)')
     .action(async (url: string | undefined, _opts: unknown, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
-      await withRuntime(g, { avito: true, connectors: false }, async (rt) => {
+      await withRuntime(g, { avito: true, connectors: false, interactive: true }, async (rt) => {
         const target = await defaultUrl(rt, url);
         await pickAccount(rt, g.account).client.subscribeWebhook(target);
         out(`subscribed ${url ? target : `${rt.config.publicUrl}/webhooks/avito/…`}`);
@@ -42,7 +42,7 @@ export function registerWebhooks(program: Command): void {
     .description('stop webhooks to a URL (default: this daemon\'s)')
     .action(async (url: string | undefined, _opts: unknown, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
-      await withRuntime(g, { avito: true, connectors: false }, async (rt) => {
+      await withRuntime(g, { avito: true, connectors: false, interactive: true }, async (rt) => {
         const target = await defaultUrl(rt, url);
         await pickAccount(rt, g.account).client.unsubscribeWebhook(target);
         out(`unsubscribed ${url ? target : `${rt.config.publicUrl}/webhooks/avito/…`}`);

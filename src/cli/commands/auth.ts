@@ -1,0 +1,38 @@
+import type { Command } from 'commander';
+import { CONNECTORS } from '../../../connectors/index.js';
+import { ConfigError } from '../../errors.js';
+import { CONNECTOR_AUTH_PREFIX } from '../../ledger/connector-state.js';
+import { out, withRuntime, type GlobalOptions } from '../context.js';
+
+/**
+ * `avito-sync auth reset [--connector NAME]`: forgets the stored OAuth grant (Avito's tokens, or a
+ * connector's), so the next start uses the configured authorization code. For when a grant is
+ * dead and the operator has authorized again.
+ */
+export function registerAuth(program: Command): void {
+  const auth = program.command('auth').description('stored OAuth grants');
+  auth
+    .command('reset')
+    .description("forget the stored tokens (Avito's, or a connector's with --connector) so the configured authorization code is used at the next start")
+    .option('--connector <name>', "reset this connector's grant instead of Avito's")
+    .action(async (opts: { connector?: string }, cmd: Command) => {
+      const g = cmd.optsWithGlobals<GlobalOptions>();
+      if (opts.connector && !CONNECTORS.some((c) => c.id === opts.connector)) {
+        throw new ConfigError(`No connector "${opts.connector}" (--connector); known: ${CONNECTORS.map((c) => c.id).join(', ')}.`, '--connector');
+      }
+      await withRuntime(g, { avito: false, readOnly: true }, async (rt) => {
+        const accounts = rt.config.accounts.map((a) => a.id).filter((id) => !g.account || id === g.account);
+        if (accounts.length === 0) throw new ConfigError(`No account "${g.account}" in the configuration (--account).`, '--account');
+        for (const account of accounts) {
+          if (opts.connector) {
+            const r = await rt.ledger.db.deleteFrom('connector_state').where('account_id', '=', account).where('connector', '=', opts.connector)
+              .where((eb) => eb(eb.fn('substr', ['key', eb.val(1), eb.val(CONNECTOR_AUTH_PREFIX.length)]), '=', CONNECTOR_AUTH_PREFIX)).executeTakeFirst();
+            out(`${account}: ${opts.connector} grant ${Number(r.numDeletedRows) > 0 ? 'forgotten' : 'was not stored'}; the next start uses its configured authorization code.`);
+          } else {
+            const r = await rt.ledger.db.deleteFrom('tokens').where('account_id', '=', account).where('provider', '=', 'avito').executeTakeFirst();
+            out(`${account}: Avito tokens ${Number(r.numDeletedRows) > 0 ? 'forgotten' : 'were not stored'}; the next start uses AVITO_AUTH_CODE (or the client credentials).`);
+          }
+        }
+      });
+    });
+}
