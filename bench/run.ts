@@ -1,4 +1,5 @@
 import os from 'node:os';
+import { accountsBench } from './accounts.js';
 import { backfillBench } from './backfill.js';
 import { burstBench } from './burst.js';
 import { deliveryBench } from './delivery.js';
@@ -14,6 +15,7 @@ const BENCHES: Record<string, () => Promise<string>> = {
   replies: () => replyBench(),
   backfill: () => backfillBench(),
   burst: () => burstBench(),
+  accounts: () => accountsBench(),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

@@ -61,6 +61,12 @@ describe('first hour: configuration and read-only commands', { timeout: 120_000 
     expect(existsSync(path.join(dir, 'typos.db'))).toBe(false);
   });
 
+  it('item 3: a mistyped environment variable is warned about with the right name', async () => {
+    const r = await runCli(['status', '--db', path.join(dir, 'none-env.db')], { AVITO_CLIENTID: 'x', AVITO_CHAT_TYPE: 'u2i' });
+    expect(r.stderr).toContain('avito-sync: WARNING: AVITO_CLIENTID is not a variable avito-sync reads; did you mean AVITO_CLIENT_ID?');
+    expect(r.stderr).toContain('did you mean AVITO_CHAT_TYPES?');
+  });
+
   it('item 5: status on a mistyped ledger path says "no ledger at …", exits 1 and creates nothing', async () => {
     const typo = path.join(dir, 'typo.db');
     const r = await runCli(['status', '--db', typo], {});

@@ -1,6 +1,8 @@
 import type { Logger } from 'pino';
 import { loadConfig, requireAvitoCredentials, type AppConfig, type ConfigFlags } from '../config/load-config.js';
 import { CONNECTORS } from '../../connectors/index.js';
+import { ENV_KEYS } from '../config/env-keys.js';
+import { envTypos } from '../config/env-typos.js';
 import { checkConnectorSettings } from '../connector/registry.js';
 import { ConfigError } from '../errors.js';
 import type { RetryPolicy } from '../http/retry-policy.js';
@@ -17,8 +19,16 @@ export function out(text: string): void {
   process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
 }
 
+/** Every variable avito-sync reads: the core's and each known connector's. */
+function knownVariables(): string[] {
+  return [...ENV_KEYS.map((k) => k.env), ...CONNECTORS.flatMap((c) => c.env.map((v) => v.name)), 'AVITO_SYNC_CONFIG', 'AVITO_SYNC_DEMO_STATE', 'NO_COLOR'];
+}
+
 export function loadCliConfig(opts: GlobalOptions): { config: AppConfig; log: Logger } {
   const config = loadConfig({ flags: opts });
+  for (const t of envTypos(process.env, knownVariables())) {
+    process.stderr.write(`avito-sync: WARNING: ${t.name} is not a variable avito-sync reads; did you mean ${t.suggestion}?\n`);
+  }
   const log = createLogger({ level: opts.verbose && config.logLevel === 'info' ? 'debug' : config.logLevel });
   return { config, log };
 }

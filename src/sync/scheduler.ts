@@ -1,4 +1,3 @@
-import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
 
 /**
@@ -50,41 +49,103 @@ export class Job {
   }
 }
 
-/** A cron expression (with seconds) for "about every n seconds", rounded to what cron can say. */
-export function cronEvery(seconds: number): string {
-  const divisorAtMost = (limit: number, n: number) => {
-    for (let d = Math.max(1, Math.min(n, limit)); d >= 1; d--) if (limit % d === 0) return d;
-    return 1;
-  };
-  if (seconds < 60) return `*/${divisorAtMost(60, Math.max(1, Math.round(seconds)))} * * * * *`;
-  if (seconds < 3600) return `0 */${divisorAtMost(60, Math.round(seconds / 60))} * * * *`;
-  return `0 0 */${divisorAtMost(24, Math.round(seconds / 3600))} * * *`;
+interface Timed {
+  job: Job;
+  everyMs: number;
+  due: number;
+}
+
+export interface SchedulerOptions {
+  /** The clock (tests). Default `Date.now`. */
+  now?: () => number;
+  /**
+   * Where in its period a job's first scheduled run falls, 0–1. Default: a fraction derived from
+   * the job's name, so forty accounts' polls spread over the period instead of starting together.
+   */
+  phase?: (name: string) => number;
 }
 
 /**
- * The daemon's schedule (node-cron): each job on its cron expression, without overlapping runs.
+ * A stable fraction in [0, 1) from a name (FNV-1a, then murmur3's finaliser so names that differ
+ * only in their last digit land far apart), so a restart keeps the same spread.
+ */
+export function phaseOf(name: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < name.length; i++) {
+    h ^= name.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return (h >>> 0) / 2 ** 32;
+}
+
+/**
+ * The daemon's schedule: one timer for every periodic job of every account (not a timer per job),
+ * each job on its own period, spread over it, never overlapping itself. A run that comes due while
+ * the job is still busy is skipped, not queued: the job's next run sees the same work.
  */
 export class Scheduler {
-  private readonly tasks: ScheduledTask[] = [];
   readonly jobs: Job[] = [];
+  private readonly timed: Timed[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private readonly now: () => number;
+  private readonly phase: (name: string) => number;
+  /** Scheduled runs skipped because the job was still busy. */
+  skipped = 0;
 
-  constructor(private readonly log: Logger) {}
+  constructor(
+    private readonly log: Logger,
+    opts: SchedulerOptions = {},
+  ) {
+    this.now = opts.now ?? Date.now;
+    this.phase = opts.phase ?? phaseOf;
+  }
 
+  /** A job; with `everySeconds`, also run on that period (first run within one period). */
   add(name: string, fn: () => Promise<unknown>, everySeconds?: number): Job {
     const job = new Job(name, fn, this.log);
     this.jobs.push(job);
-    if (everySeconds !== undefined) {
-      const expr = cronEvery(everySeconds);
-      this.tasks.push(cron.schedule(expr, () => job.trigger(), { name, noOverlap: true, suppressMissedWarning: true }));
-      this.log.debug({ job: name, cron: expr }, 'scheduled');
+    if (everySeconds !== undefined && !this.stopped) {
+      const everyMs = Math.max(1, everySeconds) * 1000;
+      this.timed.push({ job, everyMs, due: this.now() + Math.floor(this.phase(name) * everyMs) });
+      this.log.debug({ job: name, everySeconds }, 'scheduled');
+      this.arm();
     }
     return job;
   }
 
   /** Stops the schedule and waits for running jobs. */
   async stop(): Promise<void> {
-    await Promise.all(this.tasks.map((t) => t.destroy()));
-    this.tasks.length = 0;
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.timed.length = 0;
     await Promise.all(this.jobs.map((j) => j.idle()));
+  }
+
+  /** Runs what is due, then sleeps until the next due job. */
+  private tick(): void {
+    this.timer = undefined;
+    const now = this.now();
+    for (const t of this.timed) {
+      if (t.due > now) continue;
+      if (t.job.busy) this.skipped++;
+      else void t.job.trigger();
+      // From now, not from the old due time: a stalled process does not fire a backlog of runs.
+      t.due = now + t.everyMs;
+    }
+    this.arm();
+  }
+
+  private arm(): void {
+    if (this.stopped || this.timed.length === 0) return;
+    const next = Math.min(...this.timed.map((t) => t.due));
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.tick(), Math.max(0, next - this.now()));
   }
 }
