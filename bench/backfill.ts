@@ -1,4 +1,4 @@
-import { SandboxAmo } from '../src/sandbox/sandbox-amocrm.js';
+import { SandboxAmo } from '../connectors/amocrm/sandbox.js';
 import type { BackfillReport } from '../src/sync/backfill.js';
 import { fmt, runJsonProcess, startJsonProcess } from './util.js';
 

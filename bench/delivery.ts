@@ -5,7 +5,7 @@ import { loadConfig } from '../src/config/load-config.js';
 import { createLogger } from '../src/log/logger.js';
 import { createRuntime } from '../src/runtime.js';
 import { syncOnce } from '../src/sync/sync-once.js';
-import { SandboxAmo } from '../src/sandbox/sandbox-amocrm.js';
+import { SandboxAmo } from '../connectors/amocrm/sandbox.js';
 import { SandboxAvito } from '../src/sandbox/sandbox-avito.js';
 import { fmt } from './util.js';
 

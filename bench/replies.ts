@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { SandboxAmo } from '../src/sandbox/sandbox-amocrm.js';
+import { SandboxAmo } from '../connectors/amocrm/sandbox.js';
 import { SandboxAvito } from '../src/sandbox/sandbox-avito.js';
 import { fmt, percentile } from './util.js';
 import { freePort } from '../src/sandbox/net.js';

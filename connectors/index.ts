@@ -1,4 +1,4 @@
-import type { ConnectorDefinition } from '../src/connector-sdk/contract.js';
+import type { ConnectorDefinition } from '../src/connector-sdk/index.js';
 import { amocrm } from './amocrm/index.js';
 
 /**

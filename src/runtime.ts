@@ -1,5 +1,4 @@
 import type { Logger } from 'pino';
-import { CONNECTORS } from '../connectors/index.js';
 import { AvitoClient } from './avito/client.js';
 import type { ConnectorDefinition } from './connector-sdk/contract.js';
 import { createConnectors, type ActiveConnector } from './connector/registry.js';
@@ -9,7 +8,7 @@ import type { RetryPolicy } from './http/retry-policy.js';
 import { ensureAccount } from './ledger/accounts.js';
 import { openLedger, type Ledger } from './ledger/database.js';
 import { secretScrubber } from './log/logger.js';
-import { VoiceKeeper } from './sync/voice-keeper.js';
+import { VoiceKeeper } from './avito/voice-keeper.js';
 
 export interface AccountRuntime {
   config: AccountConfig;
@@ -34,7 +33,7 @@ export interface RuntimeOptions {
   retry?: Partial<RetryPolicy>;
   /** Build the enabled connectors. Default true. */
   connectors?: boolean;
-  /** The connectors this build knows (tests add fakes). Default: connectors/index.ts. */
+  /** The connectors this build knows (tests add fakes). Default: the config's (built-ins and connectorModules). */
   known?: readonly ConnectorDefinition[];
   /** Read-only commands: the ledger must already exist (never created). Default false. */
   existingLedger?: boolean;
@@ -46,6 +45,12 @@ export interface RuntimeOptions {
 export function registerSecrets(config: AppConfig): void {
   secretScrubber.add(config.webhookSecret);
   secretScrubber.add(config.consolePassword);
+  for (const key of config.envKeys) {
+    if (!key.secret) continue;
+    let node: unknown = config;
+    for (const p of key.path) node = typeof node === 'object' && node !== null ? (node as Record<string | number, unknown>)[p] : undefined;
+    if (typeof node === 'string') secretScrubber.add(node);
+  }
   for (const a of config.accounts) {
     secretScrubber.add(a.avito.clientSecret);
     secretScrubber.add(a.avito.authCode);
@@ -65,7 +70,7 @@ export async function createRuntime(config: AppConfig, log: Logger, options: Run
   const ledger = await openLedger(config.db, { mustExist: options.existingLedger === true });
   let connectors: ActiveConnector[];
   try {
-    connectors = options.connectors === false ? [] : createConnectors(config, ledger.db, log, options.known ?? CONNECTORS, options.retry);
+    connectors = options.connectors === false ? [] : createConnectors(config, ledger.db, log, options.known ?? config.connectorDefinitions, options.retry);
   } catch (err) {
     await ledger.close();
     throw err;

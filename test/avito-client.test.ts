@@ -3,7 +3,7 @@ import { RemoteApiError } from '../src/errors.js';
 import { getToken } from '../src/ledger/tokens.js';
 import type { Runtime } from '../src/runtime.js';
 import { SandboxAvito } from '../src/sandbox/sandbox-avito.js';
-import { fakeEnv, tempDir, testRuntime } from './helpers.js';
+import { fakeEnv, tempDir, testRuntime, waitFor } from './helpers.js';
 
 let fake: SandboxAvito;
 let rt: Runtime;
@@ -178,10 +178,17 @@ describe('Avito client: faults', () => {
 
   it('slows down when X-RateLimit-Remaining runs low', async () => {
     const client = await setup({ rateLimitPerMinute: 6000 });
-    const lines: number[] = [];
-    client.onCall((e) => lines.push(e.status));
-    for (let i = 0; i < 3; i++) await client.listChats();
-    expect(lines.every((s) => s === 200)).toBe(true);
+    // The account's request queue: paused while the remaining budget is under 5 % of the limit.
+    const queue = (client as unknown as { queue: { isPaused: boolean } }).queue;
+    await client.listChats();
+    expect(queue.isPaused, 'plenty left: full speed').toBe(false);
+    fake.rateRemaining = 2;
+    await client.listChats(); // answered with 1 of 6,000 left
+    expect(queue.isPaused, 'under 5 % left: the queue pauses').toBe(true);
+    await waitFor(() => !queue.isPaused, 5_000, 'the queue to start again after the pause');
+    fake.rateRemaining = 6000;
+    await client.listChats();
+    expect(queue.isPaused).toBe(false);
   });
 });
 

@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { CONNECTORS } from '../connectors/index.js';
+import { defineConnector } from '../src/connector-sdk/index.js';
 import { loadConfig } from '../src/config/load-config.js';
 import { createConnectors } from '../src/connector/registry.js';
 import { openLedger } from '../src/ledger/database.js';
@@ -25,8 +27,8 @@ describe('configuration', () => {
     expect(names.length).toBeGreaterThan(20);
     const env = Object.fromEntries(names.map((n) => [n, '']));
     expect(() => loadConfig({ env })).not.toThrow();
-    const source = readFileSync(path.join(ROOT, 'src/config/env-keys.ts'), 'utf8');
-    for (const n of names) expect(source, n).toContain(`'${n}'`);
+    const read = new Set(loadConfig({ env: {} }).envKeys.map((k) => k.env));
+    for (const n of names) expect(read.has(n), n).toBe(true);
   });
 
   it('environment variables beat the file for the first account; flags beat both', () => {
@@ -35,5 +37,39 @@ describe('configuration', () => {
     expect(cfg.accounts[0]!.avito.clientId).toBe('from-env');
     expect(cfg.accounts[1]!.avito.clientId).toBe('...');
     expect(cfg.port).toBe(9100);
+  });
+
+  const mycrm = defineConnector({
+    id: 'mycrm',
+    version: '0.0.1',
+    displayName: 'MyCRM',
+    configSchema: z.object({ url: z.string().url('must be a URL'), note: z.string().optional() }),
+    env: [
+      { name: 'MYCRM_URL', path: ['url'], kind: 'string', describe: 'the MyCRM API base', enables: true },
+      { name: 'MYCRM_NOTE', path: ['note'], kind: 'string', describe: 'a note label' },
+    ],
+    create: () => { throw new Error('not needed'); },
+  });
+
+  it("a connector's own env variables come from its definition; an `enables` one turns it on", () => {
+    const known = [...CONNECTORS, mycrm];
+    const on = loadConfig({ env: { MYCRM_URL: 'https://crm.example.com', MYCRM_NOTE: 'n' }, known });
+    expect(on.enabledConnectors).toEqual(['mycrm']);
+    expect(on.accounts[0]).toMatchObject({ mycrm: { url: 'https://crm.example.com', note: 'n' } });
+    expect(loadConfig({ env: { MYCRM_NOTE: 'n' }, known }).enabledConnectors).toEqual([]);
+    expect(loadConfig({ env: { AMOCRM_BASE_URL: 'https://x.amocrm.ru', AMOCRM_ACCESS_TOKEN: 't' }, known }).enabledConnectors).toEqual(['amocrm']);
+    expect(loadConfig({ env: { AMOCRM_REPLY_PREFIX: '/a' }, known }).enabledConnectors).toEqual([]);
+    // Without the definition, its variables are not read at all.
+    expect(loadConfig({ env: { MYCRM_URL: 'https://crm.example.com' } }).accounts[0]).not.toHaveProperty('mycrm');
+  });
+
+  it("a bad value names the connector's variable and says what it is", async () => {
+    const cfg = loadConfig({ env: { MYCRM_URL: 'not a url' }, known: [mycrm] });
+    const ledger = await openLedger(':memory:');
+    try {
+      expect(() => createConnectors(cfg, ledger.db, memoryLogger().logger, [mycrm])).toThrow(/^Invalid MYCRM_URL: "not a url": must be a URL \(the MyCRM API base\)\.$/);
+    } finally {
+      await ledger.close();
+    }
   });
 });

@@ -1,7 +1,7 @@
 import { loadConfig } from '../src/config/load-config.js';
 import { memoryLogger } from '../src/log/logger.js';
 import { createRuntime, type Runtime } from '../src/runtime.js';
-import { SandboxAmo } from '../src/sandbox/sandbox-amocrm.js';
+import { SandboxAmo } from '../connectors/amocrm/sandbox.js';
 import { SandboxAvito } from '../src/sandbox/sandbox-avito.js';
 import { freePort } from '../src/sandbox/net.js';
 import { startDaemon, type Daemon } from '../src/sync/daemon.js';

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { avitoMessageSchema } from '../src/avito/schemas.js';
 import type { Runtime } from '../src/runtime.js';
-import { SandboxAmo } from '../src/sandbox/sandbox-amocrm.js';
+import { SandboxAmo } from '../connectors/amocrm/sandbox.js';
 import { SandboxAvito } from '../src/sandbox/sandbox-avito.js';
 import { startDaemon, type Daemon } from '../src/sync/daemon.js';
 import { syncOnce } from '../src/sync/sync-once.js';

@@ -32,6 +32,6 @@ describe('first hour: status tells the truth', { timeout: 120_000 }, () => {
     const after = await runCli(['status', '--db', file], {});
     expect(after.code, after.stderr).toBe(0);
     expect(after.stdout).not.toMatch(/last error/);
-    expect(after.stdout).toMatch(/→ amocrm: 2 delivered/);
+    expect(after.stdout).toMatch(/→ amoCRM: 2 delivered/);
   });
 });

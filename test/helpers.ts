@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { loadConfig, type AppConfig } from '../src/config/load-config.js';
 import { memoryLogger } from '../src/log/logger.js';
 import { createRuntime, type Runtime } from '../src/runtime.js';
-import type { SandboxAmo } from '../src/sandbox/sandbox-amocrm.js';
+import type { SandboxAmo } from '../connectors/amocrm/sandbox.js';
 import type { SandboxAvito } from '../src/sandbox/sandbox-avito.js';
 import { markerOf } from '../connectors/amocrm/mappers.js';
 

@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { openLedger } from '../src/ledger/database.js';
-import { SandboxAmo } from '../src/sandbox/sandbox-amocrm.js';
+import { SandboxAmo } from '../connectors/amocrm/sandbox.js';
 import { SandboxAvito } from '../src/sandbox/sandbox-avito.js';
-import { deliveredIds, fakeEnvWithAmo, runCli, tempDir } from './helpers.js';
+import { deliveredIds, fakeEnvWithAmo, runCli, tempDir, waitFor } from './helpers.js';
 import { freePort } from '../src/sandbox/net.js';
 
 let avito: SandboxAvito;
@@ -175,11 +175,7 @@ describe('doctor', () => {
     let child: import('node:child_process').ChildProcess | undefined;
     const running = runCli(['run'], env, { onSpawn: (c) => (child = c) });
     try {
-      let up = false;
-      for (let i = 0; i < 300 && !up; i++) {
-        up = (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.status === 200;
-        if (!up) await new Promise((r) => setTimeout(r, 20));
-      }
+      await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.status === 200, 15_000, 'the daemon to answer /healthz');
       const ok = await runCli(['doctor'], env);
       expect(ok.stdout).toMatch(/ok {3}webhook reachability: .* answered 200 in \d+ ms/);
       expect(ok.stdout).toMatch(/ok {3}Avito webhooks: subscribed to this daemon/);
@@ -196,7 +192,7 @@ describe('demo', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/amoCRM: lead #\d+ «Велосипед Stels Navigator 500», 12\s500 ₽, tag avito, contact «Иван»/);
     expect(r.stdout).toMatch(/Avito: Иван gets «Да, продаётся! Можно посмотреть сегодня после 18:00\.»/);
-    expect(r.stdout).toMatch(/recognised as our own, not a new note/);
+    expect(r.stdout).toMatch(/recognised as our own, not delivered again/);
     expect(r.stdout).toMatch(/Done in [\d.]+ s: 2 leads, 2 contacts, 7 notes in amoCRM; 1 reply sent to Avito; internal note sent: no\./);
   });
 });

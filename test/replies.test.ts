@@ -3,7 +3,7 @@ import type { Runtime } from '../src/runtime.js';
 import { startDaemon, type Daemon } from '../src/sync/daemon.js';
 import { splitText } from '../src/sync/replies.js';
 import { syncOnce } from '../src/sync/sync-once.js';
-import { SandboxAmo } from '../src/sandbox/sandbox-amocrm.js';
+import { SandboxAmo } from '../connectors/amocrm/sandbox.js';
 import { SandboxAvito, type FakeChat } from '../src/sandbox/sandbox-avito.js';
 import { deliveredIds, fakeEnvWithAmo, runCli, tempDir, testRuntime, waitFor } from './helpers.js';
 import { freePort } from '../src/sandbox/net.js';

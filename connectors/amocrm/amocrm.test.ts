@@ -1,16 +1,13 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { ConnectorInstance, ConversationRef } from '../../src/connector-sdk/contract.js';
-import { RemoteApiError } from '../../src/errors.js';
-import { connectorPauses, connectorStore, pausedState } from '../../src/ledger/connector-state.js';
-import { openLedger, type Ledger } from '../../src/ledger/database.js';
-import { memoryLogger } from '../../src/log/logger.js';
-import { chat, connectorContract, message } from '../../test/contract/kit.js';
-import { SandboxAmo, FIRST_OPEN_STATUS, MAIN_PIPELINE } from '../../src/sandbox/sandbox-amocrm.js';
+import type { ConnectorInstance, ConversationRef, RemoteApiError } from '../../src/connector-sdk/index.js';
+import { chat, connectorContract, createTestBench, message, type TestBench } from '../../src/connector-sdk/testing/index.js';
 import type { AmoConnector, AmoRef } from './connector.js';
 import { amocrm } from './index.js';
 import { markerOf } from './mappers.js';
+import { SandboxAmo, FIRST_OPEN_STATUS, MAIN_PIPELINE } from './sandbox.js';
 
-const FAST = { minTimeoutMs: 1, maxTimeoutMs: 5, maxRetryAfterMs: 50, retries: 2 };
+/** Texts of the service notes the connector wrote itself (not message notes, which carry a marker). */
+const serviceTexts = (f: SandboxAmo, conv: ConversationRef) => f.leadNotes((conv as AmoRef).leadId, 'service_message').map((n) => String(n.params.text)).filter((t) => !markerOf(t));
 
 connectorContract<SandboxAmo>({
   definition: amocrm,
@@ -25,21 +22,22 @@ connectorContract<SandboxAmo>({
   deliveredIds: (f, conv) => f.leadNotes((conv as AmoRef).leadId, 'service_message').map((n) => markerOf(String(n.params.text))!).filter(Boolean),
   clearFaults: (f) => f.clearFaults(),
   inject: (f, fault, times) => f.inject({ path: '*', kind: ({ rate_limited: '429', server_error: '500', bad_request: '400', unauthorized: '401' } as const)[fault], times }),
+  replies: {
+    write: async (f, conv, text) => void f.managerNote((conv as AmoRef).leadId, `/avito ${text}`),
+    writeInternal: async (f, conv, text) => void f.managerNote((conv as AmoRef).leadId, text),
+    outcomes: (f, conv) => serviceTexts(f, conv).filter((t) => /^(Ответ|Reply)/.test(t)),
+  },
+  actions: {
+    request: async (f, conv) => f.tagLead((conv as AmoRef).leadId, 'avito-blacklist'),
+    reports: (f, conv) => serviceTexts(f, conv).filter((t) => /чёрный список|blacklist/i.test(t)),
+  },
 });
 
 describe('amoCRM connector', () => {
   let fake: SandboxAmo;
-  let ledger: Ledger;
+  let bench: TestBench;
   const make = (extra: Record<string, unknown> = {}) =>
-    amocrm.create({
-      accountId: 'default',
-      config: amocrm.configSchema.parse({ baseUrl: fake.url, accessToken: fake.token, ...extra }),
-      log: memoryLogger('warn').logger,
-      store: connectorStore(ledger.db, 'default', 'amocrm'),
-        ...connectorPauses(ledger.db, 'default', 'amocrm'),
-      registerSecret: () => undefined,
-      retry: FAST,
-    }) as AmoConnector & ConnectorInstance;
+    amocrm.create(bench.context(amocrm, { baseUrl: fake.url, accessToken: fake.token, ...extra })) as AmoConnector & ConnectorInstance;
   const conv = async (c: ConnectorInstance, info = chat(1)) => {
     const [r] = await c.ensureConversations([{ chat: info, previous: undefined, buyerWrote: true }]);
     if (!r?.ok) throw (r as { error: unknown }).error;
@@ -49,10 +47,10 @@ describe('amoCRM connector', () => {
   beforeEach(async () => {
     fake = new SandboxAmo();
     await fake.start();
-    ledger = await openLedger(':memory:');
+    bench = await createTestBench();
   });
   afterEach(async () => {
-    await ledger.close();
+    await bench.close();
     await fake.stop();
   });
 
@@ -180,7 +178,7 @@ describe('amoCRM connector', () => {
     const again = (await c.deliver([{ conversation: ref, chat: chat(1), message: message('y', chat(1).chatId, 1) }]).catch((e: unknown) => e)) as RemoteApiError;
     expect(again.kind).toBe('banned');
     expect(fake.requests.length).toBe(before); // no request went out
-    const paused = await pausedState(ledger.db, 'default', 'amocrm');
+    const paused = await bench.context(amocrm, { baseUrl: fake.url, accessToken: fake.token }).paused();
     expect(paused?.reason).toMatch(/Доступ заблокирован/);
     // A new instance (a restart) stays paused too.
     const restarted = make();
@@ -207,10 +205,10 @@ describe('amoCRM connector', () => {
   it('OAuth: the authorization code is exchanged once; the rotating refresh token is saved before use', async () => {
     const code = fake.issueAuthCode();
     const cfg = { baseUrl: fake.url, clientId: fake.oauth.clientId, clientSecret: fake.oauth.clientSecret, redirectUri: fake.oauth.redirectUri, authCode: code };
-    const mk = () => amocrm.create({ accountId: 'default', config: amocrm.configSchema.parse(cfg), log: memoryLogger('warn').logger, store: connectorStore(ledger.db, 'default', 'amocrm'), ...connectorPauses(ledger.db, 'default', 'amocrm'), registerSecret: () => undefined, retry: FAST });
+    const mk = () => amocrm.create(bench.context(amocrm, cfg));
     const c = mk();
     await conv(c);
-    const store = connectorStore(ledger.db, 'default', 'amocrm');
+    const store = bench.context(amocrm, cfg).store;
     const firstRefresh = await store.get('oauth_refresh_token');
     expect(firstRefresh).toMatch(/^amo-refresh-/);
     fake.expireOAuthTokens();

@@ -1,11 +1,10 @@
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
-import type { ConnectorStore } from '../../src/connector-sdk/contract.js';
-import { RemoteApiError, type RemoteErrorKind } from '../../src/errors.js';
-import { READ_POLICY, WRITE_POLICY, networkCode, parseRetryAfter, withRetry, type RetryPolicy } from '../../src/http/retry-policy.js';
-import { SpacingGate } from '../../src/http/spacing-gate.js';
-import { PAUSED_REASON, PAUSED_UNTIL } from '../../src/ledger/connector-state.js';
+import {
+  READ_POLICY, RemoteApiError, SpacingGate, WRITE_POLICY, networkCode, parseRetryAfter, withRetry,
+  type ConnectorContext, type ConnectorStore, type RemoteErrorKind, type RetryPolicy,
+} from '../../src/connector-sdk/index.js';
 import type { AmoConfig } from './config.js';
 import { amoProblemSchema, amoTokenSchema } from './schemas.js';
 
@@ -37,6 +36,8 @@ export interface AmoRequest<T> {
 export interface AmoClientOptions {
   config: AmoConfig;
   store: ConnectorStore;
+  /** The account's pause controls (`ctx.pause`, `ctx.paused`): a ban stops traffic across restarts. */
+  pauses: Pick<ConnectorContext<unknown>, 'pause' | 'paused'>;
   log: Logger;
   registerSecret: (s: string | undefined | null) => void;
   retry?: Partial<RetryPolicy>;
@@ -145,7 +146,7 @@ export class AmoClient {
   // ---- ban ---------------------------------------------------------------------------------
 
   private async assertNotPaused(operation: string): Promise<void> {
-    if (this.pausedUntil === undefined) this.pausedUntil = Number((await this.o.store.get(PAUSED_UNTIL)) ?? 0);
+    if (this.pausedUntil === undefined) this.pausedUntil = (await this.o.pauses.paused())?.until ?? 0;
     if (this.pausedUntil > Date.now()) {
       throw new RemoteApiError({ provider: 'amoCRM', kind: 'banned', status: 403, remoteMessage: `traffic stopped until ${new Date(this.pausedUntil).toISOString()}`, hint: AMO_HINTS.banned, operation });
     }
@@ -155,8 +156,7 @@ export class AmoClient {
     const until = Date.now() + this.o.config.banPauseMinutes * 60_000;
     this.pausedUntil = until;
     const title = /<title>([^<]*)<\/title>/i.exec(html)?.[1]?.trim() ?? '403';
-    await this.o.store.set(PAUSED_UNTIL, String(until));
-    await this.o.store.set(PAUSED_REASON, `amoCRM blocked the integration (403 page "${title}"); traffic stopped until ${new Date(until).toISOString()}`);
+    await this.o.pauses.pause(until, `amoCRM blocked the integration (403 page "${title}"); traffic stopped until ${new Date(until).toISOString()}`);
     this.o.log.error({ until: new Date(until).toISOString() }, 'amoCRM blocked this integration: all traffic to the account stops for a while');
   }
 

@@ -1,7 +1,7 @@
-import type {
-  AccessCheck, ConnectorContext, ConnectorInstance, ConnectorOAuth, ConversationRef, ConversationRequest, CrmAction, DeliveryItem, IncomingReply, ItemResult, ReplyOutcome,
-} from '../../src/connector-sdk/contract.js';
-import { describeError, RemoteApiError } from '../../src/errors.js';
+import {
+  describeError, RemoteApiError,
+  type AccessCheck, type ConnectorContext, type ConnectorInstance, type ConnectorOAuth, type ConversationRef, type ConversationRequest, type CrmAction, type DeliveryItem, type IncomingReply, type ItemResult, type ReplyOutcome,
+} from '../../src/connector-sdk/index.js';
 import { AmoClient, baseUrlFromReferer, type AmoClientOptions } from './client.js';
 import type { AmoConfig } from './config.js';
 import { contactName, leadName, markerOf, noteText, priceOf } from './mappers.js';
@@ -44,7 +44,7 @@ export class AmoConnector implements ConnectorInstance {
   constructor(private readonly ctx: ConnectorContext<AmoConfig>, clientOptions: Partial<AmoClientOptions> = {}) {
     this.limits = { maxBatch: ctx.config.notesPerRequest };
     this.client = new AmoClient({
-      config: ctx.config, store: ctx.store, log: ctx.log, registerSecret: ctx.registerSecret,
+      config: ctx.config, store: ctx.store, pauses: ctx, log: ctx.log, registerSecret: ctx.registerSecret,
       ...(ctx.retry ? { retry: ctx.retry } : {}),
       ...clientOptions,
     });

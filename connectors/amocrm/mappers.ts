@@ -1,4 +1,4 @@
-import type { ChatInfo, OutgoingMessage } from '../../src/connector-sdk/contract.js';
+import type { ChatInfo, OutgoingMessage } from '../../src/connector-sdk/index.js';
 import type { AmoConfig } from './config.js';
 
 /**

@@ -1,4 +1,4 @@
-import type { IncomingReply } from '../../src/connector-sdk/contract.js';
+import type { IncomingReply } from '../../src/connector-sdk/index.js';
 import { markerOf } from './mappers.js';
 import type { AmoNote } from './schemas.js';
 

@@ -1,8 +1,7 @@
 import type { Logger } from 'pino';
 import { loadConfig, requireAvitoCredentials, type AppConfig, type ConfigFlags } from '../config/load-config.js';
-import { CONNECTORS } from '../../connectors/index.js';
-import { ENV_KEYS } from '../config/env-keys.js';
 import { envTypos } from '../config/env-typos.js';
+import { knownConnectors } from '../connector/load-modules.js';
 import { checkConnectorSettings } from '../connector/registry.js';
 import { ConfigError } from '../errors.js';
 import type { RetryPolicy } from '../http/retry-policy.js';
@@ -19,14 +18,15 @@ export function out(text: string): void {
   process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
 }
 
-/** Every variable avito-sync reads: the core's and each known connector's. */
-function knownVariables(): string[] {
-  return [...ENV_KEYS.map((k) => k.env), ...CONNECTORS.flatMap((c) => c.env.map((v) => v.name)), 'AVITO_SYNC_CONFIG', 'AVITO_SYNC_DEMO_STATE', 'NO_COLOR'];
+/** Every variable avito-sync reads: the core's and each known connector's (config.envKeys). */
+function knownVariables(config: AppConfig): string[] {
+  return [...config.envKeys.map((k) => k.env), 'AVITO_SYNC_CONFIG', 'AVITO_SYNC_DEMO_STATE', 'NO_COLOR'];
 }
 
-export function loadCliConfig(opts: GlobalOptions): { config: AppConfig; log: Logger } {
-  const config = loadConfig({ flags: opts });
-  for (const t of envTypos(process.env, knownVariables())) {
+/** Loads the connector modules the configuration names, then the configuration itself. */
+export async function loadCliConfig(opts: GlobalOptions): Promise<{ config: AppConfig; log: Logger }> {
+  const config = loadConfig({ flags: opts, known: await knownConnectors({ flags: opts }) });
+  for (const t of envTypos(process.env, knownVariables(config))) {
     process.stderr.write(`avito-sync: WARNING: ${t.name} is not a variable avito-sync reads; did you mean ${t.suggestion}?\n`);
   }
   const log = createLogger({ level: opts.verbose && config.logLevel === 'info' ? 'debug' : config.logLevel });
@@ -54,10 +54,10 @@ export interface Needs {
 
 /** Loads config, opens the ledger (and Avito clients when asked), runs `fn`, closes. */
 export async function withRuntime<T>(opts: GlobalOptions, needs: Needs, fn: (rt: Runtime) => Promise<T>): Promise<T> {
-  const { config, log } = loadCliConfig(opts);
+  const { config, log } = await loadCliConfig(opts);
   if (needs.avito) requireAvitoCredentials(config);
   const buildConnectors = needs.connectors ?? needs.avito;
-  if (!buildConnectors) checkConnectorSettings(config, CONNECTORS);
+  if (!buildConnectors) checkConnectorSettings(config, config.connectorDefinitions);
   const rt = await createRuntime(config, log, {
     avito: needs.avito,
     connectors: buildConnectors,

@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { ConfigError, ValidationError } from '../errors.js';
 import { registerAuth } from './commands/auth.js';
 import { registerBackfill } from './commands/backfill.js';
+import { registerConnector } from './commands/connector.js';
 import { registerDemo } from './commands/demo.js';
 import { registerDoctor } from './commands/doctor.js';
 import { registerOperator } from './commands/operator.js';
@@ -36,6 +37,7 @@ export function buildProgram(): Command {
   registerOps(program);
   registerDemo(program);
   registerOperator(program);
+  registerConnector(program);
   registerAuth(program);
   return program;
 }

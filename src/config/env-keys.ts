@@ -1,15 +1,22 @@
+import type { ConnectorDefinition } from '../connector-sdk/contract.js';
+
 /**
  * Environment variables (design.md §4) and where each lands in the config tree.
  * Env variables describe the first account; a config file can describe many.
  * The same table maps a schema error back to the name the user actually typed.
+ * The core's own keys are below; each connector declares its own (`env` in its definition).
  */
 export interface EnvKey {
   env: string;
   /** Path in the config tree; `accounts.0` is the account env variables describe. */
   path: readonly (string | number)[];
-  kind: 'string' | 'int' | 'list';
+  kind: 'string' | 'int' | 'list' | 'bool';
   /** One sentence: what the value is, for error messages and the README table. */
   describe: string;
+  /** A credential: registered with the log scrubber. */
+  secret?: boolean;
+  /** The connector that declared it; setting it turns that connector on when `enables` is set. */
+  connector?: { id: string; enables: boolean };
 }
 
 export const ENV_KEYS: readonly EnvKey[] = [
@@ -25,19 +32,9 @@ export const ENV_KEYS: readonly EnvKey[] = [
   { env: 'AVITO_NOTICE_CHATS', path: ['accounts', 0, 'avito', 'noticeChats'], kind: 'string', describe: "what to do with a chat that holds only Avito's own notices: skip (no lead) or open" },
   { env: 'AVITO_MARK_READ', path: ['accounts', 0, 'avito', 'markRead'], kind: 'string', describe: 'when to mark Avito chats read: never or after-delivery' },
   { env: 'AVITO_OAUTH_URL', path: ['accounts', 0, 'avito', 'oauthUrl'], kind: 'string', describe: "Avito's OAuth consent page, where the console's Connect Avito button sends the operator" },
-  { env: 'AMOCRM_OAUTH_URL', path: ['accounts', 0, 'amocrm', 'oauthUrl'], kind: 'string', describe: "amoCRM's OAuth consent page, where the console's connect button sends the operator" },
-  { env: 'AMOCRM_BASE_URL', path: ['accounts', 0, 'amocrm', 'baseUrl'], kind: 'string', describe: 'https://<subdomain>.amocrm.ru (or .kommo.com)' },
-  { env: 'AMOCRM_ACCESS_TOKEN', path: ['accounts', 0, 'amocrm', 'accessToken'], kind: 'string', describe: 'the long-lived token of an amoCRM private integration' },
-  { env: 'AMOCRM_CLIENT_ID', path: ['accounts', 0, 'amocrm', 'clientId'], kind: 'string', describe: "the amoCRM integration's client id (OAuth)" },
-  { env: 'AMOCRM_CLIENT_SECRET', path: ['accounts', 0, 'amocrm', 'clientSecret'], kind: 'string', describe: "the amoCRM integration's secret key (OAuth)" },
-  { env: 'AMOCRM_REDIRECT_URI', path: ['accounts', 0, 'amocrm', 'redirectUri'], kind: 'string', describe: "the amoCRM integration's redirect URI (OAuth)" },
-  { env: 'AMOCRM_AUTH_CODE', path: ['accounts', 0, 'amocrm', 'authCode'], kind: 'string', describe: 'the amoCRM authorization code (OAuth, used once)' },
-  { env: 'AMOCRM_PIPELINE_ID', path: ['accounts', 0, 'amocrm', 'pipelineId'], kind: 'int', describe: 'the amoCRM pipeline for new leads' },
-  { env: 'AMOCRM_STATUS_ID', path: ['accounts', 0, 'amocrm', 'statusId'], kind: 'int', describe: 'the amoCRM status for new leads' },
-  { env: 'AMOCRM_RESPONSIBLE_USER_ID', path: ['accounts', 0, 'amocrm', 'responsibleUserId'], kind: 'int', describe: 'the amoCRM user responsible for new leads' },
-  { env: 'AMOCRM_REPLY_PREFIX', path: ['accounts', 0, 'amocrm', 'replyPrefix'], kind: 'string', describe: 'a note starting with this is sent to the buyer on Avito' },
   { env: 'AVITO_SYNC_DB', path: ['db'], kind: 'string', describe: 'the ledger file (SQLite)' },
   { env: 'AVITO_SYNC_CONNECTORS', path: ['connectors'], kind: 'list', describe: 'enabled connectors, comma-separated, or none' },
+  { env: 'AVITO_SYNC_CONNECTOR_MODULES', path: ['connectorModules'], kind: 'list', describe: 'connector packages to load at start (module specifiers or paths), comma-separated' },
   { env: 'PUBLIC_URL', path: ['publicUrl'], kind: 'string', describe: 'the URL where Avito and the CRM reach this daemon' },
   { env: 'PORT', path: ['port'], kind: 'int', describe: 'the port the daemon listens on' },
   { env: 'CONSOLE_PASSWORD', path: ['consolePassword'], kind: 'string', describe: 'the password of the web console at /console (no console without it)' },
@@ -59,7 +56,23 @@ export function formatPath(path: readonly PropertyKey[]): string {
   return out;
 }
 
+/** The core's keys and every known connector's (`ConnectorDefinition.env`, first account). */
+export function envTable(known: readonly ConnectorDefinition[]): EnvKey[] {
+  const table: EnvKey[] = [...ENV_KEYS];
+  for (const def of known) {
+    for (const v of def.env) {
+      const clash = table.find((k) => k.env === v.name);
+      if (clash) continue; // defineConnector/the loader reject clashes; keep the first
+      table.push({
+        env: v.name, path: ['accounts', 0, def.id, ...v.path], kind: v.kind, describe: v.describe,
+        ...(v.secret ? { secret: true } : {}), connector: { id: def.id, enables: Boolean(v.enables) },
+      });
+    }
+  }
+  return table;
+}
+
 /** The env variable that sets this path (or a part of its value), if any: first account only. */
-export function envKeyForPath(path: readonly PropertyKey[]): EnvKey | undefined {
-  return ENV_KEYS.find((k) => k.path.length <= path.length && k.path.every((p, i) => p === path[i]));
+export function envKeyForPath(path: readonly PropertyKey[], table: readonly EnvKey[] = ENV_KEYS): EnvKey | undefined {
+  return table.find((k) => k.path.length <= path.length && k.path.every((p, i) => p === path[i]));
 }

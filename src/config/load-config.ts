@@ -1,10 +1,11 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import type { ConnectorDefinition } from '../connector-sdk/contract.js';
+import { BUILT_IN_CONNECTORS } from '../connector/built-ins.js';
 import { ConfigError } from '../errors.js';
 import { z } from 'zod';
-import { CONNECTORS } from '../../connectors/index.js';
-import { ENV_KEYS, envKeyForPath, formatPath } from './env-keys.js';
+import { ENV_KEYS, envKeyForPath, envTable, formatPath, type EnvKey } from './env-keys.js';
 import { describeProblem } from './describe-problem.js';
 import { accountSchema, configSchema, type AccountConfig, type AppConfigParsed } from './schema.js';
 import { unknownKeys } from './strict-keys.js';
@@ -16,6 +17,10 @@ export interface AppConfig extends AppConfigParsed {
   enabledConnectors: string[];
   /** Where the file came from, if any. */
   configFile?: string;
+  /** The connectors this process knows: built-ins and those loaded from `connectorModules`. */
+  connectorDefinitions: readonly ConnectorDefinition[];
+  /** The environment variables read: the core's and every known connector's. */
+  envKeys: readonly EnvKey[];
 }
 
 /** Flags override everything (design.md §4: flags > environment > file > defaults). */
@@ -29,7 +34,9 @@ export interface ConfigFlags {
 export interface LoadOptions {
   env?: NodeJS.ProcessEnv;
   flags?: ConfigFlags;
-  /** Connectors whose sections an account may hold (checked by their own schemas). Default: connectors/index.ts. */
+  /** The connectors to read env variables and config sections for. Default: the built-ins. */
+  known?: readonly ConnectorDefinition[];
+  /** Connectors whose sections an account may hold (checked by their own schemas). Default: `known`. */
   connectors?: readonly { id: string; configSchema: z.ZodType }[];
 }
 
@@ -46,7 +53,7 @@ function setPath(tree: Tree, p: readonly (string | number)[], value: unknown): v
   node[p[p.length - 1]!] = value;
 }
 
-function readConfigFile(file: string): Tree {
+export function readConfigFile(file: string): Tree {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -79,11 +86,12 @@ function valueAt(tree: unknown, p: readonly PropertyKey[]): unknown {
 /**
  * A schema issue as a ConfigError that names the key the way the user set it and echoes the
  * value back (`Invalid PORT: "eighty" is not a whole number`), never zod's own wording.
- * `input` is the tree (or section) the issue's path points into.
+ * `input` is the tree (or section) the issue's path points into; `table` the env variables known
+ * (the core's and the connectors').
  */
-export function describeIssue(issue: z.core.$ZodIssue | { path: readonly PropertyKey[]; message: string }, fromFile: boolean, input?: unknown, at: readonly PropertyKey[] = []): ConfigError {
+export function describeIssue(issue: z.core.$ZodIssue | { path: readonly PropertyKey[]; message: string }, fromFile: boolean, input?: unknown, at: readonly PropertyKey[] = [], table: readonly EnvKey[] = ENV_KEYS): ConfigError {
   const fullPath = [...at, ...issue.path];
-  const envKey = envKeyForPath(fullPath);
+  const envKey = envKeyForPath(fullPath, table);
   const filePath = formatPath(fullPath);
   const name = envKey ? envKey.env + (fromFile ? ` (or ${filePath} in the config file)` : '') : filePath || 'configuration';
   const what = envKey ? ` (${envKey.describe})` : '';
@@ -117,9 +125,21 @@ export function loadConfig(options: LoadOptions = {}): AppConfig {
   const flags = options.flags ?? {};
   const file = flags.config ?? env.AVITO_SYNC_CONFIG;
   const tree: Tree = file ? readConfigFile(file) : {};
-  if (file) refuseUnknownKeys(file, tree, options.connectors ?? CONNECTORS);
+  const known = options.known ?? BUILT_IN_CONNECTORS;
+  const table = envTable(known);
+  // A connector is on by default when an account's file section configures it or one of its
+  // `enables` variables is set (decided before env variables fill the first account's section).
+  const byDefault = new Set<string>();
+  const fileAccounts = Array.isArray(tree.accounts) ? (tree.accounts as unknown[]) : [];
+  for (const def of known) {
+    if (fileAccounts.some((a) => typeof a === 'object' && a !== null && hasConnectorConfig(a as AccountConfig, def.id))) byDefault.add(def.id);
+  }
+  if (file) refuseUnknownKeys(file, tree, options.connectors ?? known);
 
-  for (const key of ENV_KEYS) {
+  for (const key of table) {
+    if (key.connector?.enables && (env[key.env] ?? '').trim() !== '') byDefault.add(key.connector.id);
+  }
+  for (const key of table) {
     const raw = env[key.env];
     if (raw === undefined || raw.trim() === '') continue;
     const value = key.kind === 'list' ? raw.split(',').map((s) => s.trim()).filter(Boolean) : raw.trim();
@@ -130,7 +150,7 @@ export function loadConfig(options: LoadOptions = {}): AppConfig {
   if (flags.port !== undefined) tree.port = flags.port;
 
   const parsed = configSchema.safeParse(tree);
-  if (!parsed.success) throw describeIssue(parsed.error.issues[0]!, Boolean(file), tree);
+  if (!parsed.success) throw describeIssue(parsed.error.issues[0]!, Boolean(file), tree, [], table);
   const cfg = parsed.data;
 
   const requested = cfg.connectors;
@@ -141,11 +161,11 @@ export function loadConfig(options: LoadOptions = {}): AppConfig {
       throw new ConfigError('Invalid AVITO_SYNC_CONNECTORS: `none` cannot be combined with connector names.', 'AVITO_SYNC_CONNECTORS');
     }
   } else {
-    enabledConnectors = cfg.accounts.some((a) => hasConnectorConfig(a, 'amocrm')) ? ['amocrm'] : [];
+    enabledConnectors = known.filter((d) => byDefault.has(d.id)).map((d) => d.id);
   }
 
   const dataDir = path.dirname(path.resolve(cfg.db));
-  const out: AppConfig = { ...cfg, dataDir, enabledConnectors };
+  const out: AppConfig = { ...cfg, dataDir, enabledConnectors, connectorDefinitions: known, envKeys: table };
   if (file) out.configFile = file;
   return out;
 }
@@ -164,7 +184,7 @@ export function requireAvitoCredentials(cfg: AppConfig): void {
     for (const field of ['clientId', 'clientSecret'] as const) {
       if (account.avito[field]) continue;
       const p = ['accounts', i, 'avito', field];
-      const envKey = i === 0 ? envKeyForPath(p) : undefined;
+      const envKey = i === 0 ? envKeyForPath(p, cfg.envKeys) : undefined;
       const name = envKey ? envKey.env + (cfg.configFile ? ` (or ${formatPath(p)} in ${cfg.configFile})` : '') : formatPath(p);
       throw new ConfigError(
         `${name} is not set: it must hold ${envKey?.describe ?? `the Avito app's ${field} for account ${account.id}`}.`,

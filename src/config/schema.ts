@@ -68,8 +68,10 @@ export const configSchema = z.object({
     .optional(),
   /** Turns on the web console at `/console`; its login password. No console without it. */
   consolePassword: z.string().min(8, 'must be at least 8 characters').optional(),
-  /** Enabled connectors; `none` = ledger only. Default: `amocrm` when an account configures amoCRM. */
+  /** Enabled connectors; `none` = ledger only. Default: each connector an account configures. */
   connectors: z.array(z.string().trim().min(1)).optional(),
+  /** Connector packages loaded at start: module specifiers or paths (relative to the config file). */
+  connectorModules: z.array(z.string().trim().min(1)).optional(),
   /** Default 60: seconds between reconciliation polls when no webhooks are configured. */
   pollIntervalSeconds: z.coerce.number().int().min(5).max(86_400).default(60),
   /** Default 600: seconds between reconciliation polls when webhooks are on. */

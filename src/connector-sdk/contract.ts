@@ -5,7 +5,8 @@ import type { RetryPolicy } from '../http/retry-policy.js';
 /**
  * The contract a CRM connector implements. Core code calls these methods and branches on the
  * capability flags, never on a connector's id. A connector is a folder under `connectors/`,
- * declared with `defineConnector` and listed in `connectors/index.ts`.
+ * declared with `defineConnector`: built in (listed in `connectors/index.ts`) or a package loaded
+ * at start (`AVITO_SYNC_CONNECTOR_MODULES`).
  */
 
 /** What the core knows about an Avito chat, as a connector needs it. */
@@ -48,7 +49,7 @@ export interface OutgoingMessage {
 }
 
 /**
- * Where a chat lives in the CRM (e.g. amoCRM: contact id and lead id). Opaque to the core,
+ * Where a chat lives in the CRM (e.g. a contact id and a deal id). Opaque to the core,
  * stored in the ledger as JSON; `id` names the CRM object messages go to.
  */
 export interface ConversationRef {
@@ -82,7 +83,7 @@ export interface AccessCheck {
 
 /** A manager's reply found in the CRM, to send to the buyer on Avito. */
 export interface IncomingReply {
-  /** The CRM's id of the reply (amoCRM: the note id): a reply is taken once per id. */
+  /** The CRM's id of the reply (e.g. a note id): a reply is taken once per id. */
   remoteId: string;
   /**
    * The conversation (ConversationRef.id) it was written in. A connector whose replies name the
@@ -208,8 +209,8 @@ export interface ConnectorInstance {
   checkAccess(): Promise<AccessCheck[]>;
 
   /**
-   * Makes sure each chat has its CRM conversation (amoCRM: a contact per buyer, reused across
-   * chats, and a lead per chat). Must be idempotent: given `previous`, return it unless it is
+   * Makes sure each chat has its CRM conversation (e.g. a contact per buyer, reused across
+   * chats, and a deal per chat). Must be idempotent: given `previous`, return it unless it is
    * closed and the buyer wrote again (then a new one). At most `maxConversationBatch` items.
    * Results are in the same order as the requests.
    */
@@ -263,7 +264,7 @@ export interface ConnectorInstance {
 
   /**
    * With several accounts, which instance a webhook is for: true when this one's CRM account sent
-   * it (amoCRM: `account[id]`/`account[subdomain]`; HTTP: `data.account_id`). Without it, a
+   * it (e.g. an account id in the body, `data.account_id`). Without it, a
    * webhook goes to the connector's only instance, or is refused when there are several.
    */
   matchesWebhook?(req: WebhookRequest): boolean;
@@ -288,7 +289,7 @@ export interface ConnectorInstance {
  * core's config loader, `doctor`, the README table and error messages take these from here.
  */
 export interface ConnectorEnvVar {
-  /** e.g. `AMOCRM_BASE_URL`. Upper-case letters, digits and `_`. */
+  /** e.g. `MYCRM_BASE_URL`. Upper-case letters, digits and `_`. */
   name: string;
   /** Path inside the connector's config section, e.g. `['baseUrl']`. */
   path: readonly (string | number)[];
@@ -306,7 +307,7 @@ export interface ConnectorDefinition<Schema extends z.ZodType = z.ZodType> {
   /** Lower-case id: the config section name, the value in AVITO_SYNC_CONNECTORS, the webhook path segment. */
   id: string;
   version: string;
-  /** Human name for messages (`amoCRM`, `Bitrix24`). Default: the id. */
+  /** Human name for messages, doctor and status (the CRM's own spelling). Default: the id. */
   displayName: string;
   /** The environment variables this connector reads. Default none. */
   env: readonly ConnectorEnvVar[];
@@ -314,4 +315,36 @@ export interface ConnectorDefinition<Schema extends z.ZodType = z.ZodType> {
   configSchema: Schema;
   capabilities: ConnectorCapabilities;
   create(ctx: ConnectorContext<z.output<Schema>>): ConnectorInstance;
+  /** A sandbox of the CRM on loopback, for `avito-sync demo`. Optional. */
+  sandbox?: () => Promise<ConnectorSandbox>;
+}
+
+/**
+ * A connector's CRM running on 127.0.0.1 (real HTTP), which `avito-sync demo` drives: it points
+ * the connector at it, plays a manager, and tells the story in the CRM's own words.
+ */
+export interface ConnectorSandbox {
+  /** The sandbox's base URL (printed by the demo). */
+  url: string;
+  /** Environment variables that point this connector at the sandbox (e.g. base URL and token). */
+  env: Record<string, string>;
+  /** True once the daemon registered its webhook with the sandbox (when the CRM has webhooks). */
+  webhookRegistered(): boolean;
+  /**
+   * Where an Avito message landed, once it has: the conversation's id, one line about the
+   * conversation (`describe`) and a short phrase for the message's place (`where`).
+   */
+  delivered(messageId: string): { conversation: string; describe: string; where: string } | undefined;
+  /** A manager writes an internal note in a conversation (it must stay in the CRM). */
+  writeInternal(conversation: string, text: string): void;
+  /**
+   * A manager answers the buyer from a conversation (adding whatever marks a reply in this CRM).
+   * Returns a line for the story and the text the buyer will get.
+   */
+  writeReply(conversation: string, text: string): { story: string; reply: string };
+  /** The connector wrote the reply's fate back into the conversation. */
+  replyOutcomeWritten(conversation: string): boolean;
+  /** What the CRM holds now, in a few words ("3 leads, 2 contacts, 9 notes"). */
+  summary(): string;
+  stop(): Promise<void>;
 }

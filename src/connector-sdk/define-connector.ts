@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import type { ConnectorCapabilities, ConnectorContext, ConnectorDefinition, ConnectorEnvVar, ConnectorInstance } from './contract.js';
+import type { ConnectorCapabilities, ConnectorContext, ConnectorDefinition, ConnectorEnvVar, ConnectorInstance, ConnectorSandbox } from './contract.js';
 
 /** The conservative defaults: one item per call, no way to find what was delivered. */
 export const DEFAULT_CAPABILITIES: ConnectorCapabilities = {
@@ -33,6 +33,8 @@ export function defineConnector<Schema extends z.ZodType>(def: {
   env?: readonly ConnectorEnvVar[];
   capabilities?: Partial<ConnectorCapabilities>;
   create: (ctx: ConnectorContext<z.output<Schema>>) => ConnectorInstance;
+  /** A sandbox CRM for `avito-sync demo`. Optional. */
+  sandbox?: () => Promise<ConnectorSandbox>;
 }): ConnectorDefinition<Schema> {
   if (!/^[a-z][a-z0-9-]*$/.test(def.id)) throw new Error(`connector id "${def.id}" must be lower-case letters, digits and -`);
   for (const v of def.env ?? []) {

@@ -12,6 +12,7 @@ export type {
   ConnectorEnvVar,
   ConnectorInstance,
   ConnectorOAuth,
+  ConnectorSandbox,
   ConnectorStore,
   ConversationRef,
   ConversationRequest,
@@ -38,3 +39,8 @@ export {
   type RetryPolicy,
 } from '../http/retry-policy.js';
 export { SpacingGate } from '../http/spacing-gate.js';
+export { closeServer, freePort, listenLoopback, readBody } from '../sandbox/net.js';
+/** The zod the core validates config with: a connector's `configSchema` can use it without its own copy. */
+export { z } from 'zod';
+export { definitionProblem } from './validate.js';
+export { serveConsent, type ConsentRequest } from '../sandbox/oauth-consent.js';

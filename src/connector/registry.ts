@@ -25,12 +25,12 @@ export function enabledDefinitions(config: AppConfig, known: readonly ConnectorD
 
 /**
  * One account's section for a connector, checked by the connector's own schema: a bad value
- * names its key (e.g. AMOCRM_BASE_URL) and echoes the value back. Throws ConfigError (exit 2).
+ * names its key (the connector's env variable, or its path in the file) and echoes the value back. Throws ConfigError (exit 2).
  */
 export function connectorSettings(config: AppConfig, def: ConnectorDefinition, accountIndex: number): unknown {
   const section = (config.accounts[accountIndex] as Record<string, unknown>)[def.id] ?? {};
   const parsed = def.configSchema.safeParse(section);
-  if (!parsed.success) throw describeIssue(parsed.error.issues[0]!, Boolean(config.configFile), section, ['accounts', accountIndex, def.id]);
+  if (!parsed.success) throw describeIssue(parsed.error.issues[0]!, Boolean(config.configFile), section, ['accounts', accountIndex, def.id], config.envKeys);
   return parsed.data;
 }
 
@@ -41,7 +41,7 @@ export function checkConnectorSettings(config: AppConfig, known: readonly Connec
 
 /**
  * Validates each account's section for every enabled connector with the connector's own schema
- * (a bad value names its key, e.g. AMOCRM_BASE_URL) and creates one instance per account.
+ * (a bad value names its key: the connector's env variable, or its path in the file) and creates one instance per account.
  */
 export function createConnectors(config: AppConfig, db: LedgerDb, log: Logger, known: readonly ConnectorDefinition[], retry?: Partial<RetryPolicy>): ActiveConnector[] {
   const out: ActiveConnector[] = [];

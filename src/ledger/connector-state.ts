@@ -1,5 +1,18 @@
-import type { ConnectorContext, ConnectorStore } from '../connector-sdk/contract.js';
 import type { LedgerDb } from './database.js';
+
+/** A small key-value store per (account, connector); the SDK's ConnectorStore has this shape. */
+export interface KeyValueStore {
+  get(key: string): Promise<string | undefined>;
+  set(key: string, value: string): Promise<void>;
+  deletePrefix(prefix: string): Promise<void>;
+}
+
+/** The pause controls of one (account, connector); the SDK's ConnectorContext has these members. */
+export interface PauseControls {
+  pause(until: number, reason: string): Promise<void>;
+  paused(): Promise<{ until: number; reason: string } | undefined>;
+  resume(): Promise<void>;
+}
 
 /** Keys every connector may set that the core reads: a connector refused by its CRM pauses. */
 export const PAUSED_UNTIL = 'paused_until';
@@ -11,7 +24,7 @@ export const PAUSED_REASON = 'paused_reason';
 export const CONNECTOR_AUTH_PREFIX = 'oauth_';
 
 /** The ledger-backed key-value store a connector gets for one account. */
-export function connectorStore(db: LedgerDb, accountId: string, connector: string): ConnectorStore {
+export function connectorStore(db: LedgerDb, accountId: string, connector: string): KeyValueStore {
   return {
     async get(key) {
       const row = await db
@@ -51,7 +64,7 @@ export async function pausedState(db: LedgerDb, accountId: string, connector: st
 }
 
 /** The pause controls a connector gets in its context (`ctx.pause`, `ctx.paused`, `ctx.resume`). */
-export function connectorPauses(db: LedgerDb, accountId: string, connector: string): Pick<ConnectorContext<unknown>, 'pause' | 'paused' | 'resume'> {
+export function connectorPauses(db: LedgerDb, accountId: string, connector: string): PauseControls {
   const store = connectorStore(db, accountId, connector);
   return {
     async pause(until, reason) {

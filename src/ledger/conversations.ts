@@ -1,6 +1,15 @@
-import type { ConversationRef } from '../connector-sdk/contract.js';
 import type { LedgerDb } from './database.js';
 import { chunks } from './chats.js';
+
+/**
+ * A conversation reference as the ledger keeps it: opaque JSON whose `id` names the CRM object.
+ * The same shape as the connector contract's ConversationRef, declared here so the ledger does
+ * not depend on the connector SDK (data flows ledger → sync → SDK).
+ */
+export interface ConversationRef {
+  id: string;
+  [key: string]: unknown;
+}
 
 export async function loadConversations(db: LedgerDb, accountId: string, connector: string, chatIds: readonly string[]): Promise<Map<string, ConversationRef>> {
   const out = new Map<string, ConversationRef>();

@@ -19,7 +19,7 @@ export interface TokensTable {
   provider: string;
   access_token: string;
   refresh_token: string | null;
-  /** Epoch ms; null for tokens that do not expire (amoCRM long-lived). */
+  /** Epoch ms; null for tokens that do not expire (a CRM's long-lived token). */
   expires_at: number | null;
   updated_at: number;
 }
@@ -158,7 +158,7 @@ export interface RepliesTable {
   id: Generated<number>;
   account_id: string;
   connector: string;
-  /** The CRM's id of the reply (an amoCRM note id). */
+  /** The CRM's id of the reply (e.g. a note id). */
   remote_id: string;
   chat_id: string;
   conversation_id: string;

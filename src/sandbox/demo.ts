@@ -3,11 +3,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
+import type { ConnectorDefinition } from '../connector-sdk/contract.js';
+import { BUILT_IN_CONNECTORS } from '../connector/built-ins.js';
 import { loadConfig } from '../config/load-config.js';
+import { ConfigError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { createRuntime } from '../runtime.js';
 import { startDaemon } from '../sync/daemon.js';
-import { SandboxAmo } from './sandbox-amocrm.js';
 import { SandboxAvito } from './sandbox-avito.js';
 import { freePort } from './net.js';
 
@@ -19,6 +21,10 @@ export interface DemoOptions {
   keep?: boolean;
   /** Turn the console on with a fresh password (printed); implies keep. */
   console?: boolean;
+  /** The connector whose sandbox CRM the demo uses. Default: the first known one that has a sandbox. */
+  connector?: string;
+  /** The connectors to choose from. Default: the built-ins. */
+  known?: readonly ConnectorDefinition[];
 }
 
 
@@ -33,14 +39,15 @@ async function until<T>(check: () => T | undefined | false, what: string, timeou
 }
 
 /**
- * `avito-sync demo`: a sandbox Avito and a sandbox amoCRM on loopback, the real daemon between
- * them (webhooks both ways), and a short story: buyers write, leads and notes appear, a manager
- * replies from the CRM and the buyer gets it on Avito. Avito has no sandbox; this one does.
+ * `avito-sync demo`: a sandbox Avito and the connector's sandbox CRM (its definition's `sandbox`)
+ * on loopback, the real daemon between them (webhooks both ways), and a short story: buyers
+ * write, conversations and messages appear in the CRM, a manager replies from the CRM and the
+ * buyer gets it on Avito. Avito has no sandbox; this one does.
  */
 export interface DemoActions {
   /** The buyer (Иван) writes on Avito; resolves with what happened in the CRM. */
   buyer(text: string): Promise<string>;
-  /** The manager answers on the lead (the reply prefix is added when missing); resolves when Avito has it. */
+  /** The manager answers in Иван's conversation; resolves when Avito has it. */
   manager(text: string): Promise<string>;
 }
 
@@ -53,10 +60,15 @@ export interface DemoHandle {
 }
 
 export async function runDemo(o: DemoOptions): Promise<DemoHandle> {
+  const known = o.known ?? BUILT_IN_CONNECTORS;
+  const def = o.connector ? known.find((d) => d.id === o.connector) : known.find((d) => d.sandbox);
+  if (!def?.sandbox) {
+    throw new ConfigError(o.connector ? `Connector "${o.connector}" has no sandbox for the demo; with one: ${known.filter((d) => d.sandbox).map((d) => d.id).join(', ') || 'none'}.` : 'No known connector has a sandbox for the demo.', '--connector');
+  }
+  const crmName = def.displayName;
   const avito = new SandboxAvito();
-  const amo = new SandboxAmo();
   await avito.start();
-  await amo.start();
+  const crm = await def.sandbox();
   const dir = mkdtempSync(path.join(tmpdir(), 'avito-sync-demo-'));
   const port = await freePort();
   const daemonUrl = `http://127.0.0.1:${port}`;
@@ -64,9 +76,10 @@ export async function runDemo(o: DemoOptions): Promise<DemoHandle> {
   const consolePassword = o.console ? randomBytes(9).toString('base64url') : undefined;
   avito.oauthRedirectUri = `${daemonUrl}/oauth/avito/callback`;
   const config = loadConfig({
+    known,
     env: {
       AVITO_CLIENT_ID: avito.clientId, AVITO_CLIENT_SECRET: avito.clientSecret, AVITO_API_URL: avito.url,
-      AMOCRM_BASE_URL: amo.url, AMOCRM_ACCESS_TOKEN: amo.token, AVITO_SYNC_DB: path.join(dir, 'demo.db'),
+      ...crm.env, AVITO_SYNC_CONNECTORS: def.id, AVITO_SYNC_DB: path.join(dir, 'demo.db'),
       PUBLIC_URL: daemonUrl, PORT: String(port), LOG_LEVEL: 'warn',
       ...(consolePassword ? { CONSOLE_PASSWORD: consolePassword, AVITO_OAUTH_URL: `${avito.url}/oauth` } : {}),
     },
@@ -76,14 +89,14 @@ export async function runDemo(o: DemoOptions): Promise<DemoHandle> {
   const stop = async () => {
     await daemon.stop();
     await avito.stop();
-    await amo.stop();
+    await crm.stop();
     rmSync(dir, { recursive: true, force: true });
   };
-  const urls: Record<string, string> = { 'sandbox Avito': avito.url, 'sandbox amoCRM': amo.url, daemon: daemonUrl, ledger: rt.ledger.file };
+  const urls: Record<string, string> = { 'sandbox Avito': avito.url, [`sandbox ${crmName}`]: crm.url, daemon: daemonUrl, ledger: rt.ledger.file };
   if (consolePassword) Object.assign(urls, { console: `${daemonUrl}/console`, 'console password': consolePassword });
   const env: Record<string, string> = {
     AVITO_CLIENT_ID: avito.clientId, AVITO_CLIENT_SECRET: avito.clientSecret, AVITO_API_URL: avito.url,
-    AMOCRM_BASE_URL: amo.url, AMOCRM_ACCESS_TOKEN: amo.token, AVITO_SYNC_DB: rt.ledger.file,
+    ...crm.env, AVITO_SYNC_DB: rt.ledger.file,
   };
   let act: DemoActions = {
     buyer: () => Promise.reject(new Error('the demo story has not finished yet')),
@@ -93,11 +106,11 @@ export async function runDemo(o: DemoOptions): Promise<DemoHandle> {
   const at = () => `+${((Date.now() - t0) / 1000).toFixed(1).padStart(4)} s`;
   const { say } = o;
   try {
-    say('avito-sync demo — a sandbox Avito and a sandbox amoCRM on 127.0.0.1, the real daemon between them.');
-    say(`  daemon ${urls.daemon}  ·  Avito ${avito.url}  ·  amoCRM ${amo.url}`);
+    say(`avito-sync demo — a sandbox Avito and a sandbox ${crmName} on 127.0.0.1, the real daemon between them.`);
+    say(`  daemon ${urls.daemon}  ·  Avito ${avito.url}  ·  ${crmName} ${crm.url}`);
     say('');
-    await until(() => avito.subscriptions.size > 0 && amo.webhooks.size > 0, 'webhook subscriptions');
-    say(`${at()}  the daemon subscribed to Avito webhooks and to amoCRM note_lead webhooks`);
+    await until(() => avito.subscriptions.size > 0 && (!def.capabilities.webhooks || crm.webhookRegistered()), 'webhook subscriptions');
+    say(`${at()}  the daemon subscribed to Avito webhooks${def.capabilities.webhooks ? ` and to ${crmName} webhooks` : ''}`);
 
     const bike = avito.addItem({ id: 4_100_000_001, title: 'Велосипед Stels Navigator 500', price: 12_500 });
     const phone = avito.addItem({ id: 4_100_000_002, title: 'iPhone 13, 128 ГБ', price: 45_000 });
@@ -108,59 +121,59 @@ export async function runDemo(o: DemoOptions): Promise<DemoHandle> {
       const m = avito.addMessage(chat.id, { text, ...extra });
       const started = Date.now();
       await avito.pushWebhook(chat.id, m);
-      const note = await until(() => [...amo.notes.values()].find((n) => String(n.params.text).endsWith(`#avito:${m.id}`)), 'the note in amoCRM');
-      return { m, note, ms: Date.now() - started };
+      const where = await until(() => crm.delivered(m.id), `the message in ${crmName}`);
+      return { m, where, ms: Date.now() - started };
     };
 
     say(`${at()}  Avito: Иван asks about «${bike.title}»: «Здравствуйте! Велосипед ещё продаётся?»`);
     const first = await buyerWrites(ivanChat, 'Здравствуйте! Велосипед ещё продаётся?');
-    const ivanLead = amo.leads.get(first.note.entity_id)!;
-    const contact = amo.contacts.get(ivanLead.contacts[0]!);
-    say(`${at()}  amoCRM: lead #${ivanLead.id} «${ivanLead.name}», ${ivanLead.price.toLocaleString('ru-RU')} ₽, tag ${ivanLead.tags.join(', ')}, contact «${contact?.name}», first note in ${first.ms} ms`);
+    say(`${at()}  ${first.where.describe}; first message there in ${first.ms} ms`);
 
     say(`${at()}  Avito: Мария asks about «${phone.title}» and sends a photo`);
     await buyerWrites(mariaChat, 'Добрый день, торг возможен?');
     const photo = await buyerWrites(mariaChat, '', { type: 'image', content: { image: { sizes: { '140x105': `${avito.url}/img/140x105/p.jpg`, '1280x960': `${avito.url}/img/1280x960/p.jpg` } } } });
-    say(`${at()}  amoCRM: lead #${photo.note.entity_id} «${amo.leads.get(photo.note.entity_id)!.name}»; the photo is a note with a link to the largest size`);
+    say(`${at()}  ${photo.where.describe}; the photo arrives as a link to the largest size`);
 
-    say(`${at()}  amoCRM: the manager writes an internal note «проверить комплектацию» — it stays in the CRM`);
-    amo.managerNote(ivanLead.id, 'проверить комплектацию');
-    const reply = 'Да, продаётся! Можно посмотреть сегодня после 18:00.';
-    say(`${at()}  amoCRM: the manager answers with a note «/avito ${reply}»`);
-    const replyStarted = Date.now();
-    amo.managerNote(ivanLead.id, `/avito ${reply}`);
-    const sent = await until(() => avito.chats.get(ivanChat.id)!.messages.find((m) => m.author_id === avito.userId && m.content.text === reply), 'the reply at Avito');
-    say(`${at()}  Avito: Иван gets «${String(sent.content.text)}» — ${Date.now() - replyStarted} ms after the note`);
-    await until(() => amo.leadNotes(ivanLead.id, 'service_message').some((n) => String(n.params.text).startsWith('Ответ отправлен')), 'the outcome note');
-    say(`${at()}  amoCRM: a short note on the lead says the reply was sent (it does not repeat it)`);
+    if (def.capabilities.replies) {
+      const conv = first.where.conversation;
+      say(`${at()}  ${crmName}: the manager writes an internal note «проверить комплектацию» — it stays in the CRM`);
+      crm.writeInternal(conv, 'проверить комплектацию');
+      const reply = 'Да, продаётся! Можно посмотреть сегодня после 18:00.';
+      const replyStarted = Date.now();
+      say(`${at()}  ${crm.writeReply(conv, reply).story}`);
+      const sent = await until(() => avito.chats.get(ivanChat.id)!.messages.find((m) => m.author_id === avito.userId && m.content.text === reply), 'the reply at Avito');
+      say(`${at()}  Avito: Иван gets «${String(sent.content.text)}» — ${Date.now() - replyStarted} ms after the manager wrote it`);
+      await until(() => crm.replyOutcomeWritten(conv), 'the outcome in the CRM');
+      say(`${at()}  ${crmName}: a short note in the conversation says the reply was sent (it does not repeat it)`);
 
-    await avito.pushWebhook(ivanChat.id, sent); // Avito echoes our own message back
-    await daemon.dispatchJobs.get('default/amocrm')?.trigger();
-    const echoed = [...amo.notes.values()].some((n) => String(n.params.text).endsWith(`#avito:${sent.id}`));
-    say(`${at()}  Avito echoed the reply back by webhook: ${echoed ? 'DELIVERED AGAIN (unexpected)' : 'recognised as our own, not a new note'}`);
+      await avito.pushWebhook(ivanChat.id, sent); // Avito echoes our own message back
+      await daemon.dispatchJobs.get(`default/${def.id}`)?.trigger();
+      const echoed = crm.delivered(sent.id) !== undefined;
+      say(`${at()}  Avito echoed the reply back by webhook: ${echoed ? 'DELIVERED AGAIN (unexpected)' : 'recognised as our own, not delivered again'}`);
+    }
 
     const again = await buyerWrites(ivanChat, 'Отлично, приеду в 19:00');
-    say(`${at()}  Avito: Иван answers «Отлично, приеду в 19:00» → note on the same lead #${again.note.entity_id} in ${again.ms} ms`);
+    say(`${at()}  Avito: Иван answers «Отлично, приеду в 19:00» → the same conversation (${again.where.conversation === first.where.conversation ? 'yes' : 'NO, unexpected'}) in ${again.ms} ms`);
 
     act = {
       async buyer(text) {
         const r = await buyerWrites(ivanChat, text);
-        return `Иван wrote «${text}» on Avito → note on lead #${r.note.entity_id} in amoCRM after ${r.ms} ms`;
+        return `Иван wrote «${text}» on Avito → ${r.where.where} after ${r.ms} ms`;
       },
       async manager(text) {
-        const body = text.startsWith('/avito') ? text : `/avito ${text}`;
-        const reply = body.replace(/^\/avito\s*/, '');
+        if (!def.capabilities.replies) throw new Error(`${crmName} has no replies in this connector`);
         const started = Date.now();
         const before = avito.chats.get(ivanChat.id)!.messages.length;
-        amo.managerNote(ivanLead.id, body);
-        await until(() => avito.chats.get(ivanChat.id)!.messages.slice(before).find((m) => m.author_id === avito.userId && m.content.text === reply), 'the reply at Avito');
-        return `the manager wrote «${body}» on lead #${ivanLead.id} → Иван got «${reply}» on Avito after ${Date.now() - started} ms`;
+        const written = crm.writeReply(first.where.conversation, text);
+        await until(() => avito.chats.get(ivanChat.id)!.messages.slice(before).find((m) => m.author_id === avito.userId && m.content.text === written.reply), 'the reply at Avito');
+        return `${written.story} → Иван got «${written.reply}» on Avito after ${Date.now() - started} ms`;
       },
     };
     const internalSent = avito.chats.get(ivanChat.id)!.messages.some((m) => String(m.content.text ?? '').includes('комплектацию'));
     say('');
-    say(`Done in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${amo.leads.size} leads, ${amo.contacts.size} contacts, ${amo.notes.size} notes in amoCRM; 1 reply sent to Avito; internal note sent: ${internalSent ? 'YES (unexpected)' : 'no'}.`);
-    say('Next: set AVITO_CLIENT_ID, AVITO_CLIENT_SECRET, AMOCRM_BASE_URL and AMOCRM_ACCESS_TOKEN, then `npx avito-sync doctor` and `npx avito-sync run`.');
+    say(`Done in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${crm.summary()}; ${def.capabilities.replies ? '1 reply' : 'no replies'} sent to Avito; internal note sent: ${internalSent ? 'YES (unexpected)' : 'no'}.`);
+    const needed = ['AVITO_CLIENT_ID', 'AVITO_CLIENT_SECRET', ...Object.keys(crm.env)];
+    say(`Next: set ${needed.slice(0, -1).join(', ')} and ${needed.at(-1)}, then \`npx avito-sync doctor\` and \`npx avito-sync run\`.`);
   } catch (err) {
     await stop();
     throw err;

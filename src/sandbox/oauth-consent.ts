@@ -14,7 +14,7 @@ const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
  * A sandbox's OAuth consent page (`GET /oauth`), as a provider shows it to the person who grants
  * access: the app, the scopes asked for and an "Allow" link. Following the link (`GET
  * /oauth/allow`) issues a one-time code and sends the browser to the app's registered redirect
- * URI with `code` and `state` (and whatever `extra` the provider adds, e.g. amoCRM's `referer`).
+ * URI with `code` and `state` (and whatever `extra` the provider adds, e.g. the account's host).
  */
 export function serveConsent(
   url: URL,

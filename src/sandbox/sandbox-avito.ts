@@ -108,7 +108,8 @@ export class SandboxAvito {
   private faults: Fault[] = [];
   private holds: { op: string; after: number; seen: number; released: Promise<void> }[] = [];
   private seq = 0;
-  private rateRemaining: number;
+  /** Requests left this minute, sent as X-RateLimit-Remaining (tests lower it to see the client slow down). */
+  rateRemaining: number;
   private readonly opts: Required<Omit<SandboxAvitoOptions, 'rateLimitPerMinute'>> & { rateLimitPerMinute?: number };
 
   constructor(options: SandboxAvitoOptions = {}) {

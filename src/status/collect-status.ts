@@ -22,10 +22,12 @@ export interface AccountStatus {
 
 export interface ConnectorStatus {
   connector: string;
+  /** The connector's own name for itself (its definition's `displayName`), else its id. */
+  displayName: string;
   /** Deliveries by status: pending (incl. retrying), leased, delivered, dead, skipped (echoes). */
   backlog: { pending: number; leased: number; delivered: number; dead: number; skipped: number };
   conversations: number;
-  /** Set while the CRM refuses all traffic (amoCRM ban): until when and why. */
+  /** Set while the connector paused its CRM traffic (a ban, a 410): until when and why. */
   paused: { until: string; reason: string } | null;
   lastError: string | null;
 }
@@ -43,7 +45,7 @@ async function count(db: LedgerDb, table: 'chats' | 'messages', accountId: strin
 }
 
 /** What `status` shows: read from the ledger only, no remote calls. */
-export async function collectStatus(db: LedgerDb, ledgerFile: string, now = Date.now()): Promise<StatusReport> {
+export async function collectStatus(db: LedgerDb, ledgerFile: string, now = Date.now(), displayNames: ReadonlyMap<string, string> = new Map()): Promise<StatusReport> {
   const accounts: AccountStatus[] = [];
   for (const a of await listAccounts(db)) {
     const token = await db.selectFrom('tokens').select(['expires_at']).where('account_id', '=', a.id).where('provider', '=', 'avito').executeTakeFirst();
@@ -61,13 +63,13 @@ export async function collectStatus(db: LedgerDb, ledgerFile: string, now = Date
       cursors,
       token: token ? { expiresAt: token.expires_at ? new Date(token.expires_at).toISOString() : null, expired: token.expires_at !== null && token.expires_at <= now } : null,
       lastErrors: (await recentItemErrors(db, 5, a.id)).map((e) => ({ at: new Date(e.at).toISOString(), scope: e.scope, ref: e.ref, error: e.error })),
-      connectors: await connectorStatuses(db, a.id, now),
+      connectors: await connectorStatuses(db, a.id, now, displayNames),
     });
   }
   return { ledger: ledgerFile, daemon: await readDaemonStatus(db, now), accounts };
 }
 
-async function connectorStatuses(db: LedgerDb, accountId: string, now: number): Promise<ConnectorStatus[]> {
+async function connectorStatuses(db: LedgerDb, accountId: string, now: number, displayNames: ReadonlyMap<string, string>): Promise<ConnectorStatus[]> {
   const rows = await db
     .selectFrom('deliveries')
     .select(['connector', 'status', (eb) => eb.fn.countAll<number>().as('n')])
@@ -84,6 +86,7 @@ async function connectorStatuses(db: LedgerDb, accountId: string, now: number): 
     const paused = await pausedState(db, accountId, connector, now);
     out.push({
       connector,
+      displayName: displayNames.get(connector) ?? connector,
       backlog,
       conversations: Number(conv.n),
       paused: paused ? { until: new Date(paused.until).toISOString(), reason: paused.reason } : null,

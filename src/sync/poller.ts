@@ -11,7 +11,7 @@ import { ingestStatements, type IngestStatements } from '../ledger/statements.js
 import type { NewChat } from '../ledger/tables.js';
 import { GroupCommit } from '../ledger/group-commit.js';
 import { writeChat } from './chat-writer.js';
-import type { VoiceKeeper } from './voice-keeper.js';
+import type { VoiceKeeper } from '../avito/voice-keeper.js';
 
 export interface PollContext {
   ledger: Ledger;

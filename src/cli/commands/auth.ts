@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { CONNECTORS } from '../../../connectors/index.js';
 import { ConfigError } from '../../errors.js';
 import { CONNECTOR_AUTH_PREFIX } from '../../ledger/connector-state.js';
 import { out, withRuntime, type GlobalOptions } from '../context.js';
@@ -17,10 +16,11 @@ export function registerAuth(program: Command): void {
     .option('--connector <name>', "reset this connector's grant instead of Avito's")
     .action(async (opts: { connector?: string }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
-      if (opts.connector && !CONNECTORS.some((c) => c.id === opts.connector)) {
-        throw new ConfigError(`No connector "${opts.connector}" (--connector); known: ${CONNECTORS.map((c) => c.id).join(', ')}.`, '--connector');
-      }
       await withRuntime(g, { avito: false, readOnly: true }, async (rt) => {
+        const known = rt.config.connectorDefinitions;
+        if (opts.connector && !known.some((c) => c.id === opts.connector)) {
+          throw new ConfigError(`No connector "${opts.connector}" (--connector); known: ${known.map((c) => c.id).join(', ')}.`, '--connector');
+        }
         const accounts = rt.config.accounts.map((a) => a.id).filter((id) => !g.account || id === g.account);
         if (accounts.length === 0) throw new ConfigError(`No account "${g.account}" in the configuration (--account).`, '--account');
         for (const account of accounts) {

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
+import { knownConnectors } from '../../connector/load-modules.js';
 import { OperationalError, ValidationError } from '../../errors.js';
 import { createLogger } from '../../log/logger.js';
 import { runDemo, type DemoActions } from '../../sandbox/demo.js';
@@ -70,13 +71,15 @@ async function actInRunningDemo(who: 'buyer' | 'manager', words: string[]): Prom
 export function registerDemo(program: Command): void {
   const demo = program
     .command('demo')
-    .description('a sandbox Avito and amoCRM on loopback with the daemon between them: see the whole loop in seconds')
+    .description("a sandbox Avito and a connector's sandbox CRM on loopback with the daemon between them: see the whole loop in seconds")
+    .option('--connector <id>', 'the connector whose sandbox CRM to use (default: the first with one)')
     .option('--keep', 'keep the sandboxes and the daemon running afterwards (Ctrl-C stops); then act with `demo buyer` / `demo manager`')
     .option('--console', 'keep running with the web console on; prints its address and password')
-    .action(async (opts: { keep?: boolean; console?: boolean }, cmd: Command) => {
+    .action(async (opts: { keep?: boolean; connector?: string; console?: boolean }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
       const log = createLogger({ level: g.verbose ? 'debug' : (g.logLevel ?? 'warn') });
-      const { stop, urls, env, act } = await runDemo({ log, say: out, keep: Boolean(opts.keep), console: Boolean(opts.console) });
+      const known = await knownConnectors({ flags: g });
+      const { stop, urls, env, act } = await runDemo({ log, say: out, keep: Boolean(opts.keep), console: Boolean(opts.console), known, ...(opts.connector ? { connector: opts.connector } : {}) });
       if (!opts.keep && !opts.console) return;
       out('');
       for (const [k, v] of Object.entries(urls)) out(`  ${k}: ${v}`);

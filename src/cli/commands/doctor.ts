@@ -1,9 +1,9 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { CONNECTORS } from '../../../connectors/index.js';
 import { loadConfig, requireAvitoCredentials, type AppConfig } from '../../config/load-config.js';
 import { howToEnableConnectors } from '../../connector/enable-hint.js';
+import { knownConnectors } from '../../connector/load-modules.js';
 import { connectorSettings, createConnectors, enabledDefinitions, type ActiveConnector } from '../../connector/registry.js';
 import { avitoChecks, ledgerChecks, webhookReachability, type CheckResult } from '../../doctor/checks.js';
 import { ConfigError, OperationalError, describeError } from '../../errors.js';
@@ -29,7 +29,7 @@ async function runChecks(g: GlobalOptions, print: (r: CheckResult) => void): Pro
   };
   let config: AppConfig;
   try {
-    config = loadConfig({ flags: g });
+    config = loadConfig({ flags: g, known: await knownConnectors({ flags: g }) });
   } catch (err) {
     add({ check: 'configuration', verdict: 'fail', detail: describeError(err) });
     throw err;
@@ -48,7 +48,7 @@ async function runChecks(g: GlobalOptions, print: (r: CheckResult) => void): Pro
   let definitionsOk = true;
   let defs: ReturnType<typeof enabledDefinitions> = [];
   try {
-    defs = enabledDefinitions(config, CONNECTORS);
+    defs = enabledDefinitions(config, config.connectorDefinitions);
   } catch (err) {
     definitionsOk = false;
     add({ check: 'connectors', verdict: 'fail', detail: describeError(err) });
@@ -87,7 +87,7 @@ async function runChecks(g: GlobalOptions, print: (r: CheckResult) => void): Pro
     let connectors: ActiveConnector[] = [];
     if (definitionsOk && defs.length > 0) {
       try {
-        connectors = createConnectors(config, rt.ledger.db, log, CONNECTORS, INTERACTIVE_RETRY);
+        connectors = createConnectors(config, rt.ledger.db, log, config.connectorDefinitions, INTERACTIVE_RETRY);
       } catch (err) {
         add({ check: 'connectors', verdict: 'fail', detail: describeError(err) });
       }
@@ -97,7 +97,7 @@ async function runChecks(g: GlobalOptions, print: (r: CheckResult) => void): Pro
       add(...checks.map((x) => (rt!.accounts.length > 1 ? { ...x, check: `${c.accountId}: ${x.check}` } : x)));
       await c.instance.close();
     }
-    if (defs.length === 0) add({ check: 'CRM connectors', verdict: 'warn', detail: 'none enabled: messages stay in the ledger', action: howToEnableConnectors(CONNECTORS) });
+    if (defs.length === 0) add({ check: 'CRM connectors', verdict: 'warn', detail: 'none enabled: messages stay in the ledger', action: howToEnableConnectors(config.connectorDefinitions) });
   } finally {
     await rt.close();
   }

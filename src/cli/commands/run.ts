@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import type { Logger } from 'pino';
-import { CONNECTORS } from '../../../connectors/index.js';
 import { requireAvitoCredentials } from '../../config/load-config.js';
 import { howToEnableConnectors } from '../../connector/enable-hint.js';
 import { OperationalError, RemoteApiError, describeError } from '../../errors.js';
@@ -34,7 +33,7 @@ export function registerRun(program: Command): void {
     .option('--port <n>', 'listen on this port (overrides PORT)')
     .action(async (opts: { port?: string }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
-      const { config, log } = loadCliConfig({ ...g, ...(opts.port !== undefined ? { port: opts.port } : {}) });
+      const { config, log } = await loadCliConfig({ ...g, ...(opts.port !== undefined ? { port: opts.port } : {}) });
       requireAvitoCredentials(config);
       const rt = await createRuntime(config, log);
       let daemon;
@@ -42,7 +41,7 @@ export function registerRun(program: Command): void {
         await checkAvitoAtStart(rt, log);
         if (rt.connectors.length === 0 && !(config.connectors?.length === 1 && config.connectors[0] === 'none')) {
           // Said loudly, on stderr as a sentence and in the log: otherwise "running" reads as "syncing to the CRM".
-          const line = `No CRM connector is enabled: Avito messages are kept in the ledger and reach no CRM. ${howToEnableConnectors(CONNECTORS)}`;
+          const line = `No CRM connector is enabled: Avito messages are kept in the ledger and reach no CRM. ${howToEnableConnectors(config.connectorDefinitions)}`;
           process.stderr.write(`avito-sync: WARNING: ${line}\n`);
           log.warn({ connectors: 0 }, line);
         }

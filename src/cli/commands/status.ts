@@ -9,7 +9,7 @@ export function registerStatus(program: Command): void {
     .option('--json', 'print as JSON')
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
-      const report = await withRuntime(g, { avito: false, readOnly: true }, (rt) => collectStatus(rt.ledger.db, rt.ledger.file));
+      const report = await withRuntime(g, { avito: false, readOnly: true }, (rt) => collectStatus(rt.ledger.db, rt.ledger.file, Date.now(), new Map(rt.config.connectorDefinitions.map((d) => [d.id, d.displayName]))));
       if (opts.json) {
         out(JSON.stringify(report, null, 2));
         return;
@@ -28,7 +28,7 @@ export function registerStatus(program: Command): void {
         if (g.verbose) for (const [name, value] of Object.entries(a.cursors)) out(`  internal cursor ${name} = ${value}${/^\d{10}$/.test(value) ? ` (${new Date(Number(value) * 1000).toISOString()})` : ''}`);
         for (const c of a.connectors) {
           const b = c.backlog;
-          out(`  → ${c.connector}: ${b.delivered} delivered, ${b.pending + b.leased} waiting, ${b.dead} dead letters, ${b.skipped} echoes skipped, ${c.conversations} conversations`);
+          out(`  → ${c.displayName}: ${b.delivered} delivered, ${b.pending + b.leased} waiting, ${b.dead} dead letters, ${b.skipped} echoes skipped, ${c.conversations} conversations`);
           if (c.paused) out(`    PAUSED until ${c.paused.until}: ${c.paused.reason}`);
           if (c.lastError) out(`    last error: ${c.lastError}`);
         }

@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { closeServer, listenLoopback, readBody } from './net.js';
-import { serveConsent, type ConsentRequest } from './oauth-consent.js';
+import { closeServer, listenLoopback, readBody, type ConnectorSandbox, serveConsent, type ConsentRequest } from '../../src/connector-sdk/index.js';
 
 /**
  * The sandbox amoCRM: amoCRM REST v4 on 127.0.0.1 (real HTTP) for the tests and
@@ -513,4 +512,39 @@ export class SandboxAmo {
     this.log(req.method ?? 'GET', new URL(req.url ?? '/', 'http://x').pathname, 403);
     res.writeHead(403, { 'content-type': 'text/html; charset=utf-8' }).end('<!DOCTYPE html><html><head><title>Доступ заблокирован</title></head><body><h1>403</h1><p>Ваш IP заблокирован за превышение лимитов API.</p></body></html>');
   }
+}
+
+/**
+ * The sandbox amoCRM as `avito-sync demo` drives it (ConnectorSandbox): a lead per chat, a
+ * note per message (found by its `#avito:<id>` marker), a manager's reply is a note with the
+ * reply prefix, its fate a short service note.
+ */
+export async function startAmoSandbox(): Promise<ConnectorSandbox> {
+  const amo = new SandboxAmo();
+  await amo.start();
+  return {
+    url: amo.url,
+    env: { AMOCRM_BASE_URL: amo.url, AMOCRM_ACCESS_TOKEN: amo.token },
+    webhookRegistered: () => amo.webhooks.size > 0,
+    delivered(messageId) {
+      const note = [...amo.notes.values()].find((n) => String(n.params.text).endsWith(`#avito:${messageId}`));
+      if (!note) return undefined;
+      const lead = amo.leads.get(note.entity_id)!;
+      const contact = lead.contacts[0] !== undefined ? amo.contacts.get(lead.contacts[0]) : undefined;
+      return {
+        conversation: String(lead.id),
+        describe: `amoCRM: lead #${lead.id} «${lead.name}», ${lead.price.toLocaleString('ru-RU')} ₽, tag ${lead.tags.join(', ')}${contact ? `, contact «${contact.name}»` : ''}`,
+        where: `note on lead #${lead.id} in amoCRM`,
+      };
+    },
+    writeInternal: (conversation, text) => void amo.managerNote(Number(conversation), text),
+    writeReply(conversation, text) {
+      const reply = text.replace(/^\/avito\s*/, '');
+      amo.managerNote(Number(conversation), `/avito ${reply}`);
+      return { story: `amoCRM: the manager answers with a note «/avito ${reply}» on lead #${conversation}`, reply };
+    },
+    replyOutcomeWritten: (conversation) => amo.leadNotes(Number(conversation), 'service_message').some((n) => /^(Ответ отправлен|Reply sent)/.test(String(n.params.text))),
+    summary: () => `${amo.leads.size} leads, ${amo.contacts.size} contacts, ${amo.notes.size} notes in amoCRM`,
+    stop: () => amo.stop(),
+  };
 }

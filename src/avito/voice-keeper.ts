@@ -1,7 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import type { AvitoClient } from '../avito/client.js';
+import type { AvitoClient } from './client.js';
 import { describeError } from '../errors.js';
 import type { LedgerDb } from '../ledger/database.js';
 import { chunks } from '../ledger/chats.js';
