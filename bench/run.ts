@@ -1,6 +1,7 @@
 import os from 'node:os';
 import { accountsBench } from './accounts.js';
 import { backfillBench } from './backfill.js';
+import { chatsBench } from './chats.js';
 import { burstBench } from './burst.js';
 import { deliveryBench } from './delivery.js';
 import { ingestBench } from './ingest.js';
@@ -14,6 +15,7 @@ const BENCHES: Record<string, () => Promise<string>> = {
   delivery: () => deliveryBench(),
   replies: () => replyBench(),
   backfill: () => backfillBench(),
+  chats: () => chatsBench(),
   burst: () => burstBench(),
   accounts: () => accountsBench(),
 };

@@ -67,13 +67,17 @@ export function registerSecrets(config: AppConfig): void {
 /** Opens the ledger, makes sure each account has its row, builds one Avito client per account. */
 export async function createRuntime(config: AppConfig, log: Logger, options: RuntimeOptions = {}): Promise<Runtime> {
   registerSecrets(config);
-  const ledger = await openLedger(config.db, { mustExist: options.existingLedger === true });
+  const ledger = await openLedger(config.db, { poolSize: config.dbPool, mustExist: options.existingLedger === true });
   let connectors: ActiveConnector[];
   try {
     connectors = options.connectors === false ? [] : createConnectors(config, ledger.db, log, options.known ?? config.connectorDefinitions, options.retry);
   } catch (err) {
     await ledger.close();
     throw err;
+  }
+  // Each new message gets its deliveries to the enabled connectors in the transaction that stores it.
+  for (const account of config.accounts) {
+    ledger.routeDeliveries(account.id, connectors.filter((c) => c.accountId === account.id).map((c) => c.definition.id));
   }
   const accounts: AccountRuntime[] = [];
   for (const account of config.accounts) {

@@ -9,6 +9,7 @@ import { createRuntime, type Runtime } from '../src/runtime.js';
 import type { SandboxAmo } from '../connectors/amocrm/sandbox.js';
 import type { SandboxAvito } from '../src/sandbox/sandbox-avito.js';
 import { markerOf } from '../connectors/amocrm/mappers.js';
+import { dropLedgerOf, ledgerLocation } from './dialects.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const CLI = path.join(ROOT, 'dist/src/cli/main.js');
@@ -18,7 +19,13 @@ export const FAST_RETRY = { minTimeoutMs: 5, maxTimeoutMs: 20, maxRetryAfterMs: 
 
 export function tempDir(prefix = 'avito-sync-test-'): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(path.join(tmpdir(), prefix));
-  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  return {
+    dir,
+    cleanup: () => {
+      dropLedgerOf(dir);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 /** Environment for one account against the fake Avito. */
@@ -27,7 +34,9 @@ export function fakeEnv(fake: SandboxAvito, dir: string, extra: Record<string, s
     AVITO_CLIENT_ID: fake.clientId,
     AVITO_CLIENT_SECRET: fake.clientSecret,
     AVITO_API_URL: fake.url,
-    AVITO_SYNC_DB: path.join(dir, 'ledger.db'),
+    // DIR/ledger.db, or a PostgreSQL database of this test's own in the suite's PostgreSQL pass.
+    AVITO_SYNC_DB: ledgerLocation(dir),
+    AVITO_SYNC_DATA_DIR: dir,
     AVITO_SYNC_CONNECTORS: 'none',
     AVITO_REQUESTS_PER_SECOND: '1000',
     LOG_LEVEL: 'warn',

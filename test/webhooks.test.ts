@@ -5,6 +5,7 @@ import { countMessages } from '../src/ledger/messages.js';
 import type { Runtime } from '../src/runtime.js';
 import { startDaemon, type Daemon } from '../src/sync/daemon.js';
 import { SandboxAvito } from '../src/sandbox/sandbox-avito.js';
+import { failInserts } from './dialects.js';
 import { fakeEnv, runCli, tempDir, testRuntime, waitFor } from './helpers.js';
 import { freePort } from '../src/sandbox/net.js';
 
@@ -146,11 +147,11 @@ describe('invariant 4: a webhook is acknowledged only after it is stored', () =>
     await setup();
     const chat = fake.addChat();
     const body = fake.webhookBody(chat.id, fake.addMessage(chat.id));
-    await sql.raw(`CREATE TRIGGER no_events BEFORE INSERT ON webhook_events BEGIN SELECT RAISE(ABORT, 'disk full'); END`).execute(rt.ledger.db);
+    const undo = await failInserts(rt.ledger, 'webhook_events', 'disk full');
     const res = await deliver(body);
     expect(res.status).toBe(500);
     expect(await counts()).toEqual({ messages: 0, events: 0 });
-    await sql`DROP TRIGGER no_events`.execute(rt.ledger.db);
+    await undo();
     expect((await deliver(body)).status).toBe(200);
     expect(await counts()).toEqual({ messages: 1, events: 1 });
   });
@@ -159,7 +160,7 @@ describe('invariant 4: a webhook is acknowledged only after it is stored', () =>
     await setup();
     const chat = fake.addChat();
     const body = fake.webhookBody(chat.id, fake.addMessage(chat.id));
-    await sql.raw(`CREATE TRIGGER no_messages BEFORE INSERT ON messages BEGIN SELECT RAISE(ABORT, 'disk full'); END`).execute(rt.ledger.db);
+    await failInserts(rt.ledger, 'messages', 'disk full');
     expect((await deliver(body)).status).toBe(500);
     expect(await counts()).toEqual({ messages: 0, events: 0 });
   });

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { chatsConfigShape, refineChatsConfig } from './chats/config.js';
 
 /** The documented default reply prefix: a note starting with it is sent to the buyer. */
 export const DEFAULT_REPLY_PREFIX = '/avito';
@@ -46,8 +47,11 @@ export const amoConfigSchema = z
     language: z.enum(['ru', 'en']).default('ru'),
     /** How long all traffic stops after amoCRM blocks the integration (403 HTML). Default 60. */
     banPauseMinutes: z.coerce.number().int().min(1).max(24 * 60).default(60),
+    /** Chats mode (AMOCRM_MODE=chats): see chats/config.ts. */
+    ...chatsConfigShape,
   })
   .superRefine((c, ctx) => {
+    refineChatsConfig(c, ctx);
     if (c.accessToken) {
       if (!c.baseUrl) ctx.addIssue({ code: 'custom', path: ['baseUrl'], message: 'is required with a long-lived token' });
       return;

@@ -2,6 +2,7 @@ import {
   describeError, RemoteApiError,
   type AccessCheck, type ConnectorContext, type ConnectorInstance, type ConnectorOAuth, type ConversationRef, type ConversationRequest, type CrmAction, type DeliveryItem, type IncomingReply, type ItemResult, type ReplyOutcome,
 } from '../../src/connector-sdk/index.js';
+import { fromChatsMode } from './chats/switch.js';
 import { AmoClient, baseUrlFromReferer, type AmoClientOptions } from './client.js';
 import type { AmoConfig } from './config.js';
 import { contactName, leadName, markerOf, noteText, priceOf } from './mappers.js';
@@ -182,7 +183,8 @@ export class AmoConnector implements ConnectorInstance {
 
   // ---- conversations -------------------------------------------------------------------------
 
-  async ensureConversations(requests: readonly ConversationRequest[]): Promise<ItemResult<ConversationRef>[]> {
+  async ensureConversations(requested: readonly ConversationRequest[]): Promise<ItemResult<ConversationRef>[]> {
+    const requests = requested.map(fromChatsMode); // an account switched back from chats mode
     const results = new Map<number, ItemResult<ConversationRef>>();
     const needLead: { i: number; req: ConversationRequest; contactId: number | null }[] = [];
 

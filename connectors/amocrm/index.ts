@@ -1,4 +1,6 @@
 import { defineConnector, type ConnectorEnvVar } from '../../src/connector-sdk/index.js';
+import { ChatsConnector } from './chats/connector.js';
+import { CHATS_ENV } from './chats/config.js';
 import { amoConfigSchema } from './config.js';
 import { AmoConnector } from './connector.js';
 import { startAmoSandbox } from './sandbox.js';
@@ -16,6 +18,8 @@ const env: ConnectorEnvVar[] = [
   { name: 'AMOCRM_STATUS_ID', path: ['statusId'], kind: 'int', describe: 'the amoCRM status for new leads' },
   { name: 'AMOCRM_RESPONSIBLE_USER_ID', path: ['responsibleUserId'], kind: 'int', describe: 'the amoCRM user responsible for new leads' },
   { name: 'AMOCRM_REPLY_PREFIX', path: ['replyPrefix'], kind: 'string', describe: 'a note starting with this is sent to the buyer on Avito' },
+  // Chats mode (chats/config.ts): AMOCRM_MODE, AMOCRM_CHANNEL_ID, AMOCRM_CHANNEL_SECRET, AMOCRM_AMOJO_URL, AMOCRM_CHANNEL_BOT_ID.
+  ...CHATS_ENV,
 ];
 
 /** The amoCRM (and Kommo) connector. See README.md in this folder. */
@@ -25,6 +29,8 @@ export const amocrm = defineConnector({
   displayName: 'amoCRM',
   env,
   configSchema: amoConfigSchema,
+  // Chats mode: amoCRM calls the URL registered with the channel, `/webhooks/amojo/<scope_id>`, signed.
+  webhookAliases: ['amojo'],
   capabilities: {
     maxBatch: 250,
     maxConversationBatch: 250,
@@ -33,6 +39,12 @@ export const amocrm = defineConnector({
     webhooks: true,
     actions: true,
   },
-  create: (ctx) => new AmoConnector(ctx),
+  // AMOCRM_MODE=chats puts the messages into amoCRM's chat panel (chats/); notes is the default.
+  create: (ctx) => {
+    if (ctx.config.mode === 'chats') return new ChatsConnector(ctx);
+    // Back from chats mode: `status` no longer shows the chat channel.
+    void ctx.store.deletePrefix('status:chat').catch(() => undefined);
+    return new AmoConnector(ctx);
+  },
   sandbox: startAmoSandbox,
 });

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { closeServer, listenLoopback, readBody, type ConnectorSandbox, serveConsent, type ConsentRequest } from '../../src/connector-sdk/index.js';
 
@@ -84,6 +84,10 @@ export class SandboxAmo {
     { id: 2000, name: 'Опт', sort: 2, is_main: false, is_archive: false, statuses: [{ id: 2001, name: 'Новый', sort: 10, type: 0 }, { id: 142, name: 'Успешно', sort: 10000, type: 0 }, { id: 143, name: 'Закрыто', sort: 11000, type: 0 }] },
   ];
   banned = false;
+  /** The account's chat id (`GET /api/v4/account?with=amojo_id`). */
+  readonly amojoId = randomUUID();
+  /** Extra routes (the Chats API sandbox adds Unsorted): an answer, or undefined to pass. */
+  readonly extensions: ((r: { method: string; path: string; url: URL; body: unknown }) => { status: number; body?: unknown } | undefined)[] = [];
   /**
    * The next successful answer on a matching path is never sent: the work is done (notes stored)
    * but the caller never learns it. `onStall` runs then (a test kills the process there).
@@ -179,6 +183,16 @@ export class SandboxAmo {
     lead.updated_at = this.tick();
   }
 
+  /** A lead (and a new contact unless one is given), as amoCRM makes for a chat's first message. */
+  addLead(init: { contactId?: number | null; contactName?: string; name?: string; statusId?: number }): FakeLead {
+    let contactId = init.contactId ?? null;
+    if (contactId === null) {
+      contactId = this.id();
+      this.contacts.set(contactId, { id: contactId, name: init.contactName ?? '', created_at: this.tick() });
+    }
+    return this.createLead({ name: init.name, status_id: init.statusId }, contactId);
+  }
+
   count(pathIncludes: string, method?: string, status?: number): number {
     return this.requests.filter((r) => r.path.includes(pathIncludes) && (!method || r.method === method) && (status === undefined || r.status === status)).length;
   }
@@ -263,9 +277,13 @@ export class SandboxAmo {
     const userMatch = /^\/api\/v4\/users\/(\d+)$/.exec(path);
     const leadNotesMatch = /^\/api\/v4\/leads\/(\d+)\/notes$/.exec(path);
     const route = `${method} ${leadMatch ? '/api/v4/leads/{id}' : userMatch ? '/api/v4/users/{id}' : leadNotesMatch ? '/api/v4/leads/{id}/notes' : path}`;
+    for (const ext of this.extensions) {
+      const answer = ext({ method, path, url, body });
+      if (answer) return answer.body === undefined ? this.noContent(req, res) : this.json(req, res, answer.status, answer.body);
+    }
     switch (route) {
       case 'GET /api/v4/account':
-        return this.json(req, res, 200, { id: 31_000_000, name: 'Fake Shop', subdomain: 'fakeshop', current_user_id: INTEGRATION_USER, country: 'RU', currency: 'RUB' });
+        return this.json(req, res, 200, { id: 31_000_000, name: 'Fake Shop', subdomain: 'fakeshop', current_user_id: INTEGRATION_USER, country: 'RU', currency: 'RUB', ...(url.searchParams.get('with')?.includes('amojo_id') ? { amojo_id: this.amojoId } : {}) });
       case 'GET /api/v4/users/{id}': {
         const id = Number(userMatch![1]);
         if (id !== INTEGRATION_USER && id !== MANAGER_USER) return this.problem(req, res, 404, 'Not Found', `user ${id} not found`);
@@ -341,8 +359,12 @@ export class SandboxAmo {
       case 'PATCH /api/v4/leads/{id}': {
         const lead = this.leads.get(Number(leadMatch![1]));
         if (!lead) return this.problem(req, res, 404, 'Not Found', 'lead not found');
-        const o = (body ?? {}) as { status_id?: number; tags_to_add?: { name: string }[]; tags_to_delete?: { name: string }[] };
+        const o = (body ?? {}) as { status_id?: number; pipeline_id?: number; name?: string; price?: number; responsible_user_id?: number; tags_to_add?: { name: string }[]; tags_to_delete?: { name: string }[] };
         if (o.status_id) lead.status_id = o.status_id;
+        if (o.pipeline_id) lead.pipeline_id = o.pipeline_id;
+        if (typeof o.name === 'string') lead.name = o.name;
+        if (typeof o.price === 'number') lead.price = o.price;
+        if (o.responsible_user_id) lead.responsible_user_id = o.responsible_user_id;
         for (const t of o.tags_to_add ?? []) if (!lead.tags.includes(t.name)) lead.tags.push(t.name);
         if (o.tags_to_delete) lead.tags = lead.tags.filter((t) => !o.tags_to_delete!.some((d) => d.name === t));
         lead.updated_at = this.tick();

@@ -4,6 +4,7 @@ import { parse as parseYaml } from 'yaml';
 import type { ConnectorDefinition } from '../connector-sdk/contract.js';
 import { BUILT_IN_CONNECTORS } from '../connector/built-ins.js';
 import { ConfigError } from '../errors.js';
+import { isPostgresUrl } from '../ledger/location.js';
 import { z } from 'zod';
 import { ENV_KEYS, envKeyForPath, envTable, formatPath, type EnvKey } from './env-keys.js';
 import { describeProblem } from './describe-problem.js';
@@ -164,7 +165,8 @@ export function loadConfig(options: LoadOptions = {}): AppConfig {
     enabledConnectors = known.filter((d) => byDefault.has(d.id)).map((d) => d.id);
   }
 
-  const dataDir = path.dirname(path.resolve(cfg.db));
+  // Voice files live beside a SQLite ledger; with PostgreSQL, in ./data (unless set).
+  const dataDir = path.resolve(cfg.dataDir ?? (isPostgresUrl(cfg.db) ? 'data' : path.dirname(path.resolve(cfg.db))));
   const out: AppConfig = { ...cfg, dataDir, enabledConnectors, connectorDefinitions: known, envKeys: table };
   if (file) out.configFile = file;
   return out;

@@ -56,6 +56,10 @@ const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'si
 export const configSchema = z.object({
   /** Default `./data/avito-sync.db`. */
   db: z.string().trim().min(1).default('./data/avito-sync.db'),
+  /** Kept files (voice messages). Default: the SQLite ledger's folder, or `./data` with PostgreSQL. */
+  dataDir: z.string().trim().min(1).optional(),
+  /** Default 10: connections in each process's PostgreSQL pool (ignored for SQLite). */
+  dbPool: z.coerce.number().int().min(1).max(200).default(10),
   logLevel: logLevel.default('info'),
   /** Where Avito and the CRM reach this daemon; without it, no webhooks (polling still works). */
   publicUrl: url.optional(),

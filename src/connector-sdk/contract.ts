@@ -116,6 +116,12 @@ export interface WebhookRequest {
   body: Buffer;
   headers: Readonly<Record<string, string>>;
   contentType: string;
+  /**
+   * On a `webhookAliases` route (`POST /webhooks/<alias>/<token>`), the last path segment: the
+   * CRM's own routing id (e.g. a channel's scope id). Not a secret: the connector authenticates
+   * the call itself (a signature). Absent on `/webhooks/<connector id>/<WEBHOOK_SECRET>`.
+   */
+  pathToken?: string;
 }
 
 /**
@@ -156,6 +162,10 @@ export interface ConnectorContext<Config> {
   retry?: Partial<RetryPolicy>;
 }
 
+/**
+ * The connector's own key-value store. Keys starting with `status:` are shown by `avito-sync
+ * status` (name without the prefix, and value), so a connector can say what mode it is in.
+ */
 export interface ConnectorStore {
   get(key: string): Promise<string | undefined>;
   /** Durable when the promise resolves (a rotated refresh token must be saved before use). */
@@ -311,6 +321,13 @@ export interface ConnectorDefinition<Schema extends z.ZodType = z.ZodType> {
   displayName: string;
   /** The environment variables this connector reads. Default none. */
   env: readonly ConnectorEnvVar[];
+  /**
+   * Extra webhook paths for a CRM that fixes the URL itself and signs its calls: `POST
+   * /webhooks/<alias>/<token>` reaches this connector's `webhook(req)` with `req.pathToken` =
+   * `<token>` and no WEBHOOK_SECRET check (the connector must verify a signature), and is
+   * answered 200 when accepted. Lower-case; must not be another connector's id. Default none.
+   */
+  webhookAliases: readonly string[];
   /** Validates the account's config section (`accounts[i].<id>`, or the connector's env variables). */
   configSchema: Schema;
   capabilities: ConnectorCapabilities;

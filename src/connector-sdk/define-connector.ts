@@ -31,6 +31,8 @@ export function defineConnector<Schema extends z.ZodType>(def: {
   configSchema: Schema;
   /** Default none. */
   env?: readonly ConnectorEnvVar[];
+  /** Default none. See ConnectorDefinition.webhookAliases. */
+  webhookAliases?: readonly string[];
   capabilities?: Partial<ConnectorCapabilities>;
   create: (ctx: ConnectorContext<z.output<Schema>>) => ConnectorInstance;
   /** A sandbox CRM for `avito-sync demo`. Optional. */
@@ -40,5 +42,8 @@ export function defineConnector<Schema extends z.ZodType>(def: {
   for (const v of def.env ?? []) {
     if (!/^[A-Z][A-Z0-9_]*$/.test(v.name)) throw new Error(`connector ${def.id}: env variable "${v.name}" must be upper-case letters, digits and _`);
   }
-  return { ...def, displayName: def.displayName ?? def.id, env: def.env ?? [], capabilities: { ...DEFAULT_CAPABILITIES, ...def.capabilities } };
+  for (const a of def.webhookAliases ?? []) {
+    if (!/^[a-z][a-z0-9-]*$/.test(a) || a === def.id || a === 'avito') throw new Error(`connector ${def.id}: webhook alias "${a}" must be lower-case letters, digits and -, and not a connector id`);
+  }
+  return { ...def, displayName: def.displayName ?? def.id, env: def.env ?? [], webhookAliases: def.webhookAliases ?? [], capabilities: { ...DEFAULT_CAPABILITIES, ...def.capabilities } };
 }

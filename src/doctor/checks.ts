@@ -22,7 +22,8 @@ function fromError(check: string, err: unknown): CheckResult {
 /** The ledger: opened (migrations ran), and readable by its owner only (invariant 6). */
 export function ledgerChecks(rt: Runtime): CheckResult[] {
   const out: CheckResult[] = [{ check: 'ledger', verdict: 'ok', detail: `${rt.ledger.file} opened, migrations current` }];
-  if (rt.ledger.file !== ':memory:') {
+  // A PostgreSQL ledger's access is the server's business (its roles); a file's is its mode.
+  if (rt.ledger.dialect === 'sqlite' && rt.ledger.file !== ':memory:') {
     const mode = statSync(rt.ledger.file).mode & 0o777;
     out.push(mode & 0o077
       ? { check: 'ledger permissions', verdict: 'fail', detail: `mode ${mode.toString(8)}: others can read the ledger`, action: `chmod 600 ${rt.ledger.file}` }

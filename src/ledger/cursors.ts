@@ -1,4 +1,4 @@
-import type { Ledger, LedgerDb } from './database.js';
+import type { LedgerDb } from './ledger.js';
 
 /**
  * Cursors say how far a pass got. They are written only through a transaction handle that also
@@ -27,12 +27,4 @@ export async function listCursors(db: LedgerDb, accountId?: string) {
   let q = db.selectFrom('cursors').selectAll();
   if (accountId) q = q.where('account_id', '=', accountId);
   return q.orderBy('account_id').orderBy('name').execute();
-}
-
-/** The same write for `ledger.writeSync` bodies (synchronous, inside their transaction). */
-export function setCursorSync(ledger: Ledger, accountId: string, name: string, value: string): void {
-  ledger.sqlite
-    .prepare(`INSERT INTO cursors (account_id, name, value, updated_at) VALUES (?, ?, ?, ?)
-      ON CONFLICT (account_id, name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`)
-    .run(accountId, name, value, Date.now());
 }

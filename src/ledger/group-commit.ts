@@ -1,5 +1,7 @@
 import type Database from 'better-sqlite3';
-import type { Ledger } from './database.js';
+
+/** Runs `fn` synchronously inside one SQLite write transaction (sqlite-ledger.ts). */
+export type WriteSync = <T>(fn: (sqlite: Database.Database) => T) => Promise<T>;
 
 interface Pending {
   fn: (sqlite: Database.Database) => unknown;
@@ -8,7 +10,7 @@ interface Pending {
 }
 
 /**
- * Group commit: synchronous writes submitted in the same tick share one transaction, which
+ * Group commit (SQLite only): synchronous writes submitted in the same tick share one transaction, which
  * saves a commit each (webhook bursts, chats finishing together). Each caller's promise resolves
  * only after the shared commit. If the shared transaction fails, each write is retried alone,
  * so one bad write fails alone and the others go on.
@@ -17,7 +19,7 @@ export class GroupCommit {
   private pending: Pending[] = [];
   private scheduled = false;
 
-  constructor(private readonly ledger: Ledger) {}
+  constructor(private readonly writeSync: WriteSync) {}
 
   run<T>(fn: (sqlite: Database.Database) => T): Promise<T> {
     return new Promise<T>((resolve, reject) => {
@@ -35,14 +37,14 @@ export class GroupCommit {
     this.scheduled = false;
     if (batch.length === 1) {
       const only = batch[0]!;
-      await this.ledger.writeSync(only.fn).then(only.resolve, only.reject);
+      await this.writeSync(only.fn).then(only.resolve, only.reject);
       return;
     }
     let results: unknown[];
     try {
-      results = await this.ledger.writeSync((sqlite) => batch.map((p) => p.fn(sqlite)));
+      results = await this.writeSync((sqlite) => batch.map((p) => p.fn(sqlite)));
     } catch {
-      for (const p of batch) await this.ledger.writeSync(p.fn).then(p.resolve, p.reject);
+      for (const p of batch) await this.writeSync(p.fn).then(p.resolve, p.reject);
       return;
     }
     batch.forEach((p, i) => p.resolve(results[i]));

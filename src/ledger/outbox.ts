@@ -1,6 +1,5 @@
 import type Database from 'better-sqlite3';
 import { hostname } from 'node:os';
-import type { Ledger } from './database.js';
 
 /** A claimed delivery: one message (or one deletion) for one connector. */
 export interface ClaimedDelivery {
@@ -26,9 +25,14 @@ export const LEASE_MS = 120_000;
 /** Who holds a lease: this host and process. */
 export const LEASE_OWNER = `${hostname()}:${process.pid}`;
 
-/** A lease held by a process that no longer exists on this host is free now (it was killed). */
-export function leaseOrphaned(owner: string | null): boolean {
-  if (!owner || owner === LEASE_OWNER) return false;
+/**
+ * A lease held by a process that no longer exists on this host is free now (it was killed).
+ * Owners are `host:pid`, or `host:pid#id` where one process holds several ledgers (PostgreSQL);
+ * a lease of another host is free when it expires.
+ */
+export function leaseOrphaned(owner: string | null, self = LEASE_OWNER): boolean {
+  if (!owner || owner === self) return false;
+  owner = owner.split('#')[0]!;
   const sep = owner.lastIndexOf(':');
   if (owner.slice(0, sep) !== hostname()) return false;
   try {
@@ -40,19 +44,48 @@ export function leaseOrphaned(owner: string | null): boolean {
 }
 
 /**
- * The delivery outbox: a row per (account, connector, message), with status, attempts, next
- * attempt time, last error and a lease. Rows are enqueued from the messages table by `seq`,
- * with the enqueue cursor moving in the same transaction (invariant 5).
+ * The delivery outbox of one (account, connector): a row per message (or deletion), with status,
+ * attempts, next attempt time, last error and a lease. Rows are created in the transaction that
+ * stores their message (see `Ingest`); `catchUp` only fills in for a connector that was not
+ * routed when its messages came in (newly enabled, replayed, a ledger-only run).
  */
-export class Outbox {
+export interface Outbox {
+  readonly accountId: string;
+  readonly connector: string;
+  /**
+   * Adds the deliveries of messages stored while this connector was not routed, and deletion
+   * notes the ingest could not know about; returns how many. Cheap when there is nothing to do.
+   */
+  catchUp(): Promise<number>;
+  /**
+   * Claims due deliveries, keeping each chat's order: per chat, only a prefix of its undelivered
+   * rows is taken, stopping at the first that is not due (backing off, or leased by another run).
+   * `skipChat` holds a chat back this round.
+   */
+  claim(limit: number, now?: number, skipChat?: (chatId: string) => boolean): Promise<ClaimedDelivery[]>;
+  markDelivered(items: readonly { id: number; remoteId: string }[]): Promise<void>;
+  /** Back to pending after a failed attempt, due again at `at`. */
+  retryLater(items: readonly { id: number; error: string; at: number }[]): Promise<void>;
+  /** Back to pending without counting the attempt (it never reached the CRM: paused, or its chat was blocked). */
+  release(ids: readonly number[], at?: number): Promise<void>;
+  /** Failed for good: a dead letter, kept with its last error. */
+  markDead(items: readonly { id: number; error: string }[]): Promise<void>;
+  /** Not to be delivered: the echo of a reply this daemon sent (already in the CRM as the reply). */
+  markSkipped(ids: readonly number[]): Promise<void>;
+  counts(): Promise<OutboxCounts>;
+}
+
+/** The SQLite outbox, on prepared statements run in synchronous transactions. */
+export class SqliteOutbox implements Outbox {
   private readonly s: Record<string, Database.Statement>;
 
   constructor(
-    private readonly ledger: Ledger,
+    db: Database.Database,
+    private readonly writeSync: <T>(fn: () => T) => Promise<T>,
+    private readonly readSync: <T>(fn: () => T) => Promise<T>,
     readonly accountId: string,
     readonly connector: string,
   ) {
-    const db = ledger.sqlite;
     this.s = {
       cursor: db.prepare(`SELECT value FROM cursors WHERE account_id = ? AND name = ?`).pluck(),
       setCursor: db.prepare(`INSERT INTO cursors (account_id, name, value, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (account_id, name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`),
@@ -77,15 +110,19 @@ export class Outbox {
       retry: db.prepare(`UPDATE deliveries SET status = 'pending', next_attempt_at = ?, last_error = ?, lease_until = NULL, updated_at = ? WHERE id = ?`),
       release: db.prepare(`UPDATE deliveries SET status = 'pending', attempts = max(attempts - 1, 0), next_attempt_at = ?, lease_until = NULL, updated_at = ? WHERE id = ?`),
       dead: db.prepare(`UPDATE deliveries SET status = 'dead', last_error = ?, lease_until = NULL, updated_at = ? WHERE id = ?`),
+      skipped: db.prepare(`UPDATE deliveries SET status = 'skipped', lease_until = NULL, updated_at = ? WHERE id = ?`),
       counts: db.prepare(`SELECT status, count(*) AS n FROM deliveries WHERE account_id = ? AND connector = ? GROUP BY status`),
     };
   }
 
-  /** Adds a pending delivery for every message stored since the last call; returns how many. */
-  async enqueue(batch = 20_000): Promise<number> {
+  /**
+   * The cursors here are high-water marks of what was looked at, not what was enqueued: rows
+   * below them that commit late were enqueued by their own transaction.
+   */
+  async catchUp(batch = 20_000): Promise<number> {
     const name = `enqueue:${this.connector}`;
     const delName = `enqueue-deleted:${this.connector}`;
-    return this.ledger.writeSync(() => {
+    return this.writeSync(() => {
       const now = Date.now();
       let added = 0;
       const from = Number(this.s.cursor!.get(this.accountId, name) ?? 0);
@@ -104,12 +141,8 @@ export class Outbox {
     });
   }
 
-  /**
-   * Claims due deliveries, keeping each chat's order: per chat, only a prefix of its undelivered
-   * rows is taken, stopping at the first that is not due (backing off, or leased by another run).
-   */
   async claim(limit: number, now = Date.now(), skipChat?: (chatId: string) => boolean): Promise<ClaimedDelivery[]> {
-    return this.ledger.writeSync(() => {
+    return this.writeSync(() => {
       type Row = {
         id: number; message_id: string; kind: 'message' | 'deletion'; chat_id: string; status: string; attempts: number; next_attempt_at: number; lease_until: number | null; lease_owner: string | null; created: number; seq: number;
       };
@@ -146,41 +179,46 @@ export class Outbox {
 
   async markDelivered(items: readonly { id: number; remoteId: string }[]): Promise<void> {
     if (items.length === 0) return;
-    await this.ledger.writeSync(() => {
+    await this.writeSync(() => {
       const now = Date.now();
       for (const i of items) this.s.delivered!.run(i.remoteId, now, i.id);
     });
   }
 
-  /** Back to pending after a failed attempt, due again at `at`. */
   async retryLater(items: readonly { id: number; error: string; at: number }[]): Promise<void> {
     if (items.length === 0) return;
-    await this.ledger.writeSync(() => {
+    await this.writeSync(() => {
       const now = Date.now();
       for (const i of items) this.s.retry!.run(i.at, i.error.slice(0, 1000), now, i.id);
     });
   }
 
-  /** Back to pending without counting the attempt (it never reached the CRM: paused, or its chat was blocked). */
   async release(ids: readonly number[], at = Date.now()): Promise<void> {
     if (ids.length === 0) return;
-    await this.ledger.writeSync(() => {
+    await this.writeSync(() => {
       const now = Date.now();
       for (const id of ids) this.s.release!.run(at, now, id);
     });
   }
 
-  /** Failed for good: a dead letter, kept with its last error. */
   async markDead(items: readonly { id: number; error: string }[]): Promise<void> {
     if (items.length === 0) return;
-    await this.ledger.writeSync(() => {
+    await this.writeSync(() => {
       const now = Date.now();
       for (const i of items) this.s.dead!.run(i.error.slice(0, 1000), now, i.id);
     });
   }
 
+  async markSkipped(ids: readonly number[]): Promise<void> {
+    if (ids.length === 0) return;
+    await this.writeSync(() => {
+      const now = Date.now();
+      for (const id of ids) this.s.skipped!.run(now, id);
+    });
+  }
+
   async counts(): Promise<OutboxCounts> {
-    const rows = await this.ledger.readSync(() => this.s.counts!.all(this.accountId, this.connector) as { status: keyof OutboxCounts; n: number }[]);
+    const rows = await this.readSync(() => this.s.counts!.all(this.accountId, this.connector) as { status: keyof OutboxCounts; n: number }[]);
     const out: OutboxCounts = { pending: 0, leased: 0, delivered: 0, dead: 0, skipped: 0 };
     for (const r of rows) out[r.status] = r.n;
     return out;

@@ -2,10 +2,10 @@ import type Database from 'better-sqlite3';
 import type { NewChat, NewMessage } from './tables.js';
 
 /**
- * Prepared statements for the ingest hot path, run inside `ledger.writeSync`/`readSync`.
- * Kysely builds every other query; here a statement is prepared once and run per row, which is
- * several times cheaper than compiling and preparing a large multi-row INSERT per page.
- * They write the same tables with the same rules as chats.ts and messages.ts.
+ * Prepared statements for the SQLite ingest hot path (sqlite-ingest.ts), run inside the SQLite
+ * ledger's synchronous transactions. Kysely builds every other query; here a statement is
+ * prepared once and run per row, which is several times cheaper than compiling and preparing a
+ * large multi-row INSERT per page. postgres-ingest.ts writes the same tables with the same rules.
  */
 export class IngestStatements {
   private readonly insertMessage: Database.Statement;
@@ -17,8 +17,11 @@ export class IngestStatements {
   private readonly registerVoice: Database.Statement;
   private readonly chatStub: Database.Statement;
   private readonly webhookEvent: Database.Statement;
+  private readonly enqueueMessage: Database.Statement;
+  private readonly enqueueDeletion: Database.Statement;
 
-  constructor(sqlite: Database.Database) {
+  /** `routes(account)`: the connectors that get a delivery row for each new message of the account. */
+  constructor(sqlite: Database.Database, private readonly routes: (accountId: string) => readonly string[]) {
     this.insertMessage = sqlite.prepare(`INSERT INTO messages (account_id, message_id, chat_id, author_id, direction, type, created, text, content, quote, flow_id, bot_name, is_own, voice_id, source, inserted_at)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
       ON CONFLICT (account_id, message_id) DO NOTHING`);
@@ -37,6 +40,18 @@ export class IngestStatements {
     this.chatHasMessages = sqlite.prepare(`SELECT 1 FROM messages WHERE account_id = ? AND chat_id = ? LIMIT 1`).pluck();
     this.chatStub = sqlite.prepare(`INSERT INTO chats (account_id, chat_id, chat_type, item_id, needs_fetch) VALUES (?, ?, ?, ?, 1) ON CONFLICT (account_id, chat_id) DO NOTHING`);
     this.webhookEvent = sqlite.prepare(`INSERT INTO webhook_events (source, account_id, event_id, received_at, body, status, error) VALUES (?, ?, ?, ?, ?, ?, NULL) ON CONFLICT (source, event_id) DO NOTHING`);
+    // Deliveries are created with their message (never by scanning `seq` later: see ledger.ts).
+    // A message that is the echo of a reply this daemon sent is already in the CRM: skipped.
+    this.enqueueMessage = sqlite.prepare(`INSERT INTO deliveries (account_id, connector, message_id, kind, chat_id, created, seq, status, attempts, next_attempt_at, updated_at)
+      VALUES (@account, @connector, @message, 'message', @chat, @created, @seq,
+        CASE WHEN EXISTS (SELECT 1 FROM reply_sends r WHERE r.account_id = @account AND r.avito_message_id = @message) THEN 'skipped' ELSE 'pending' END, 0, @now, @now)
+      ON CONFLICT (account_id, connector, message_id, kind) DO NOTHING`);
+    // A deleted message that reached (or is reaching) a CRM gets a deletion note there.
+    this.enqueueDeletion = sqlite.prepare(`INSERT INTO deliveries (account_id, connector, message_id, kind, chat_id, created, seq, status, attempts, next_attempt_at, updated_at)
+      SELECT m.account_id, d.connector, m.message_id, 'deletion', m.chat_id, m.created, m.seq, 'pending', 0, @now, @now
+      FROM messages m JOIN deliveries d ON d.account_id = m.account_id AND d.message_id = m.message_id AND d.kind = 'message' AND d.status IN ('delivered', 'leased')
+      WHERE m.account_id = @account AND m.message_id = @message
+      ON CONFLICT (account_id, connector, message_id, kind) DO NOTHING`);
     this.registerVoice = sqlite.prepare(`INSERT INTO voice_files (account_id, voice_id, path, size, fetched_at, error, attempts) VALUES (?, ?, NULL, NULL, NULL, NULL, 0) ON CONFLICT (account_id, voice_id) DO NOTHING`);
   }
 
@@ -53,16 +68,21 @@ export class IngestStatements {
   insertMessages(rows: readonly NewMessage[]): { inserted: NewMessage[]; deleted: string[] } {
     const inserted: NewMessage[] = [];
     const deleted: string[] = [];
+    const now = Date.now();
     for (const row of rows) {
-      const changes = this.insertMessage.run(
+      const res = this.insertMessage.run(
         row.account_id, row.message_id, row.chat_id, row.author_id, row.direction, row.type, row.created, row.text,
         row.content, row.quote, row.flow_id, row.bot_name, row.is_own, row.voice_id, row.source, row.inserted_at,
-      ).changes;
-      if (changes > 0) {
+      );
+      if (res.changes > 0) {
         inserted.push(row);
         if (row.voice_id) this.registerVoice.run(row.account_id, row.voice_id);
-      } else if (row.type === 'deleted' && this.markDeleted.run(row.content, Date.now(), row.account_id, row.message_id).changes > 0) {
+        for (const connector of this.routes(row.account_id)) {
+          this.enqueueMessage.run({ account: row.account_id, connector, message: row.message_id, chat: row.chat_id, created: row.created, seq: res.lastInsertRowid, now });
+        }
+      } else if (row.type === 'deleted' && this.markDeleted.run(row.content, now, row.account_id, row.message_id).changes > 0) {
         deleted.push(row.message_id);
+        this.enqueueDeletion.run({ account: row.account_id, message: row.message_id, now });
       }
     }
     return { inserted, deleted };
@@ -85,16 +105,4 @@ export class IngestStatements {
   markSynced(accountId: string, chatId: string, updated: number): void {
     this.markSyncedStmt.run(updated, accountId, chatId);
   }
-}
-
-const cache = new WeakMap<Database.Database, IngestStatements>();
-
-/** The ledger's ingest statements, prepared once per connection. */
-export function ingestStatements(sqlite: Database.Database): IngestStatements {
-  let s = cache.get(sqlite);
-  if (!s) {
-    s = new IngestStatements(sqlite);
-    cache.set(sqlite, s);
-  }
-  return s;
 }

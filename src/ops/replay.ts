@@ -8,7 +8,7 @@ import type { Ledger } from '../ledger/database.js';
  */
 export async function resetForReplay(ledger: Ledger, c: ActiveConnector): Promise<void> {
   const connector = c.definition.id;
-  await ledger.db.transaction().execute(async (trx) => {
+  await ledger.transaction(async (trx) => {
     await trx.deleteFrom('deliveries').where('account_id', '=', c.accountId).where('connector', '=', connector).execute();
     await trx.deleteFrom('conversations').where('account_id', '=', c.accountId).where('connector', '=', connector).execute();
     await trx.deleteFrom('conversation_links').where('account_id', '=', c.accountId).where('connector', '=', connector).execute();

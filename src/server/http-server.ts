@@ -21,6 +21,12 @@ export interface HttpServerDeps {
   health: () => Promise<HealthReport>;
   /** A CRM's webhook (`/webhooks/<connector>/<secret>`): false when no such connector runs. */
   crmWebhook?: (connectorId: string, body: Buffer, contentType: string) => Promise<boolean>;
+  /**
+   * `POST /webhooks/<alias>/<token>` for a connector that declared `webhookAliases` (its CRM fixes
+   * the URL and signs the call): no WEBHOOK_SECRET; the connector verifies it. Returns the status
+   * to answer; undefined when no running connector has this alias.
+   */
+  crmAliasWebhook?: (alias: string, token: string, req: { body: Buffer; headers: Record<string, string>; contentType: string }) => Promise<{ status: number; reason?: string } | undefined>;
   /** The absolute path of a kept voice file, when the signature is right and the file is kept. */
   voiceFile?: (accountId: string, voiceId: string, sig: string | undefined) => Promise<string | undefined>;
 }
@@ -80,6 +86,19 @@ export function buildHttpServer(deps: HttpServerDeps): FastifyInstance {
   // CRM webhooks are hints (the connector reads the notes back), so they are answered fast.
   app.post<{ Params: { connector: string; secret: string } }>('/webhooks/:connector/:secret', async (req, reply) => {
     const source = req.params.connector;
+    const body0 = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;
+    const aliased = await deps.crmAliasWebhook?.(source, req.params.secret, { body: body0, headers, contentType: String(req.headers['content-type'] ?? '') });
+    if (aliased) {
+      if (aliased.status >= 400) {
+        deps.metrics.webhooksRejected.inc({ source, reason: aliased.status === 401 ? 'bad_signature' : 'refused' });
+        deps.log.warn({ source, status: aliased.status, reason: aliased.reason }, 'CRM webhook refused');
+        return reply.code(aliased.status).send({ error: aliased.reason ?? 'refused' });
+      }
+      deps.metrics.webhooksReceived.inc({ source, result: 'stored' });
+      return reply.code(aliased.status).send({ ok: true });
+    }
     if (!sameSecret(req.params.secret, deps.webhookSecret) || !deps.crmWebhook) {
       deps.metrics.webhooksRejected.inc({ source, reason: 'wrong_secret' });
       return reply.code(404).send({ error: 'not found' });

@@ -30,6 +30,8 @@ export interface ConnectorStatus {
   /** Set while the connector paused its CRM traffic (a ban, a 410): until when and why. */
   paused: { until: string; reason: string } | null;
   lastError: string | null;
+  /** What the connector says about itself for `status`: its store keys under `status:` (e.g. mode). */
+  info: Record<string, string>;
 }
 
 export interface StatusReport {
@@ -91,6 +93,7 @@ async function connectorStatuses(db: LedgerDb, accountId: string, now: number, d
       conversations: Number(conv.n),
       paused: paused ? { until: new Date(paused.until).toISOString(), reason: paused.reason } : null,
       lastError: await currentError(db, accountId, connector),
+      info: Object.fromEntries((await db.selectFrom('connector_state').select(['key', 'value']).where('account_id', '=', accountId).where('connector', '=', connector).where('key', 'like', 'status:%').orderBy('key').execute()).map((r) => [r.key.slice('status:'.length), r.value])),
     });
   }
   return out;

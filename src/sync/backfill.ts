@@ -161,7 +161,7 @@ export async function backfillAccount(rt: Runtime, acc: AccountRuntime, opts: Ba
   else if (!opts.ledgerOnly) {
     const delivery = new Delivery(rt);
     for (const u of delivery.units.filter((x) => x.accountId === accountId)) {
-      const total = (await u.dispatcher.outboxCounts).pending + (await pendingToEnqueue(rt, accountId, u.connectorId));
+      const total = await deliveriesToMake(rt, accountId, u.connectorId);
       // Summed over every round: the last round alone said "0 new conversations" after 1,500.
       const sum: DispatchReport = { enqueued: 0, delivered: 0, reconciled: 0, retried: 0, dead: 0, skipped: 0, conversationsCreated: 0 };
       for (;;) {
@@ -179,10 +179,12 @@ export async function backfillAccount(rt: Runtime, acc: AccountRuntime, opts: Ba
   return report;
 }
 
-async function pendingToEnqueue(rt: Runtime, accountId: string, connector: string): Promise<number> {
-  const from = Number((await getCursor(rt.ledger.db, accountId, `enqueue:${connector}`)) ?? 0);
-  const row = await rt.ledger.db.selectFrom('messages').select((eb) => eb.fn.countAll<number>().as('n')).where('account_id', '=', accountId).where('seq', '>', from).executeTakeFirstOrThrow();
-  return Number(row.n);
+/** Deliveries still to make (after catching up on messages stored while the connector was not routed). */
+async function deliveriesToMake(rt: Runtime, accountId: string, connector: string): Promise<number> {
+  const outbox = rt.ledger.outbox(accountId, connector);
+  await outbox.catchUp();
+  const c = await outbox.counts();
+  return c.pending + c.leased;
 }
 
 /** What delivery would create: notes for messages not delivered yet, leads for their chats without one, contacts for their buyers (at most). */

@@ -183,6 +183,30 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
       });
       return true;
     },
+    crmAliasWebhook: async (alias, token, req) => {
+      // A connector that declared this alias (its CRM fixes the URL, e.g. a chat channel's scope id).
+      const targets = delivery.units.flatMap((u) => {
+        const c = rt.connectors.find((x) => x.accountId === u.accountId && x.definition.id === u.connectorId)!;
+        return u.replies && c.instance.webhook && c.definition.webhookAliases.includes(alias) ? [{ u, c }] : [];
+      });
+      if (targets.length === 0) return undefined;
+      const wreq = { ...req, pathToken: token };
+      const matching = targets.length === 1 ? targets : targets.filter((t) => t.c.instance.matchesWebhook?.(wreq) === true);
+      if (matching.length !== 1) return { status: 404, reason: 'no configured account matches this webhook' };
+      const { u, c } = matching[0]!;
+      let verdict;
+      try {
+        verdict = await c.instance.webhook!(wreq);
+      } catch (err) {
+        log.warn({ connector: c.definition.id, account: u.accountId, err: describeError(err) }, 'connector failed on a webhook; refused');
+        return { status: 400, reason: 'the webhook could not be read' };
+      }
+      if (!verdict.accepted) return { status: verdict.status, reason: verdict.reason };
+      // Stored before the answer (invariant 4): a ledger failure throws and the server answers 5xx.
+      const added = verdict.replies?.length ? await u.replies!.intake(verdict.replies, undefined) : 0;
+      if (added) void sendJobs.get(`${u.accountId}/${u.connectorId}`)?.trigger({ coalesce: true });
+      return { status: 200 };
+    },
     voiceFile: async (accountId, voiceId, sig) => {
       if (!voiceSignatureOk(secret, accountId, voiceId, sig)) return undefined;
       const row = await ledger.db.selectFrom('voice_files').select('path').where('account_id', '=', accountId).where('voice_id', '=', voiceId).executeTakeFirst();
@@ -287,7 +311,7 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
 async function health(rt: Runtime, state: DaemonState, pollEverySeconds: number): Promise<HealthReport> {
   let ledgerOk = true;
   try {
-    await rt.ledger.readSync((sqlite) => sqlite.prepare('SELECT 1').get());
+    await rt.ledger.ping();
   } catch {
     ledgerOk = false;
   }

@@ -6,7 +6,7 @@ import { describeError, RemoteApiError, ValidationError } from '../errors.js';
 import { chunks } from '../ledger/chats.js';
 import { connectorStore, pausedState } from '../ledger/connector-state.js';
 import { loadConversations, saveConversations } from '../ledger/conversations.js';
-import { Outbox, type ClaimedDelivery } from '../ledger/outbox.js';
+import type { ClaimedDelivery, Outbox } from '../ledger/outbox.js';
 import type { ChatRow, MessageRow } from '../ledger/tables.js';
 import { backoffMs, type ConnectorWorkOptions } from './backoff.js';
 
@@ -75,7 +75,7 @@ export class Dispatcher {
   private readonly now: () => number;
 
   constructor(private readonly o: DispatcherOptions) {
-    this.outbox = new Outbox(o.ledger, o.accountId, o.connectorId);
+    this.outbox = o.ledger.outbox(o.accountId, o.connectorId);
     this.now = o.now ?? Date.now;
   }
 
@@ -85,7 +85,7 @@ export class Dispatcher {
 
   async run(): Promise<DispatchReport> {
     const report: DispatchReport = { enqueued: 0, delivered: 0, reconciled: 0, retried: 0, dead: 0, skipped: 0, conversationsCreated: 0 };
-    report.enqueued = await this.outbox.enqueue();
+    report.enqueued = await this.outbox.catchUp();
     const limit = this.o.claimLimit ?? 1000;
     for (;;) {
       const paused = await pausedState(this.o.ledger.db, this.o.accountId, this.o.connectorId, this.now());
@@ -141,10 +141,7 @@ export class Dispatcher {
       }
     }
     if (echoes.length) {
-      await ledger.writeSync((db) => {
-        const st = db.prepare(`UPDATE deliveries SET status = 'skipped', lease_until = NULL, updated_at = ? WHERE id = ?`);
-        for (const id of echoes) st.run(this.now(), id);
-      });
+      await this.outbox.markSkipped(echoes);
       report.skipped += echoes.length;
     }
 

@@ -4,13 +4,10 @@ import { chatFromAvito, messageFromAvito } from '../avito/mappers.js';
 import type { AvitoChat, AvitoMessage } from '../avito/schemas.js';
 import { describeError, RemoteApiError } from '../errors.js';
 import { chatsNeedingFetch, syncedMarks } from '../ledger/chats.js';
-import { getCursor, setCursorSync } from '../ledger/cursors.js';
+import { getCursor } from '../ledger/cursors.js';
 import type { Ledger } from '../ledger/database.js';
 import { recordItemError } from '../ledger/item-errors.js';
-import { ingestStatements, type IngestStatements } from '../ledger/statements.js';
 import type { NewChat } from '../ledger/tables.js';
-import { GroupCommit } from '../ledger/group-commit.js';
-import { writeChat } from './chat-writer.js';
 import type { VoiceKeeper } from '../avito/voice-keeper.js';
 
 export interface PollContext {
@@ -76,8 +73,6 @@ export async function pollAccount(ctx: PollContext, opts: PollOptions): Promise<
   const accountId = client.accountId;
   const log = ctx.log.child({ account: accountId });
   const uid = await client.userId();
-  const stmts = await ledger.readSync((sqlite) => ingestStatements(sqlite));
-  const commit = new GroupCommit(ledger);
   const cursorName = opts.cursorName ?? chatCursorName(opts.chatTypes, opts.itemIds);
   const stored = opts.full ? 0 : Number((await getCursor(db, accountId, cursorName)) ?? 0);
   const floor = Math.max(stored, opts.since ?? 0);
@@ -129,10 +124,10 @@ export async function pollAccount(ctx: PollContext, opts: PollOptions): Promise<
       const unchanged: NewChat[] = [];
       current.forEach((chat, i) => {
         if (marks.get(chat.id) === chat.updated) unchanged.push(rows[i]!);
-        else chatTasks.push(syncChat(ctx, stmts, commit, uid, chat, rows[i]!, !marks.has(chat.id), report));
+        else chatTasks.push(syncChat(ctx, uid, chat, rows[i]!, !marks.has(chat.id), report));
       });
       if (pagePromise) {
-        await ledger.writeSync(() => unchanged.forEach((r) => stmts.upsertChat(r)));
+        await ledger.ingest.upsertChats(unchanged);
       } else {
         lastPageChats = unchanged;
       }
@@ -146,10 +141,7 @@ export async function pollAccount(ctx: PollContext, opts: PollOptions): Promise<
   if (fatal) throw (fatal as PromiseRejectedResult).reason;
 
   const moveCursor = report.errors === 0;
-  await ledger.writeSync(() => {
-    lastPageChats.forEach((r) => stmts.upsertChat(r));
-    if (moveCursor) setCursorSync(ledger, accountId, cursorName, String(high));
-  });
+  await ledger.ingest.upsertChats(lastPageChats, moveCursor ? { accountId, name: cursorName, value: String(high) } : undefined);
   if (moveCursor) report.cursor = high;
 
   await ctx.voice.keepPending(client, ctx.signal);
@@ -162,7 +154,7 @@ export async function pollAccount(ctx: PollContext, opts: PollOptions): Promise<
  * chat row, its new messages and its sync mark in one transaction. A chat that fails is recorded
  * and the pass goes on without it (its mark stays, so the next pass fetches it again).
  */
-async function syncChat(ctx: PollContext, stmts: IngestStatements, commit: GroupCommit, uid: string, chat: AvitoChat, row: NewChat, isNewChat: boolean, report: PollReport): Promise<void> {
+async function syncChat(ctx: PollContext, uid: string, chat: AvitoChat, row: NewChat, isNewChat: boolean, report: PollReport): Promise<void> {
   const { ledger, client } = ctx;
   const accountId = client.accountId;
   const seen = new Map<string, AvitoMessage>();
@@ -178,7 +170,7 @@ async function syncChat(ctx: PollContext, stmts: IngestStatements, commit: Group
       }
       const page = await client.listMessages(chat.id, { limit: AVITO_PAGE_LIMIT, offset });
       // A chat the ledger has never seen has no known messages: no lookup needed.
-      const known = isNewChat ? new Set<string>() : await ledger.readSync(() => stmts.known(accountId, chat.id, page.map((m) => m.id)));
+      const known = isNewChat ? new Set<string>() : await ledger.ingest.knownMessageIds(accountId, chat.id, page.map((m) => m.id));
       for (const m of page) {
         if (!known.has(m.id) || m.type === 'deleted') seen.set(m.id, m);
       }
@@ -196,7 +188,8 @@ async function syncChat(ctx: PollContext, stmts: IngestStatements, commit: Group
   }
   const now = Date.now();
   const messages = [...seen.values()].map((m) => messageFromAvito(accountId, uid, chat.id, m, 'poll', now));
-  const res = await writeChat(commit, stmts, accountId, { chatId: chat.id, updated: chat.updated, row, messages });
+  // Row, new messages (with their deliveries) and sync mark in one transaction.
+  const res = await ledger.ingest.writeChat(accountId, { chatId: chat.id, updated: chat.updated, row, messages });
   report.chatsFetched++;
   report.messagesNew += res.inserted.length;
   report.messagesDeleted += res.deleted.length;
@@ -207,7 +200,6 @@ async function syncChat(ctx: PollContext, stmts: IngestStatements, commit: Group
 export async function fetchStubChats(ctx: PollContext, uid: string): Promise<void> {
   const { client, ledger } = ctx;
   const db = ledger.db;
-  const stmts = await ledger.readSync((sqlite) => ingestStatements(sqlite));
   const ids = await chatsNeedingFetch(db, client.accountId);
   for (const chatId of ids) {
     if (ctx.signal?.aborted) return;
@@ -215,7 +207,7 @@ export async function fetchStubChats(ctx: PollContext, uid: string): Promise<voi
       const chat = await client.getChat(chatId);
       // The chat's messages are fetched by the pass itself: only its details are filled here.
       const row = chatFromAvito(client.accountId, uid, chat);
-      await ledger.writeSync(() => stmts.upsertChat(row));
+      await ledger.ingest.upsertChats([row]);
     } catch (err) {
       if (client.stopped) return;
       await recordItemError(db, { accountId: client.accountId, scope: 'poll.chat-details', ref: chatId, error: describeError(err) });

@@ -5,7 +5,6 @@ import type { ConversationRef, IncomingReply, ReplyOutcome } from '../connector-
 import { describeError, RemoteApiError } from '../errors.js';
 import { chatsOfConversations, loadConversations } from '../ledger/conversations.js';
 import { getCursor, setCursor } from '../ledger/cursors.js';
-import { ingestStatements } from '../ledger/statements.js';
 import type { ReplySendsTable } from '../ledger/tables.js';
 import { backoffMs, type ConnectorWorkOptions } from './backoff.js';
 import { classifyFailure } from './dispatcher.js';
@@ -101,7 +100,7 @@ export class ReplyService {
     const chats = await chatsOfConversations(ledger.db, accountId, connectorId, [...new Set(replies.map((r) => r.conversationId))]);
     const now = this.now();
     let added = 0;
-    await ledger.db.transaction().execute(async (trx) => {
+    await ledger.transaction(async (trx) => {
       for (const r of replies) {
         const chatId = chats.get(r.conversationId);
         if (!chatId || !r.text.trim() && r.attachments.length === 0) continue;
@@ -231,12 +230,8 @@ export class ReplyService {
    */
   private async partSent(reply: { id: number; chat_id: string }, p: Part, m: AvitoMessage, uid: string): Promise<void> {
     const { ledger, accountId } = this.o;
-    const stmts = await ledger.readSync((sqlite) => ingestStatements(sqlite));
     const row = messageFromAvito(accountId, uid, reply.chat_id, { ...m, author_id: m.author_id ?? uid }, 'send');
-    await ledger.writeSync((sqlite) => {
-      sqlite.prepare(`UPDATE reply_sends SET status = 'sent', avito_message_id = ?, updated_at = ? WHERE reply_id = ? AND part = ?`).run(m.id, this.now(), reply.id, p.part);
-      stmts.insertMessages([row]);
-    });
+    await ledger.ingest.replyPartSent(reply.id, p.part, row);
     p.status = 'sent';
     p.avito_message_id = m.id;
   }
@@ -304,7 +299,7 @@ export class ReplyService {
       await connector.reportAction?.({ id: a.conversationId }, a.action, outcome).catch((err: unknown) => this.o.log.warn({ err: describeError(err) }, 'could not report the action'));
     }
     if (res.cursor !== undefined && !retryLater) {
-      await ledger.db.transaction().execute((trx) => setCursor(trx, accountId, name, res.cursor!));
+      await ledger.transaction((trx) => setCursor(trx, accountId, name, res.cursor!));
     }
     return done;
   }

@@ -3,8 +3,6 @@ import type { Logger } from 'pino';
 import { messageFromWebhook } from '../avito/mappers.js';
 import { avitoWebhookEventSchema, avitoWebhookMessageSchema } from '../avito/schemas.js';
 import type { Ledger } from '../ledger/database.js';
-import { GroupCommit } from '../ledger/group-commit.js';
-import { ingestStatements, type IngestStatements } from '../ledger/statements.js';
 
 /** The largest webhook body accepted; Avito's are a few hundred bytes. */
 export const WEBHOOK_BODY_LIMIT = 64 * 1024;
@@ -27,12 +25,7 @@ export interface WebhookIntakeDeps {
  * A ledger failure throws: the caller answers 5xx and Avito delivers again.
  */
 export class AvitoWebhookIntake {
-  private readonly commit: GroupCommit;
-  private stmts: IngestStatements | undefined;
-
-  constructor(private readonly deps: WebhookIntakeDeps) {
-    this.commit = new GroupCommit(deps.ledger);
-  }
+  constructor(private readonly deps: WebhookIntakeDeps) {}
 
   async accept(raw: Buffer | string): Promise<IntakeResult> {
     const text = typeof raw === 'string' ? raw : raw.toString('utf8');
@@ -49,11 +42,10 @@ export class AvitoWebhookIntake {
     const envelope = avitoWebhookEventSchema.safeParse(body);
     if (!envelope.success) return reject(400, `not an Avito webhook: ${issue(envelope.error.issues[0])}`);
     const eventId = envelope.data.id ?? `sha256:${createHash('sha256').update(text).digest('hex')}`;
-    const stmts = (this.stmts ??= await this.deps.ledger.readSync((sqlite) => ingestStatements(sqlite)));
 
     if (envelope.data.payload.type !== 'message') {
       // Unknown event types are kept for diagnosis and acknowledged: Avito may add types.
-      const fresh = await this.commit.run(() => stmts.recordWebhookEvent({ source: 'avito', accountId: null, eventId, body: text, status: 'ignored' }));
+      const fresh = await this.deps.ledger.ingest.webhookEvent({ source: 'avito', accountId: null, eventId, body: text, status: 'ignored' });
       this.deps.log.info({ type: envelope.data.payload.type, eventId }, 'Avito webhook of an unknown type kept and ignored');
       return { status: 200, result: fresh ? 'ignored' : 'duplicate' };
     }
@@ -64,13 +56,9 @@ export class AvitoWebhookIntake {
     if (!accountId) return reject(422, `webhook for Avito user ${value.user_id}, which no configured account has`);
 
     const row = messageFromWebhook(accountId, value.user_id, value);
-    // Concurrent deliveries share one commit; a failure retries each alone (GroupCommit).
-    const outcome = await this.commit.run(() => {
-      if (!stmts.recordWebhookEvent({ source: 'avito', accountId, eventId, body: text, status: 'processed' })) return undefined;
-      const newChat = stmts.ensureChatStub(accountId, value.chat_id, value.chat_type ?? null, value.item_id ?? null);
-      const res = stmts.insertMessages([row]);
-      return { newChat, newMessage: res.inserted.length > 0 || res.deleted.length > 0 };
-    });
+    // Event, chat stub, message and its deliveries in one transaction (on SQLite concurrent
+    // webhooks share a commit; a failure retries each alone).
+    const outcome = await this.deps.ledger.ingest.webhookMessage({ accountId, eventId, body: text, chatId: value.chat_id, chatType: value.chat_type ?? null, itemId: value.item_id ?? null, row });
     if (!outcome) return { status: 200, result: 'duplicate', accountId };
     return { status: 200, result: outcome.newMessage ? 'stored' : 'duplicate', accountId, ...outcome };
   }

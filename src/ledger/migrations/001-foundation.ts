@@ -1,14 +1,15 @@
 import { sql, type Kysely } from 'kysely';
+import { SQLITE_TYPES, type ColumnTypes } from './column-types.js';
 
 /** Accounts, tokens, chats, messages, voice files, cursors, raw webhook events, settings, item errors. */
-export async function up(db: Kysely<unknown>): Promise<void> {
+export async function up(db: Kysely<unknown>, t: ColumnTypes = SQLITE_TYPES): Promise<void> {
   await db.schema
     .createTable('accounts')
     .addColumn('id', 'text', (c) => c.primaryKey())
     .addColumn('avito_user_id', 'text')
     .addColumn('name', 'text')
-    .addColumn('created_at', 'integer', (c) => c.notNull())
-    .addColumn('updated_at', 'integer', (c) => c.notNull())
+    .addColumn('created_at', t.int, (c) => c.notNull())
+    .addColumn('updated_at', t.int, (c) => c.notNull())
     .execute();
 
   await db.schema
@@ -17,8 +18,8 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('provider', 'text', (c) => c.notNull())
     .addColumn('access_token', 'text', (c) => c.notNull())
     .addColumn('refresh_token', 'text')
-    .addColumn('expires_at', 'integer')
-    .addColumn('updated_at', 'integer', (c) => c.notNull())
+    .addColumn('expires_at', t.int)
+    .addColumn('updated_at', t.int, (c) => c.notNull())
     .addPrimaryKeyConstraint('tokens_pk', ['account_id', 'provider'])
     .execute();
 
@@ -34,35 +35,35 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('buyer_id', 'text')
     .addColumn('buyer_name', 'text')
     .addColumn('buyer_url', 'text')
-    .addColumn('created', 'integer')
-    .addColumn('updated', 'integer')
-    .addColumn('synced_updated', 'integer')
-    .addColumn('needs_fetch', 'integer', (c) => c.notNull().defaultTo(0))
+    .addColumn('created', t.int)
+    .addColumn('updated', t.int)
+    .addColumn('synced_updated', t.int)
+    .addColumn('needs_fetch', t.int, (c) => c.notNull().defaultTo(0))
     .addColumn('raw', 'text')
-    .addColumn('fetched_at', 'integer')
+    .addColumn('fetched_at', t.int)
     .addPrimaryKeyConstraint('chats_pk', ['account_id', 'chat_id'])
     .execute();
   await db.schema.createIndex('chats_by_updated').on('chats').columns(['account_id', 'updated']).execute();
 
   await db.schema
     .createTable('messages')
-    .addColumn('seq', 'integer', (c) => c.primaryKey().autoIncrement())
+    .addColumn('seq', t.int, t.serial)
     .addColumn('account_id', 'text', (c) => c.notNull())
     .addColumn('message_id', 'text', (c) => c.notNull())
     .addColumn('chat_id', 'text', (c) => c.notNull())
     .addColumn('author_id', 'text')
     .addColumn('direction', 'text')
     .addColumn('type', 'text', (c) => c.notNull())
-    .addColumn('created', 'integer', (c) => c.notNull())
+    .addColumn('created', t.int, (c) => c.notNull())
     .addColumn('text', 'text')
     .addColumn('content', 'text', (c) => c.notNull())
     .addColumn('quote', 'text')
     .addColumn('flow_id', 'text')
     .addColumn('bot_name', 'text')
-    .addColumn('is_own', 'integer', (c) => c.notNull().defaultTo(0))
+    .addColumn('is_own', t.int, (c) => c.notNull().defaultTo(0))
     .addColumn('voice_id', 'text')
     .addColumn('source', 'text', (c) => c.notNull())
-    .addColumn('inserted_at', 'integer', (c) => c.notNull())
+    .addColumn('inserted_at', t.int, (c) => c.notNull())
     .addUniqueConstraint('messages_account_message', ['account_id', 'message_id'])
     .execute();
   await db.schema.createIndex('messages_by_chat').on('messages').columns(['account_id', 'chat_id', 'created']).execute();
@@ -72,10 +73,10 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('account_id', 'text', (c) => c.notNull())
     .addColumn('voice_id', 'text', (c) => c.notNull())
     .addColumn('path', 'text')
-    .addColumn('size', 'integer')
-    .addColumn('fetched_at', 'integer')
+    .addColumn('size', t.int)
+    .addColumn('fetched_at', t.int)
     .addColumn('error', 'text')
-    .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+    .addColumn('attempts', t.int, (c) => c.notNull().defaultTo(0))
     .addPrimaryKeyConstraint('voice_files_pk', ['account_id', 'voice_id'])
     .execute();
 
@@ -84,17 +85,17 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('account_id', 'text', (c) => c.notNull())
     .addColumn('name', 'text', (c) => c.notNull())
     .addColumn('value', 'text', (c) => c.notNull())
-    .addColumn('updated_at', 'integer', (c) => c.notNull())
+    .addColumn('updated_at', t.int, (c) => c.notNull())
     .addPrimaryKeyConstraint('cursors_pk', ['account_id', 'name'])
     .execute();
 
   await db.schema
     .createTable('webhook_events')
-    .addColumn('seq', 'integer', (c) => c.primaryKey().autoIncrement())
+    .addColumn('seq', t.int, t.serial)
     .addColumn('source', 'text', (c) => c.notNull())
     .addColumn('account_id', 'text')
     .addColumn('event_id', 'text', (c) => c.notNull())
-    .addColumn('received_at', 'integer', (c) => c.notNull())
+    .addColumn('received_at', t.int, (c) => c.notNull())
     .addColumn('body', 'text', (c) => c.notNull())
     .addColumn('status', 'text', (c) => c.notNull())
     .addColumn('error', 'text')
@@ -109,12 +110,12 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 
   await db.schema
     .createTable('item_errors')
-    .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+    .addColumn('id', t.int, t.serial)
     .addColumn('account_id', 'text')
     .addColumn('scope', 'text', (c) => c.notNull())
     .addColumn('ref', 'text')
     .addColumn('error', 'text', (c) => c.notNull())
-    .addColumn('at', 'integer', (c) => c.notNull())
+    .addColumn('at', t.int, (c) => c.notNull())
     .execute();
   await sql`CREATE INDEX item_errors_by_at ON item_errors (at)`.execute(db);
 }

@@ -1,0 +1,127 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { openLedger, type Ledger, type LedgerDialect } from '../src/ledger/database.js';
+import type { NewChat, NewMessage } from '../src/ledger/tables.js';
+import { DIALECTS, ledgerLocation } from './dialects.js';
+import { tempDir } from './helpers.js';
+
+/** The ledger boundary on every dialect (SQLite always; PostgreSQL when AVITO_SYNC_TEST_PG is set). */
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!();
+});
+
+async function open(dialect: LedgerDialect): Promise<{ ledger: Ledger; again: () => Promise<Ledger> }> {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  const where = ledgerLocation(t.dir, dialect);
+  const opened: Ledger[] = [];
+  cleanups.push(async () => {
+    for (const l of opened) await l.close();
+  });
+  const again = async () => {
+    const l = await openLedger(where, { poolSize: 4 });
+    opened.push(l);
+    return l;
+  };
+  return { ledger: await again(), again };
+}
+
+const chat = (id: string): NewChat => ({
+  account_id: 'a', chat_id: id, chat_type: 'u2i', item_id: 'i1', item_title: 'Bike', item_url: null, item_price: '100', buyer_id: 'b1', buyer_name: 'Ann', buyer_url: null,
+  created: 1_700_000_000, updated: 1_700_000_100, needs_fetch: 0, raw: null, fetched_at: Date.now(),
+});
+const message = (chatId: string, id: string, created: number, extra: Partial<NewMessage> = {}): NewMessage => ({
+  account_id: 'a', message_id: id, chat_id: chatId, author_id: 'b1', direction: 'in', type: 'text', created, text: id, content: JSON.stringify({ text: id }),
+  quote: null, flow_id: null, bot_name: null, is_own: 0, voice_id: null, source: 'poll', inserted_at: Date.now(), ...extra,
+});
+
+describe.each(DIALECTS)('ledger on %s', (dialect) => {
+  it('ids, counts and epoch-ms times come back as numbers', async () => {
+    const { ledger } = await open(dialect);
+    await ledger.ingest.writeChat('a', { chatId: 'c1', updated: 1_700_000_100, row: chat('c1'), messages: [message('c1', 'm1', 1_700_000_001)] });
+    const row = await ledger.db.selectFrom('messages').select(['seq', 'created', 'inserted_at']).executeTakeFirstOrThrow();
+    expect(typeof row.seq).toBe('number');
+    expect(row.inserted_at).toBeGreaterThan(1_600_000_000_000);
+    const n = await ledger.db.selectFrom('messages').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    expect(n.n).toBe(1);
+  });
+
+  it('invariant 2: a message gets its deliveries in the transaction that stores it; an echo is skipped; a deletion is noted', async () => {
+    const { ledger } = await open(dialect);
+    ledger.routeDeliveries('a', ['crm1', 'crm2']);
+    const res = await ledger.ingest.writeChat('a', { chatId: 'c1', updated: 1, row: chat('c1'), messages: [message('c1', 'm1', 10), message('c1', 'm2', 11)] });
+    expect(res.inserted).toHaveLength(2);
+    const again = await ledger.ingest.writeChat('a', { chatId: 'c1', updated: 1, row: chat('c1'), messages: [message('c1', 'm1', 10)] });
+    expect(again.inserted).toHaveLength(0);
+    expect(await ledger.db.selectFrom('deliveries').select('id').execute()).toHaveLength(4);
+
+    // A reply part sent by this daemon: its message is stored, its deliveries skipped.
+    await ledger.db.insertInto('replies').values({ account_id: 'a', connector: 'crm1', remote_id: 'n1', chat_id: 'c1', conversation_id: 'L1', text: 'hi', attachments: '[]', status: 'sending', attempts: 1, next_attempt_at: 0, last_error: null, reported: 0, created_at: 0, updated_at: 0 }).execute();
+    const reply = await ledger.db.selectFrom('replies').select('id').executeTakeFirstOrThrow();
+    await ledger.db.insertInto('reply_sends').values({ reply_id: reply.id, part: 0, account_id: 'a', kind: 'text', body: 'hi', image_id: null, status: 'sending', avito_message_id: null, updated_at: 0 }).execute();
+    await ledger.ingest.replyPartSent(reply.id, 0, message('c1', 'echo1', 12, { is_own: 1, source: 'send' }));
+    const echo = await ledger.db.selectFrom('deliveries').select('status').where('message_id', '=', 'echo1').execute();
+    expect(echo.map((e) => e.status)).toEqual(['skipped', 'skipped']);
+
+    // m1 reached crm1: deleting it on Avito notes the deletion there only.
+    const d = await ledger.outbox('a', 'crm1').claim(10);
+    await ledger.outbox('a', 'crm1').markDelivered(d.filter((x) => x.messageId === 'm1').map((x) => ({ id: x.id, remoteId: 'r1' })));
+    await ledger.ingest.writeChat('a', { chatId: 'c1', updated: 2, row: chat('c1'), messages: [message('c1', 'm1', 10, { type: 'deleted', text: null, content: '{}' })] });
+    const notes = await ledger.db.selectFrom('deliveries').select(['connector', 'kind']).where('kind', '=', 'deletion').execute();
+    expect(notes).toEqual([{ connector: 'crm1', kind: 'deletion' }]);
+  });
+
+  it('a connector that was not routed catches up on what was stored meanwhile', async () => {
+    const { ledger } = await open(dialect);
+    await ledger.ingest.writeChat('a', { chatId: 'c1', updated: 1, row: chat('c1'), messages: [message('c1', 'm1', 10), message('c1', 'm2', 11)] });
+    expect(await ledger.outbox('a', 'crm1').catchUp()).toBe(2);
+    expect(await ledger.outbox('a', 'crm1').catchUp()).toBe(0);
+    expect((await ledger.outbox('a', 'crm1').counts()).pending).toBe(2);
+  });
+
+  it('invariant 5: a cursor moves with the chat rows it covers, or not at all', async () => {
+    const { ledger } = await open(dialect);
+    await ledger.ingest.upsertChats([chat('c1'), chat('c2')], { accountId: 'a', name: 'chats:u2i', value: '42' });
+    const c = await ledger.db.selectFrom('cursors').select('value').executeTakeFirstOrThrow();
+    expect(c.value).toBe('42');
+    await expect(ledger.ingest.upsertChats([{ ...chat('c3'), account_id: null as unknown as string }], { accountId: 'a', name: 'chats:u2i', value: '43' })).rejects.toThrow();
+    expect((await ledger.db.selectFrom('cursors').select('value').executeTakeFirstOrThrow()).value).toBe('42');
+  });
+
+  it('invariant 4: a webhook event is stored once, with its message, before it is acknowledged', async () => {
+    const { ledger } = await open(dialect);
+    ledger.routeDeliveries('a', ['crm1']);
+    const w = { accountId: 'a', eventId: 'e1', body: '{}', chatId: 'c9', chatType: 'u2i', itemId: null, row: message('c9', 'w1', 5, { source: 'webhook' }) };
+    const [first, dup] = await Promise.all([ledger.ingest.webhookMessage(w), ledger.ingest.webhookMessage(w)]);
+    expect([first, dup].filter(Boolean)).toEqual([{ newChat: true, newMessage: true }]);
+    expect(await ledger.db.selectFrom('deliveries').select('id').execute()).toHaveLength(1);
+  });
+
+  it('claims keep each chat in order, and two claimers never take the same row', async () => {
+    const { ledger, again } = await open(dialect);
+    ledger.routeDeliveries('a', ['crm1']);
+    for (let c = 0; c < 6; c++) {
+      await ledger.ingest.writeChat('a', { chatId: `c${c}`, updated: 1, row: chat(`c${c}`), messages: [0, 1, 2].map((i) => message(`c${c}`, `c${c}m${i}`, 100 + i)) });
+    }
+    // A second process on the same database (on SQLite: the same file, one writer at a time).
+    const other = dialect === 'postgres' ? await again() : ledger;
+    const [x, y] = await Promise.all([ledger.outbox('a', 'crm1').claim(9), other.outbox('a', 'crm1').claim(9)]);
+    const ids = [...x, ...y].map((c) => c.id);
+    expect(ids.length).toBeGreaterThanOrEqual(9);
+    expect(new Set(ids).size).toBe(ids.length);
+    // Each claim holds a prefix of each chat it touched, and no chat is split between the two.
+    for (const claim of [x, y]) {
+      const byChat = new Map<string, string[]>();
+      for (const c of claim) byChat.set(c.chatId, [...(byChat.get(c.chatId) ?? []), c.messageId]);
+      for (const [chatId, msgs] of byChat) expect(msgs).toEqual([0, 1, 2].slice(0, msgs.length).map((i) => `${chatId}m${i}`));
+    }
+    const chatsX = new Set(x.map((c) => c.chatId));
+    expect(y.some((c) => chatsX.has(c.chatId))).toBe(false);
+    // A chat whose head failed waits: its later rows are not claimed before the head is due.
+    const head = [...x, ...y][0]!;
+    await ledger.outbox('a', 'crm1').retryLater([{ id: head.id, error: 'boom', at: Date.now() + 60_000 }]);
+    await ledger.outbox('a', 'crm1').release([...x, ...y].filter((c) => c.id !== head.id).map((c) => c.id));
+    const next = await other.outbox('a', 'crm1').claim(100);
+    expect(next.some((c) => c.chatId === head.chatId)).toBe(false);
+  });
+});
