@@ -378,7 +378,7 @@ describe('chats mode through the running daemon: POST /webhooks/amojo/<scope_id>
     const daemon = await startDaemon(rt!, { host: '127.0.0.1', initialPoll: true });
     try {
       await waitFor(() => amojo.clientIds(a.id).length === 1 && [...daemon.replyJobs.values()].every((j) => j.runs > 0 && !j.busy), 30_000, 'message in the chat and the first reply poll');
-      const repliesCount = () => rt!.ledger.readSync((db) => (db.prepare('SELECT count(*) AS n FROM replies').get() as { n: number }).n);
+      const repliesCount = async () => Number((await rt!.ledger.db.selectFrom('replies').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
       amojo.managerAnswer(a.id, { text: 'поддельный' }, { forge: true });
       expect(await Promise.all(amojo.hookCalls.splice(0))).toEqual([401]);
       expect(await repliesCount()).toBe(0);
