@@ -1,6 +1,7 @@
 import os from 'node:os';
 import { accountsBench } from './accounts.js';
 import { backfillBench } from './backfill.js';
+import { bitrix24Bench } from './bitrix24.js';
 import { chatsBench } from './chats.js';
 import { burstBench } from './burst.js';
 import { deliveryBench } from './delivery.js';
@@ -15,6 +16,7 @@ const BENCHES: Record<string, () => Promise<string>> = {
   delivery: () => deliveryBench(),
   replies: () => replyBench(),
   backfill: () => backfillBench(),
+  bitrix24: () => bitrix24Bench(),
   chats: () => chatsBench(),
   burst: () => burstBench(),
   accounts: () => accountsBench(),

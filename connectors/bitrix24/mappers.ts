@@ -1,0 +1,154 @@
+import type { ChatInfo, OutgoingMessage } from '../../src/connector-sdk/index.js';
+import type { B24Config } from './config.js';
+
+/**
+ * The one place Avito data becomes Bitrix24 payloads: lead/deal titles and prices, contact names,
+ * comment texts, and the marker that lets a restart find comments already written (invariant 2).
+ */
+
+/** `ORIGINATOR_ID` of everything this connector creates ("identifier of the data source"). */
+export const ORIGINATOR = 'avito';
+
+/** The marker ends every comment this connector writes: `#avito:<message id>`. */
+export const MARKER_PREFIX = '#avito:';
+const MARKER_RE = /#avito:([A-Za-z0-9_.:~-]+)\s*$/;
+
+export function markerOf(text: string | null | undefined): string | undefined {
+  return text ? MARKER_RE.exec(text)?.[1] : undefined;
+}
+
+type Lang = B24Config['language'];
+const L = {
+  ru: {
+    buyer: 'Покупатель', seller: 'Продавец (приложение Авито)', bot: 'Чат-бот', reply: 'Ответ менеджера', newChat: 'Новый чат на Авито', item: 'Объявление',
+    chat: 'Чат', image: 'Изображение', voice: 'Голосовое сообщение', voiceKept: 'файл сохранён у avito-sync; задайте PUBLIC_URL, чтобы получать ссылку',
+    location: 'Геометка', call: 'Звонок', missed: 'пропущен', deleted: 'Сообщение удалено', deletedLater: 'Сообщение удалено на Авито', unsupported: 'Сообщение типа', unsupportedTail: 'API Авито его не передаёт — откройте чат на Авито',
+    link: 'Ссылка', profileChat: 'Чат на Авито', notice: 'Уведомление Авито', sent: 'Ответ отправлен покупателю на Авито', messages: 'сообщения', notSent: 'Ответ НЕ отправлен на Авито',
+  },
+  en: {
+    buyer: 'Buyer', seller: 'Seller (Avito app)', bot: 'Chat-bot', reply: "Manager's reply", newChat: 'New Avito chat', item: 'Item',
+    chat: 'Chat', image: 'Image', voice: 'Voice message', voiceKept: 'kept by avito-sync; set PUBLIC_URL to get a link',
+    location: 'Location', call: 'Call', missed: 'missed', deleted: 'Message deleted', deletedLater: 'Message deleted on Avito', unsupported: 'Message of type', unsupportedTail: "Avito's API does not pass it on — open the chat on Avito",
+    link: 'Link', profileChat: 'Avito chat', notice: 'Avito notice', sent: 'Reply sent to the buyer on Avito', messages: 'messages', notSent: 'Reply NOT sent to Avito',
+  },
+} as const;
+
+/** "300 000 ₽" → 300000; null when there is no number. */
+export function priceOf(priceString: string | null): number | null {
+  if (!priceString) return null;
+  const digits = priceString.replace(/[^\d]/g, '');
+  if (!digits) return null;
+  const n = Number(digits);
+  return Number.isSafeInteger(n) ? n : null;
+}
+
+/** The lead's or deal's title: the item, or for a profile chat the buyer. */
+export function titleOf(chat: ChatInfo, lang: Lang): string {
+  if (chat.item.title) return chat.item.title.slice(0, 255);
+  return `${L[lang].profileChat}: ${chat.buyer.name ?? chat.buyer.id ?? chat.chatId}`.slice(0, 255);
+}
+
+export function contactName(chat: ChatInfo): string {
+  return (chat.buyer.name?.trim() || `Avito ${chat.buyer.id ?? chat.chatId}`).slice(0, 100);
+}
+
+/** The contact's `ORIGIN_ID`: the buyer's Avito id (a chat without one gets a contact of its own). */
+export function buyerKey(chat: ChatInfo): string {
+  return chat.buyer.id ? `buyer:${chat.buyer.id}` : `chat:${chat.chatId}`;
+}
+
+/** The lead's or deal's `COMMENTS`: where the chat and the item are on Avito. */
+export function entityComments(chat: ChatInfo, lang: Lang): string {
+  const t = L[lang];
+  return [`${t.chat}: ${chat.chatUrl}`, chat.item.url ? `${t.item}: ${chat.item.url}` : undefined].filter(Boolean).join('\n');
+}
+
+function largestImage(sizes: unknown): string | undefined {
+  if (typeof sizes !== 'object' || sizes === null) return undefined;
+  let best: [number, string] | undefined;
+  for (const [k, v] of Object.entries(sizes)) {
+    const m = /^(\d+)x(\d+)$/.exec(k);
+    if (typeof v !== 'string') continue;
+    const area = m ? Number(m[1]) * Number(m[2]) : 0;
+    if (!best || area > best[0]) best = [area, v];
+  }
+  return best?.[1];
+}
+
+function formatTime(seconds: number, timeZone: string): string {
+  try {
+    return new Intl.DateTimeFormat('ru-RU', { timeZone, day: '2-digit', month: '2-digit', year: 'numeric', hour: '2-digit', minute: '2-digit' }).format(new Date(seconds * 1000));
+  } catch {
+    return new Date(seconds * 1000).toISOString().replace('T', ' ').slice(0, 16) + ' UTC';
+  }
+}
+
+/** The body of a message, readable for each Avito type; media become links. */
+export function messageBody(m: OutgoingMessage, lang: Lang): string {
+  const t = L[lang];
+  const c = m.content as Record<string, Record<string, unknown> | string | undefined>;
+  const obj = (k: string) => (typeof c[k] === 'object' && c[k] !== null ? (c[k] as Record<string, unknown>) : {});
+  const s = (v: unknown) => (typeof v === 'string' && v ? v : undefined);
+  switch (m.type) {
+    case 'text':
+      return m.text ?? '';
+    case 'image':
+      return `[${t.image}] ${largestImage(obj('image').sizes) ?? ''}`.trim();
+    case 'voice':
+      return m.voiceUrl ? `[${t.voice}] ${m.voiceUrl}` : `[${t.voice}] (${t.voiceKept})`;
+    case 'link': {
+      const l = obj('link');
+      const p = typeof l.preview === 'object' && l.preview !== null ? (l.preview as Record<string, unknown>) : {};
+      // The preview's title first (an item link's title is the item), then the link.
+      const title = s(p.title) ? `[${t.link}] ${s(p.title)}` : undefined;
+      const link = [s(l.text), s(l.url) && s(l.url) !== s(l.text) ? s(l.url) : undefined].filter(Boolean).join(' ');
+      return [title, link].filter(Boolean).join('\n') || `[${t.link}]`;
+    }
+    case 'item': {
+      const i = obj('item');
+      return `[${t.item}] ${[s(i.title), s(i.price_string), s(i.item_url)].filter(Boolean).join(' · ')}`;
+    }
+    case 'location': {
+      const l = obj('location');
+      const lat = typeof l.lat === 'number' ? l.lat : undefined;
+      const lon = typeof l.lon === 'number' ? l.lon : undefined;
+      const map = lat !== undefined && lon !== undefined ? ` https://yandex.ru/maps/?pt=${lon},${lat}&z=16` : '';
+      return `[${t.location}] ${s(l.text) ?? s(l.title) ?? ''}${map}`.trim();
+    }
+    case 'call':
+      return `[${t.call}] ${s(obj('call').status) === 'missed' ? t.missed : s(obj('call').status) ?? ''}`.trim();
+    case 'deleted':
+      return m.messageId.endsWith(':deleted') ? `[${t.deletedLater}]` : `[${t.deleted}]`;
+    case 'system':
+      return m.text ?? '';
+    default:
+      return m.text ?? `[${t.unsupported} ${m.type}: ${t.unsupportedTail}]`;
+  }
+}
+
+/** One comment's text: who and when, the body, the chat's context on a new lead's first comment, the marker. */
+export function commentText(m: OutgoingMessage, chat: Pick<ChatInfo, 'item' | 'chatUrl'>, config: Pick<B24Config, 'language' | 'timeZone'>): string {
+  const t = L[config.language];
+  const who =
+    m.author.kind === 'buyer' ? `${t.buyer}${m.author.name ? ` ${m.author.name}` : ''}`
+    : m.author.kind === 'seller' ? t.seller
+    : m.author.kind === 'bot' ? `${t.bot}: ${m.author.name}`
+    : m.author.kind === 'notice' ? t.notice
+    : t.reply;
+  const lines: string[] = [];
+  if (m.first) {
+    lines.push(`${t.newChat}${chat.item.title ? `: «${chat.item.title}»` : ''}${chat.item.price ? `, ${chat.item.price}` : ''}`);
+    if (chat.item.url) lines.push(`${t.item}: ${chat.item.url}`);
+    lines.push(`${t.chat}: ${chat.chatUrl}`, '');
+  }
+  lines.push(`${who} · ${formatTime(m.created, config.timeZone)}`);
+  lines.push(messageBody(m, config.language));
+  lines.push(`${MARKER_PREFIX}${m.messageId}`);
+  return lines.join('\n');
+}
+
+/** A reply's fate, briefly, never its text. */
+export function fateText(outcome: { sent: true; parts: number } | { sent: false; reason: string }, lang: Lang): string {
+  const t = L[lang];
+  return outcome.sent ? `${t.sent}${outcome.parts > 1 ? ` (${outcome.parts} ${t.messages})` : ''}.` : `${t.notSent}: ${outcome.reason}`;
+}
