@@ -9,8 +9,8 @@ import type { AmoConfig } from './config.js';
 import { amoProblemSchema, amoTokenSchema } from './schemas.js';
 
 export const AMO_HINTS: Record<RemoteErrorKind, string> = {
-  bad_credentials: 'amoCRM refused the credentials: check AMOCRM_ACCESS_TOKEN (or the OAuth client id, secret, redirect URI and a fresh AMOCRM_AUTH_CODE).',
-  token_expired: 'amoCRM refused the token even after a refresh: issue a new long-lived token, or authorize the integration again (AMOCRM_AUTH_CODE).',
+  bad_credentials: 'amoCRM refused the credentials: check AMOCRM_ACCESS_TOKEN (or the OAuth client id and secret, then connect amoCRM again from the console).',
+  token_expired: 'amoCRM refused the token even after a refresh: issue a new long-lived token, or connect amoCRM again from the console.',
   forbidden: "amoCRM refused access: the token's user lacks rights for this (leads, notes, custom fields).",
   banned: 'amoCRM blocked this integration for too many requests (403 page). All traffic to this account is stopped for a while instead of retrying into a longer ban; contact amoCRM support if it persists.',
   rate_limited: 'amoCRM rate limit (7 requests per second); backing off.',
@@ -98,7 +98,7 @@ export class AmoClient {
   private async attempt<T>(r: AmoRequest<T>, token: string): Promise<T | undefined> {
     await this.assertNotPaused(`${r.method} ${r.path}`);
     await this.gate.wait();
-    const url = new URL(this.o.config.baseUrl + r.path);
+    const url = new URL((await this.baseUrl()) + r.path);
     for (const [k, v] of Object.entries(r.query ?? {})) {
       if (v === undefined) continue;
       if (Array.isArray(v)) for (const x of v) url.searchParams.append(k, String(x));
@@ -189,30 +189,62 @@ export class AmoClient {
     if (c.accessToken) throw new RemoteApiError({ provider: 'amoCRM', kind: 'token_expired', status: 401, remoteMessage: 'the long-lived token was refused', hint: AMO_HINTS.token_expired, operation: 'auth' });
     const refreshToken = await this.o.store.get('oauth_refresh_token');
     if (!refreshToken && !c.authCode) {
-      throw new RemoteApiError({ provider: 'amoCRM', kind: 'bad_credentials', status: 0, remoteMessage: 'no refresh token yet and no AMOCRM_AUTH_CODE', hint: 'Authorize the integration in amoCRM and set AMOCRM_AUTH_CODE to the code it gives (valid 20 minutes).', operation: 'POST /oauth2/access_token' });
+      throw new RemoteApiError({ provider: 'amoCRM', kind: 'bad_credentials', status: 0, remoteMessage: 'not connected yet: no refresh token and no AMOCRM_AUTH_CODE', hint: NOT_CONNECTED_HINT, operation: 'POST /oauth2/access_token' });
     }
+    const baseUrl = await this.baseUrl();
     // The stored grant first; when amoCRM refuses it (spent, or older than 3 months) and a code is
     // configured, the code: an operator who set a fresh AMOCRM_AUTH_CODE expects it to be used.
-    const grants: Record<string, unknown>[] = [];
-    if (refreshToken) grants.push({ grant_type: 'refresh_token', refresh_token: refreshToken });
-    if (c.authCode) grants.push({ grant_type: 'authorization_code', code: c.authCode });
-    let text = '';
-    let body: Record<string, unknown> = {};
-    for (const [i, grant] of grants.entries()) {
-      body = { client_id: c.clientId, client_secret: c.clientSecret, ...grant, redirect_uri: c.redirectUri };
-      await this.gate.wait();
-      const res = await fetch(`${c.baseUrl}/oauth2/access_token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(30_000) }).catch((err: unknown) => {
-        throw new RemoteApiError({ provider: 'amoCRM', kind: 'network', status: 0, remoteMessage: networkCode(err) ?? String(err), hint: AMO_HINTS.network, operation: 'POST /oauth2/access_token', cause: err });
-      });
-      this.requestCount++;
-      text = await res.text();
-      if (res.ok) break;
-      const last = i === grants.length - 1;
-      if (!last && [400, 401, 403].includes(res.status)) {
-        this.o.log.warn({ status: res.status }, 'amoCRM refused the stored refresh token; trying the configured AMOCRM_AUTH_CODE');
-        continue;
+    if (refreshToken) {
+      // The redirect URI of the code that started this chain of refresh tokens: amoCRM checks it.
+      const redirectUri = (await this.o.store.get('oauth_redirect_uri')) ?? c.redirectUri;
+      try {
+        return await this.requestToken(baseUrl, { grant_type: 'refresh_token', refresh_token: refreshToken, redirect_uri: redirectUri }, reason, 'refresh');
+      } catch (err) {
+        if (!c.authCode || !(err instanceof RemoteApiError && [400, 401, 403].includes(err.status))) throw err;
+        this.o.log.warn({ status: err.status }, 'amoCRM refused the stored refresh token; trying the configured AMOCRM_AUTH_CODE');
       }
-      throw new RemoteApiError({ provider: 'amoCRM', kind: 'bad_credentials', status: res.status, remoteMessage: problemText(text, res.headers.get('content-type') ?? ''), hint: grant.grant_type === 'refresh_token' ? 'amoCRM refused the refresh token (used, or older than 3 months): authorize again and set a fresh AMOCRM_AUTH_CODE.' : refreshToken ? 'amoCRM refused both the stored refresh token and AMOCRM_AUTH_CODE (a code works once and for 20 minutes): authorize again, set the fresh code, and restart.' : AMO_HINTS.bad_credentials, operation: 'POST /oauth2/access_token' });
+    }
+    return this.requestToken(baseUrl, { grant_type: 'authorization_code', code: c.authCode, redirect_uri: c.redirectUri }, reason, refreshToken ? 'code after refresh' : 'code');
+  }
+
+  /**
+   * The console's connect flow: exchanges the callback's code at once (it lives 20 minutes and
+   * works once) at `baseUrl`, keeps that host and the redirect URI for later refreshes, and saves
+   * the tokens before anything uses them.
+   */
+  async exchangeCode(code: string, baseUrl: string, redirectUri: string): Promise<void> {
+    await this.requestToken(baseUrl, { grant_type: 'authorization_code', code, redirect_uri: redirectUri }, 'connect', 'code');
+    await this.o.store.set('oauth_base_url', baseUrl);
+    await this.o.store.set('oauth_redirect_uri', redirectUri);
+  }
+
+  /** Whether there is anything to authenticate with: a long-lived token, a code, or a kept refresh token. */
+  async hasCredentials(): Promise<boolean> {
+    return Boolean(this.o.config.accessToken || this.o.config.authCode || (await this.o.store.get('oauth_refresh_token')));
+  }
+
+  /** AMOCRM_BASE_URL, else the host the console's connect flow learned from amoCRM's `referer`. */
+  async baseUrl(): Promise<string> {
+    const url = this.o.config.baseUrl ?? (await this.o.store.get('oauth_base_url'));
+    if (!url) throw new RemoteApiError({ provider: 'amoCRM', kind: 'bad_credentials', status: 0, remoteMessage: 'not connected yet: no AMOCRM_BASE_URL and no account host from a connect', hint: NOT_CONNECTED_HINT, operation: 'connect' });
+    return url;
+  }
+
+  /** POST /oauth2/access_token (facts.md: JSON body with client_id, client_secret, grant_type, code|refresh_token, redirect_uri). */
+  private async requestToken(baseUrl: string, grant: Record<string, string | undefined>, reason: string, kind: 'refresh' | 'code' | 'code after refresh'): Promise<string> {
+    const c = this.o.config;
+    const body = { client_id: c.clientId, client_secret: c.clientSecret, ...grant };
+    await this.gate.wait();
+    const res = await fetch(`${baseUrl}/oauth2/access_token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(30_000) }).catch((err: unknown) => {
+      throw new RemoteApiError({ provider: 'amoCRM', kind: 'network', status: 0, remoteMessage: networkCode(err) ?? String(err), hint: AMO_HINTS.network, operation: 'POST /oauth2/access_token', cause: err });
+    });
+    this.requestCount++;
+    const text = await res.text();
+    if (!res.ok) {
+      const hint = kind === 'refresh' ? 'amoCRM refused the refresh token (used, or older than 3 months): connect amoCRM again from the console (or set a fresh AMOCRM_AUTH_CODE).'
+        : kind === 'code after refresh' ? 'amoCRM refused both the stored refresh token and AMOCRM_AUTH_CODE (a code works once and for 20 minutes): connect amoCRM again from the console, or set a fresh code and restart.'
+          : AMO_HINTS.bad_credentials;
+      throw new RemoteApiError({ provider: 'amoCRM', kind: 'bad_credentials', status: res.status, remoteMessage: problemText(text, res.headers.get('content-type') ?? ''), hint, operation: 'POST /oauth2/access_token' });
     }
     const token = amoTokenSchema.parse(JSON.parse(text));
     this.o.registerSecret(token.access_token);
@@ -223,9 +255,21 @@ export class AmoClient {
     await this.o.store.set('oauth_access_token', token.access_token);
     await this.o.store.set('oauth_expires_at', String(expiresAt));
     this.token = { value: token.access_token, expiresAt };
-    this.o.log.info({ reason, grant: body.grant_type }, 'amoCRM token refreshed');
+    this.o.log.info({ reason, grant: grant.grant_type }, 'amoCRM token refreshed');
     return token.access_token;
   }
+}
+
+/** What an operator does when OAuth is configured but nothing is connected yet. */
+export const NOT_CONNECTED_HINT = 'Connect amoCRM from the console (/console, the connect button), or set AMOCRM_REDIRECT_URI and a fresh AMOCRM_AUTH_CODE by hand.';
+
+/**
+ * The account host amoCRM names in the consent callback's `referer` (`shop.amocrm.ru`), as a base
+ * URL — only amoCRM's and Kommo's own domains: the client secret is sent there.
+ */
+export function baseUrlFromReferer(referer: string | undefined): string | undefined {
+  const host = (referer ?? '').trim().replace(/^https:\/\//i, '').replace(/\/+$/, '').toLowerCase();
+  return /^[a-z0-9][a-z0-9-]{0,62}\.(amocrm\.ru|amocrm\.com|kommo\.com)$/.test(host) ? `https://${host}` : undefined;
 }
 
 /** amoCRM's own words: problem+json title, detail and validation errors; an HTML page's title; else text. */

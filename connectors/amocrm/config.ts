@@ -4,18 +4,25 @@ import { chatsConfigShape, refineChatsConfig } from './chats/config.js';
 /** The documented default reply prefix: a note starting with it is sent to the buyer. */
 export const DEFAULT_REPLY_PREFIX = '/avito';
 
+/** amoCRM's OAuth consent page (the integration's "Connect" button). */
+export const DEFAULT_OAUTH_URL = 'https://www.amocrm.ru/oauth';
+
 /**
- * The `amocrm` section of an account (env: AMOCRM_*). Either a long-lived token, or OAuth
- * (client id, secret, redirect URI and a one-time authorization code).
+ * The `amocrm` section of an account (env: AMOCRM_*). Either a long-lived token, or OAuth: client
+ * id and secret, then the console's connect button (or, by hand, a redirect URI and a one-time
+ * authorization code). With OAuth the account's host may come from the consent's `referer`.
  */
 export const amoConfigSchema = z
   .object({
     /** `https://<subdomain>.amocrm.ru` or `.kommo.com`. */
-    baseUrl: z.string().trim().url('must be a URL like https://yourcompany.amocrm.ru').transform((u) => u.replace(/\/+$/, '')),
+    baseUrl: z.string().trim().url('must be a URL like https://yourcompany.amocrm.ru').transform((u) => u.replace(/\/+$/, '')).optional(),
+    /** Default `https://www.amocrm.ru/oauth`: where the console's connect button sends the operator. */
+    oauthUrl: z.string().trim().url('must be a URL like https://www.amocrm.ru/oauth').default(DEFAULT_OAUTH_URL),
     /** Long-lived token of a private integration. */
     accessToken: z.string().trim().min(1).optional(),
     clientId: z.string().trim().min(1).optional(),
     clientSecret: z.string().trim().min(1).optional(),
+    /** Default: the console's callback (`PUBLIC_URL/oauth/amocrm/callback`) when connected there. */
     redirectUri: z.string().trim().url().optional(),
     /** Used once; afterwards the rotating refresh token in the ledger is used. */
     authCode: z.string().trim().min(1).optional(),
@@ -45,10 +52,16 @@ export const amoConfigSchema = z
   })
   .superRefine((c, ctx) => {
     refineChatsConfig(c, ctx);
-    if (c.accessToken) return;
-    for (const k of ['clientId', 'clientSecret', 'redirectUri'] as const) {
-      if (!c[k]) ctx.addIssue({ code: 'custom', path: [k === 'clientId' ? 'accessToken' : k], message: k === 'clientId' ? 'set a long-lived token (AMOCRM_ACCESS_TOKEN) or OAuth credentials (AMOCRM_CLIENT_ID, AMOCRM_CLIENT_SECRET, AMOCRM_REDIRECT_URI, AMOCRM_AUTH_CODE)' : 'is required for OAuth' });
+    if (c.accessToken) {
+      if (!c.baseUrl) ctx.addIssue({ code: 'custom', path: ['baseUrl'], message: 'is required with a long-lived token' });
+      return;
     }
+    for (const k of ['clientId', 'clientSecret'] as const) {
+      if (!c[k]) ctx.addIssue({ code: 'custom', path: [k === 'clientId' ? 'accessToken' : k], message: k === 'clientId' ? 'set a long-lived token (AMOCRM_ACCESS_TOKEN) or OAuth credentials (AMOCRM_CLIENT_ID, AMOCRM_CLIENT_SECRET), then connect from the console' : 'is required for OAuth' });
+    }
+    // A code typed by hand is exchanged where the integration sends it back: both must be known.
+    if (c.authCode && !c.redirectUri) ctx.addIssue({ code: 'custom', path: ['redirectUri'], message: 'is required with AMOCRM_AUTH_CODE' });
+    if (c.authCode && !c.baseUrl) ctx.addIssue({ code: 'custom', path: ['baseUrl'], message: 'is required with AMOCRM_AUTH_CODE' });
   });
 
 export type AmoConfig = z.output<typeof amoConfigSchema>;

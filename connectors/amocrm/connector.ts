@@ -1,9 +1,9 @@
 import {
   describeError, RemoteApiError,
-  type AccessCheck, type ConnectorContext, type ConnectorInstance, type ConversationRef, type ConversationRequest, type CrmAction, type DeliveryItem, type IncomingReply, type ItemResult, type PollStart, type ReplyOutcome, type SkippedItem,
+  type AccessCheck, type ConnectorContext, type ConnectorInstance, type ConnectorOAuth, type ConversationRef, type ConversationRequest, type CrmAction, type DeliveryItem, type IncomingReply, type ItemResult, type PollStart, type ReplyOutcome, type SkippedItem,
 } from '../../src/connector-sdk/index.js';
 import { fromChatsMode } from './chats/switch.js';
-import { AmoClient, type AmoClientOptions } from './client.js';
+import { AmoClient, baseUrlFromReferer, type AmoClientOptions } from './client.js';
 import type { AmoConfig } from './config.js';
 import { contactName, leadName, markerOf, noteText, priceOf } from './mappers.js';
 import { noteIdsFromWebhook, replyFromNote } from './replies.js';
@@ -49,6 +49,40 @@ export class AmoConnector implements ConnectorInstance {
       ...(ctx.retry ? { retry: ctx.retry } : {}),
       ...clientOptions,
     });
+  }
+
+  /**
+   * OAuth connect (console): amoCRM's consent page, then the code from the callback is exchanged
+   * at AMOCRM_BASE_URL when set, else at the account host amoCRM names in `referer`.
+   */
+  get oauth(): ConnectorOAuth | undefined {
+    const c = this.config;
+    if (c.accessToken || !c.clientId) return undefined;
+    return {
+      authorizeUrl: ({ state }) => {
+        // amoCRM sends the operator back to the redirect URI registered with the integration.
+        const url = new URL(c.oauthUrl);
+        url.searchParams.set('client_id', c.clientId!);
+        url.searchParams.set('state', state);
+        return url.toString();
+      },
+      exchangeCode: async ({ code, query, redirectUri }) => {
+        const baseUrl = c.baseUrl ?? baseUrlFromReferer(query.referer);
+        if (!baseUrl) {
+          throw new RemoteApiError({ provider: 'amoCRM', kind: 'bad_request', status: 0, remoteMessage: `the callback named no amoCRM account host (referer "${query.referer ?? ''}")`, hint: 'Set AMOCRM_BASE_URL to your account, e.g. https://yourcompany.amocrm.ru, and connect again.', operation: 'connect' });
+        }
+        await this.client.exchangeCode(code, baseUrl, redirectUri);
+        this.ctx.log.info({ host: new URL(baseUrl).host }, 'amoCRM connected');
+      },
+      connected: () => this.client.hasCredentials(),
+    };
+  }
+
+  /** The lead's card: `<account>/leads/detail/<lead id>`. */
+  async conversationUrl(ref: ConversationRef): Promise<string | undefined> {
+    const leadId = (ref as Partial<AmoRef>).leadId ?? Number(ref.id);
+    const base = await this.client.baseUrl().catch(() => undefined);
+    return base && Number.isInteger(leadId) ? `${base}/leads/detail/${leadId}` : undefined;
   }
 
   private get config(): AmoConfig {

@@ -9,7 +9,8 @@ import { startAmoSandbox } from './sandbox.js';
 const env: ConnectorEnvVar[] = [
   { name: 'AMOCRM_BASE_URL', path: ['baseUrl'], kind: 'string', describe: 'https://<subdomain>.amocrm.ru (or .kommo.com)', enables: true },
   { name: 'AMOCRM_ACCESS_TOKEN', path: ['accessToken'], kind: 'string', describe: 'the long-lived token of an amoCRM private integration', secret: true },
-  { name: 'AMOCRM_CLIENT_ID', path: ['clientId'], kind: 'string', describe: "the amoCRM integration's client id (OAuth)" },
+  { name: 'AMOCRM_CLIENT_ID', path: ['clientId'], kind: 'string', describe: "the amoCRM integration's client id (OAuth; then connect from the console)", enables: true },
+  { name: 'AMOCRM_OAUTH_URL', path: ['oauthUrl'], kind: 'string', describe: "amoCRM's OAuth consent page, where the console's connect button sends the operator" },
   { name: 'AMOCRM_CLIENT_SECRET', path: ['clientSecret'], kind: 'string', describe: "the amoCRM integration's secret key (OAuth)", secret: true },
   { name: 'AMOCRM_REDIRECT_URI', path: ['redirectUri'], kind: 'string', describe: "the amoCRM integration's redirect URI (OAuth)" },
   { name: 'AMOCRM_AUTH_CODE', path: ['authCode'], kind: 'string', describe: 'the amoCRM authorization code (OAuth, used once)', secret: true },

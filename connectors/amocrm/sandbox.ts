@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { closeServer, listenLoopback, readBody, type ConnectorSandbox } from '../../src/connector-sdk/index.js';
+import { closeServer, listenLoopback, readBody, type ConnectorSandbox, serveConsent, type ConsentRequest } from '../../src/connector-sdk/index.js';
 
 /**
  * The sandbox amoCRM: amoCRM REST v4 on 127.0.0.1 (real HTTP) for the tests and
@@ -60,6 +60,8 @@ export class SandboxAmo {
   url = '';
   readonly token = `amo-long-lived-${randomBytes(8).toString('hex')}`;
   readonly oauth = { clientId: 'amo-client-id', clientSecret: 'amo-client-secret-0123456789', redirectUri: 'https://example.com/amo/callback' };
+  /** Visits to the consent page (`GET /oauth`; amoCRM's is www.amocrm.ru/oauth). */
+  readonly consents: ConsentRequest[] = [];
   readonly contacts = new Map<number, { id: number; name: string; created_at: number }>();
   readonly leads = new Map<number, FakeLead>();
   readonly notes = new Map<number, FakeNote>();
@@ -227,6 +229,8 @@ export class SandboxAmo {
     }
 
     if (method === 'POST' && path === '/oauth2/access_token') return this.oauthToken(req, res, raw);
+    // The consent sends the browser to the integration's redirect URI; `referer` names the account's host.
+    if (method === 'GET' && serveConsent(url, res, { provider: 'amoCRM', clientId: this.oauth.clientId, redirectUri: () => this.oauth.redirectUri, issueCode: () => this.issueAuthCode(), extra: { referer: new URL(this.url).host, client_id: this.oauth.clientId }, seen: this.consents })) return;
     // A file a manager links in a reply (amoCRM's file storage stands in here).
     if (method === 'GET' && path.startsWith('/files/')) {
       this.log(method, path, 200);

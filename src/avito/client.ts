@@ -137,6 +137,21 @@ export class AvitoClient {
     return self.id;
   }
 
+  /**
+   * Connect Avito (console): exchanges an authorization code, then learns whose account it is
+   * (`GET /core/v1/accounts/self`) unless AVITO_USER_ID fixes it — the seller who consented may
+   * not be the app's owner that client_credentials acted as.
+   */
+  async connect(code: string): Promise<{ userId: string; name: string | null }> {
+    await this.tokens.connect(code);
+    const self = await this.getSelf();
+    if (!this.opts.userId) {
+      this.userIdValue = self.id;
+      await setAvitoUserId(this.opts.db, this.accountId, self.id, self.name);
+    }
+    return { userId: this.opts.userId ?? self.id, name: self.name ?? null };
+  }
+
   /** GET /core/v1/accounts/self (user-info.json). */
   getSelf(): Promise<AvitoSelf> {
     return this.call({ method: 'GET', template: '/core/v1/accounts/self', path: '/core/v1/accounts/self', schema: avitoSelfSchema, policy: this.readPolicy });

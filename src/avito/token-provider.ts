@@ -67,6 +67,27 @@ export class AvitoTokenProvider {
     return this.inflight;
   }
 
+  /**
+   * The console's Connect Avito flow: exchanges an authorization code at once (it works once and
+   * expires soon); the refresh token is saved before the new access token is used, and later
+   * refreshes rotate it.
+   */
+  async connect(code: string): Promise<void> {
+    await this.inflight?.catch(() => undefined);
+    const p = this.doRefresh('connect', { grant_type: 'authorization_code', code });
+    const shared = p.finally(() => {
+      if (this.inflight === shared) this.inflight = undefined;
+    });
+    shared.catch(() => undefined); // the caller sees the failure through `p`
+    this.inflight = shared;
+    await p;
+  }
+
+  /** Whether the ledger holds a refresh token: the account was connected by authorization_code. */
+  async connected(): Promise<boolean> {
+    return Boolean((await getToken(this.deps.db, this.deps.accountId, AVITO_PROVIDER))?.refresh_token);
+  }
+
   /** Drops the cached token after the remote refused it. */
   invalidate(token: string): void {
     if (this.cached?.token === token) this.cached = undefined;
@@ -87,16 +108,17 @@ export class AvitoTokenProvider {
       provider: 'Avito', kind: 'bad_credentials', status: err.status, remoteMessage: err.remoteMessage,
       hint: grant.grant_type === 'client_credentials' ? AVITO_HINTS.bad_credentials
         : afterRefresh ? 'Avito refused both the stored refresh token and AVITO_AUTH_CODE (a code works once and expires quickly): authorize the app again, set the fresh code and restart.'
-          : 'Avito refused the authorization code: authorize the app again and set a fresh AVITO_AUTH_CODE.',
+          : 'Avito refused the authorization code: connect Avito again from the console, or authorize the app again and set a fresh AVITO_AUTH_CODE.',
       operation: err.operation, cause: err,
     });
   }
 
-  private async doRefresh(reason: string): Promise<string> {
+  private async doRefresh(reason: string, forced?: TokenGrant): Promise<string> {
     const { db, accountId, log } = this.deps;
     const row = await getToken(db, accountId, AVITO_PROVIDER);
     let grant: TokenGrant;
-    if (row?.refresh_token) grant = { grant_type: 'refresh_token', refresh_token: row.refresh_token };
+    if (forced) grant = forced;
+    else if (row?.refresh_token) grant = { grant_type: 'refresh_token', refresh_token: row.refresh_token };
     else if (this.deps.authCode) grant = { grant_type: 'authorization_code', code: this.deps.authCode };
     else grant = { grant_type: 'client_credentials' };
 

@@ -28,6 +28,8 @@ export const avitoAccountSchema = z.object({
   chatTypes: z.array(z.enum(CHAT_TYPES)).min(1).default(['u2i', 'u2u']),
   /** An authorization code: switches the grant to authorization_code (refresh token kept in the ledger). */
   authCode: z.string().trim().min(1).optional(),
+  /** Default `https://avito.ru/oauth` (authorization.json): where the console's Connect Avito button goes. */
+  oauthUrl: url.default('https://avito.ru/oauth'),
   /** Default 10: requests per second to Avito for this account. */
   requestsPerSecond: z.coerce.number().int().min(1).max(10_000).default(10),
   /** Default 4: requests in flight to Avito for this account. */
@@ -68,6 +70,8 @@ export const configSchema = z.object({
     .string()
     .regex(/^[A-Za-z0-9_-]{16,128}$/, 'must be 16 to 128 letters, digits, - or _')
     .optional(),
+  /** Turns on the web console at `/console`; its login password. No console without it. */
+  consolePassword: z.string().min(8, 'must be at least 8 characters').optional(),
   /** Enabled connectors; `none` = ledger only. Default: each connector an account configures. */
   connectors: z.array(z.string().trim().min(1)).optional(),
   /** Connector packages loaded at start: module specifiers or paths (relative to the config file). */

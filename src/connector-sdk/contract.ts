@@ -214,6 +214,24 @@ export interface ConnectorCapabilities {
   actions: boolean;
 }
 
+/**
+ * A CRM that connects by OAuth's authorization_code grant: the console's connect button sends the
+ * operator to `authorizeUrl`, and the callback (`PUBLIC_URL/oauth/<connector id>/callback`, after
+ * the console has checked its single-use `state`) hands the code to `exchangeCode` at once.
+ */
+export interface ConnectorOAuth {
+  /** The CRM's consent page for this integration, with `state` and the callback URL in it. */
+  authorizeUrl(p: { state: string; redirectUri: string }): string;
+  /**
+   * Exchanges the callback's code for tokens and keeps them (`ctx.store`) before resolving; the
+   * instance then works without a restart. `query` is the whole callback query (amoCRM names the
+   * account's host in `referer`). Throws a RemoteApiError when the CRM refuses the code.
+   */
+  exchangeCode(p: { code: string; query: Readonly<Record<string, string>>; redirectUri: string }): Promise<void>;
+  /** Whether the instance has credentials to work with; the console offers to connect when not. */
+  connected(): Promise<boolean>;
+}
+
 export interface ConnectorInstance {
   /** This instance's own limits when its config lowers the definition's (e.g. notes per request). */
   readonly limits?: Partial<Pick<ConnectorCapabilities, 'maxBatch' | 'maxConversationBatch'>>;
@@ -245,6 +263,12 @@ export interface ConnectorInstance {
 
   /** Releases resources (timers, sockets). */
   close(): Promise<void>;
+
+  /** A link to the conversation in the CRM's web interface, for the console. Default: no link. */
+  conversationUrl?(ref: ConversationRef): Promise<string | undefined>;
+
+  /** Present when the operator can connect this CRM from the console (OAuth). Default absent. */
+  readonly oauth?: ConnectorOAuth;
 
   /**
    * Forgets cached ids of CRM objects (contacts, fields) before `replay` projects the ledger into

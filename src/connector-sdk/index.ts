@@ -11,6 +11,7 @@ export type {
   ConnectorDefinition,
   ConnectorEnvVar,
   ConnectorInstance,
+  ConnectorOAuth,
   ConnectorSandbox,
   ConnectorStore,
   ConversationRef,
@@ -44,3 +45,4 @@ export { closeServer, freePort, listenLoopback, readBody } from '../sandbox/net.
 /** The zod the core validates config with: a connector's `configSchema` can use it without its own copy. */
 export { z } from 'zod';
 export { definitionProblem } from './validate.js';
+export { serveConsent, type ConsentRequest } from '../sandbox/oauth-consent.js';

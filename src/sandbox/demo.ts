@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -18,6 +19,8 @@ export interface DemoOptions {
   say: (line: string) => void;
   /** Keep everything running after the story, until the returned stop is called. */
   keep?: boolean;
+  /** Turn the console on with a fresh password (printed); implies keep. */
+  console?: boolean;
   /** The connector whose sandbox CRM the demo uses. Default: the first known one that has a sandbox. */
   connector?: string;
   /** The connectors to choose from. Default: the built-ins. */
@@ -68,12 +71,17 @@ export async function runDemo(o: DemoOptions): Promise<DemoHandle> {
   const crm = await def.sandbox();
   const dir = mkdtempSync(path.join(tmpdir(), 'avito-sync-demo-'));
   const port = await freePort();
+  const daemonUrl = `http://127.0.0.1:${port}`;
+  // The console's connect buttons go to the sandbox Avito's consent page, which sends the code back here.
+  const consolePassword = o.console ? randomBytes(9).toString('base64url') : undefined;
+  avito.oauthRedirectUri = `${daemonUrl}/oauth/avito/callback`;
   const config = loadConfig({
     known,
     env: {
       AVITO_CLIENT_ID: avito.clientId, AVITO_CLIENT_SECRET: avito.clientSecret, AVITO_API_URL: avito.url,
       ...crm.env, AVITO_SYNC_CONNECTORS: def.id, AVITO_SYNC_DB: path.join(dir, 'demo.db'),
-      PUBLIC_URL: `http://127.0.0.1:${port}`, PORT: String(port), LOG_LEVEL: 'warn',
+      PUBLIC_URL: daemonUrl, PORT: String(port), LOG_LEVEL: 'warn',
+      ...(consolePassword ? { CONSOLE_PASSWORD: consolePassword, AVITO_OAUTH_URL: `${avito.url}/oauth` } : {}),
     },
   });
   const rt = await createRuntime(config, o.log);
@@ -84,7 +92,8 @@ export async function runDemo(o: DemoOptions): Promise<DemoHandle> {
     await crm.stop();
     rmSync(dir, { recursive: true, force: true });
   };
-  const urls = { 'sandbox Avito': avito.url, [`sandbox ${crmName}`]: crm.url, daemon: `http://127.0.0.1:${port}`, ledger: rt.ledger.file };
+  const urls: Record<string, string> = { 'sandbox Avito': avito.url, [`sandbox ${crmName}`]: crm.url, daemon: daemonUrl, ledger: rt.ledger.file };
+  if (consolePassword) Object.assign(urls, { console: `${daemonUrl}/console`, 'console password': consolePassword });
   const env: Record<string, string> = {
     AVITO_CLIENT_ID: avito.clientId, AVITO_CLIENT_SECRET: avito.clientSecret, AVITO_API_URL: avito.url,
     ...crm.env, AVITO_SYNC_DB: rt.ledger.file,
@@ -169,7 +178,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoHandle> {
     await stop();
     throw err;
   }
-  if (!o.keep) {
+  if (!o.keep && !o.console) {
     await stop();
     return { stop: async () => undefined, urls, env, act };
   }

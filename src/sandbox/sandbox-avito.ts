@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { randomBytes } from 'node:crypto';
 import { checkQuery, matchOperation, type OperationSpec } from './avito-spec.js';
 import { closeServer, listenLoopback, readBody } from './net.js';
+import { serveConsent, type ConsentRequest } from './oauth-consent.js';
 
 /**
  * The sandbox Avito: an Avito API on 127.0.0.1 that speaks real HTTP and follows the official
@@ -92,6 +93,10 @@ export class SandboxAvito {
   stall: { op: string; onStall: () => void } | undefined;
   /** Called after every answered request (tests wait on it instead of sleeping). */
   onRequest: ((r: RequestRecord) => void) | undefined;
+  /** The redirect URI registered with the app in Avito: the consent page (`/oauth`) sends codes there. */
+  oauthRedirectUri = 'https://example.com/avito/callback';
+  /** Visits to the consent page. */
+  readonly consents: ConsentRequest[] = [];
   /** Epoch seconds: real time, moving forward at least a second per event (seeding runs ahead). */
   clock = Math.floor(Date.now() / 1000);
   url = '';
@@ -285,6 +290,8 @@ export class SandboxAvito {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
     const body = await readBody(req);
 
+    // Avito's consent page lives on avito.ru/oauth; the sandbox serves it beside the API.
+    if (req.method === 'GET' && serveConsent(url, res, { provider: 'Avito', clientId: this.clientId, redirectUri: () => this.oauthRedirectUri, issueCode: () => this.issueAuthCode(), seen: this.consents })) return;
     if (req.method === 'GET' && url.pathname.startsWith('/files/voice/')) return this.serveVoice(url, res);
 
     const matched = matchOperation(req.method ?? 'GET', url.pathname);

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { consoleRoutes, type ConsoleEvent } from '../console/console-routes.js';
 import { OperationalError, describeError } from '../errors.js';
 import type { Runtime } from '../runtime.js';
 import { buildHttpServer } from '../server/http-server.js';
@@ -245,6 +246,27 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
       return row?.path ? rt.voice.absolutePath(row.path) : undefined;
     },
   });
+  if (config.consolePassword) {
+    // The operator's console (design.md §8.6); off without CONSOLE_PASSWORD.
+    const onConsoleEvent = (e: ConsoleEvent) => {
+      if (e.kind === 'retried') {
+        for (const job of [...dispatchJobs.values(), ...sendJobs.values()]) void job.trigger({ coalesce: true });
+        return;
+      }
+      if (e.provider === 'avito') {
+        void pollJobs.get(e.accountId)?.trigger({ coalesce: true });
+        return;
+      }
+      const key = `${e.accountId}/${e.provider}`;
+      void dispatchJobs.get(key)?.trigger({ coalesce: true });
+      void replyJobs.get(key)?.trigger({ coalesce: true });
+      const c = rt.connectors.find((x) => x.accountId === e.accountId && x.definition.id === e.provider);
+      if (config.publicUrl && c?.definition.capabilities.webhooks && c.instance.ensureWebhook) {
+        c.instance.ensureWebhook(`${config.publicUrl}/webhooks/${e.provider}/${secret}`).catch((err: unknown) => log.error({ account: e.accountId, connector: e.provider, err: describeError(err) }, 'could not subscribe to CRM webhooks; polling covers'));
+      }
+    };
+    await app.register(consoleRoutes({ rt, password: config.consolePassword, publicUrl: config.publicUrl, health: () => healthReport(rt, state, pollEvery), onEvent: onConsoleEvent }));
+  }
   const listenPort = opts.port ?? config.port;
   const listenHost = opts.host ?? '0.0.0.0';
   try {

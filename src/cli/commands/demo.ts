@@ -74,12 +74,13 @@ export function registerDemo(program: Command): void {
     .description("a sandbox Avito and a connector's sandbox CRM on loopback with the daemon between them: see the whole loop in seconds")
     .option('--connector <id>', 'the connector whose sandbox CRM to use (default: the first with one)')
     .option('--keep', 'keep the sandboxes and the daemon running afterwards (Ctrl-C stops); then act with `demo buyer` / `demo manager`')
-    .action(async (opts: { keep?: boolean; connector?: string }, cmd: Command) => {
+    .option('--console', 'keep running with the web console on; prints its address and password')
+    .action(async (opts: { keep?: boolean; connector?: string; console?: boolean }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
       const log = createLogger({ level: g.verbose ? 'debug' : (g.logLevel ?? 'warn') });
       const known = await knownConnectors({ flags: g });
-      const { stop, urls, env, act } = await runDemo({ log, say: out, keep: Boolean(opts.keep), known, ...(opts.connector ? { connector: opts.connector } : {}) });
-      if (!opts.keep) return;
+      const { stop, urls, env, act } = await runDemo({ log, say: out, keep: Boolean(opts.keep), console: Boolean(opts.console), known, ...(opts.connector ? { connector: opts.connector } : {}) });
+      if (!opts.keep && !opts.console) return;
       out('');
       for (const [k, v] of Object.entries(urls)) out(`  ${k}: ${v}`);
       const token = randomBytes(16).toString('hex');
