@@ -7,7 +7,7 @@ import { markerOf } from '../connectors/amocrm/mappers.js';
 import { SandboxAmo } from '../connectors/amocrm/sandbox.js';
 import { SandboxAvito, type FakeChat } from '../src/sandbox/sandbox-avito.js';
 import { freePort } from '../src/sandbox/net.js';
-import { fmt, percentile } from './util.js';
+import { fmt, percentile, postWebhook, until } from './util.js';
 
 const SECRET = 'bench-secret-0123456789';
 
@@ -18,24 +18,7 @@ interface Account {
   chats: FakeChat[];
 }
 
-function post(agent: http.Agent, port: number, body: string): Promise<number> {
-  return new Promise((resolve) => {
-    const req = http.request({ host: '127.0.0.1', port, path: `/webhooks/avito/${SECRET}`, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', () => resolve(0));
-    req.end(body);
-  });
-}
 
-async function until(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 /** Peak RSS (VmHWM) and CPU seconds of a live process, from /proc (Linux). */
 function procStats(pid: number): { peakRssMb: number; cpuSeconds: number } {
@@ -133,7 +116,7 @@ export async function runAccounts(accountCount: number, seconds: number, rate = 
       const m = a.avito.addMessage(chat.id, { text: `load ${i}` });
       noteOwner.set(m.id, a.id);
       sent.set(m.id, performance.now());
-      posts.push(post(agent, port, JSON.stringify(a.avito.webhookBody(chat.id, m))));
+      posts.push(postWebhook(agent, port, SECRET, JSON.stringify(a.avito.webhookBody(chat.id, m))));
     }
     await Promise.all(posts);
     agent.destroy();

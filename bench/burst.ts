@@ -7,7 +7,7 @@ import { markerOf } from '../connectors/amocrm/mappers.js';
 import { SandboxAmo } from '../connectors/amocrm/sandbox.js';
 import { SandboxAvito, type FakeChat } from '../src/sandbox/sandbox-avito.js';
 import { freePort } from '../src/sandbox/net.js';
-import { fmt, percentile } from './util.js';
+import { fmt, percentile, postWebhook, until } from './util.js';
 
 const SECRET = 'bench-secret-0123456789';
 /** amoCRM allows 7 requests/s; the client keeps to 6. */
@@ -15,24 +15,7 @@ const AMO_RPS = 6;
 const NOTES_PER_REQUEST = 100;
 const LEADS_PER_REQUEST = 50;
 
-function post(agent: http.Agent, port: number, body: string): Promise<number> {
-  return new Promise((resolve) => {
-    const req = http.request({ host: '127.0.0.1', port, path: `/webhooks/avito/${SECRET}`, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', () => resolve(0));
-    req.end(body);
-  });
-}
 
-async function until(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 interface Stage {
   avito: SandboxAvito;
@@ -130,7 +113,7 @@ async function burst(): Promise<BurstResult> {
       for (let i = next++; i < sends.length; i = next++) {
         const e = sends[i]!;
         if (!firstSent.has(e.id)) firstSent.set(e.id, performance.now());
-        await post(agent, s.port, e.body);
+        await postWebhook(agent, s.port, SECRET, e.body);
       }
     }));
     agent.destroy();
@@ -167,7 +150,7 @@ async function steady(seconds: number, rate = 20): Promise<{ latencies: number[]
       const chat = s.chats[i % s.chats.length]!;
       const m = s.avito.addMessage(chat.id, { text: `steady ${i}` });
       sent.set(m.id, performance.now());
-      posts.push(post(agent, s.port, JSON.stringify(s.avito.webhookBody(chat.id, m))));
+      posts.push(postWebhook(agent, s.port, SECRET, JSON.stringify(s.avito.webhookBody(chat.id, m))));
     }
     await Promise.all(posts);
     agent.destroy();

@@ -224,7 +224,7 @@ export interface ConnectorOAuth {
   authorizeUrl(p: { state: string; redirectUri: string }): string;
   /**
    * Exchanges the callback's code for tokens and keeps them (`ctx.store`) before resolving; the
-   * instance then works without a restart. `query` is the whole callback query (amoCRM names the
+   * instance then works without a restart. `query` is the whole callback query (a CRM may name the
    * account's host in `referer`). Throws a RemoteApiError when the CRM refuses the code.
    */
   exchangeCode(p: { code: string; query: Readonly<Record<string, string>>; redirectUri: string }): Promise<void>;

@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { closeServer, listenLoopback, readBody } from '../../../src/sandbox/net.js';
+import { closeServer, listenLoopback, readBody } from '../../../src/connector-sdk/index.js';
 import { LOST, WON } from '../connector.js';
 import type { FakeLead, SandboxAmo } from '../sandbox.js';
 import { checkSignedRequest, hookSignature } from './signing.js';

@@ -1,16 +1,16 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { WebhookVerdict } from '../../src/connector-sdk/index.js';
-import type { Runtime } from '../../src/runtime.js';
-import { SandboxAvito, type FakeChat } from '../../src/sandbox/sandbox-avito.js';
-import { Delivery } from '../../src/sync/delivery.js';
-import { pollAccount } from '../../src/sync/poller.js';
-import { syncOnce } from '../../src/sync/sync-once.js';
-import { fakeEnv, runCli, tempDir, testRuntime } from '../../test/helpers.js';
-import type { B24Connector } from './connector.js';
-import { markerOf } from './mappers.js';
-import { SandboxB24 } from './sandbox.js';
+import type { WebhookVerdict } from '../../../src/connector-sdk/index.js';
+import type { Runtime } from '../../../src/runtime.js';
+import { SandboxAvito, type FakeChat } from '../../../src/sandbox/sandbox-avito.js';
+import { Delivery } from '../../../src/sync/delivery.js';
+import { pollAccount } from '../../../src/sync/poller.js';
+import { syncOnce } from '../../../src/sync/sync-once.js';
+import { fakeEnv, runCli, tempDir, testRuntime } from '../../helpers.js';
+import type { B24Connector } from '../../../connectors/bitrix24/connector.js';
+import { markerOf } from '../../../connectors/bitrix24/mappers.js';
+import { SandboxB24 } from '../../../connectors/bitrix24/sandbox.js';
 
 /**
  * The Bitrix24 connector end to end over real HTTP: the sandbox Avito → ledger → dispatcher →

@@ -1,15 +1,15 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { ConnectorInstance, ConversationRef, DeliveryItem } from '../../src/connector-sdk/index.js';
-import { RemoteApiError } from '../../src/connector-sdk/index.js';
-import { connectorPauses, connectorStore, pausedState } from '../../src/ledger/connector-state.js';
-import { openLedger, type Ledger } from '../../src/ledger/database.js';
-import { memoryLogger } from '../../src/log/logger.js';
-import { chat, connectorContract, message } from '../../src/connector-sdk/testing/index.js';
-import type { B24Connector, B24Ref } from './connector.js';
-import { bitrix24 } from './index.js';
-import { markerOf } from './mappers.js';
-import { buildQuery, parseQuery } from './query.js';
-import { MANAGER_USER, SandboxB24, WEBHOOK_USER } from './sandbox.js';
+import type { ConnectorInstance, ConversationRef, DeliveryItem } from '../../../src/connector-sdk/index.js';
+import { RemoteApiError } from '../../../src/connector-sdk/index.js';
+import { connectorPauses, connectorStore, pausedState } from '../../../src/ledger/connector-state.js';
+import { openLedger, type Ledger } from '../../../src/ledger/database.js';
+import { memoryLogger } from '../../../src/log/logger.js';
+import { chat, connectorContract, message } from '../../../src/connector-sdk/testing/index.js';
+import type { B24Connector, B24Ref } from '../../../connectors/bitrix24/connector.js';
+import { bitrix24 } from '../../../connectors/bitrix24/index.js';
+import { markerOf } from '../../../connectors/bitrix24/mappers.js';
+import { buildQuery, parseQuery } from '../../../connectors/bitrix24/query.js';
+import { MANAGER_USER, SandboxB24, WEBHOOK_USER } from '../../../connectors/bitrix24/sandbox.js';
 
 const FAST = { minTimeoutMs: 1, maxTimeoutMs: 5, maxRetryAfterMs: 50, retries: 2 };
 
@@ -226,7 +226,7 @@ describe('Bitrix24 connector', () => {
     const err = (await c.client.call({ method: 'scope' }, (await import('zod')).z.unknown()).catch((e: unknown) => e)) as RemoteApiError;
     expect(err.kind).toBe('bad_credentials');
     expect(err.message).toMatch(/NO_AUTH_FOUND.*BITRIX24_WEBHOOK_URL/s);
-    const { classify, B24_HINTS } = await import('./client.js');
+    const { classify, B24_HINTS } = await import('../../../connectors/bitrix24/client.js');
     expect(classify(401, 'expired_token')).toBe('token_expired');
     expect(B24_HINTS.token_expired).toMatch(/expir/);
     expect(classify(403, 'INVALID_CREDENTIALS')).toBe('forbidden');

@@ -2,16 +2,16 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Runtime } from '../../../src/runtime.js';
 import { syncOnce } from '../../../src/sync/sync-once.js';
 import { collectStatus } from '../../../src/status/collect-status.js';
-import { SandboxAmo } from '../sandbox.js';
+import { SandboxAmo } from '../../../connectors/amocrm/sandbox.js';
 import { SandboxAvito, type FakeChat } from '../../../src/sandbox/sandbox-avito.js';
 import { memoryLogger } from '../../../src/log/logger.js';
-import { fakeEnvWithAmo, runCli, tempDir, testRuntime, waitFor } from '../../../test/helpers.js';
+import { fakeEnvWithAmo, runCli, tempDir, testRuntime, waitFor } from '../../helpers.js';
 import { startDaemon } from '../../../src/sync/daemon.js';
 import { freePort } from '../../../src/sandbox/net.js';
-import { AmojoClient } from './amojo-client.js';
-import type { ChatsConnector } from './connector.js';
-import { MANAGER_AMOJO_ID, SandboxAmojo } from './sandbox-amojo.js';
-import { hookSignature, md5Hex, requestSignature, signRequest, verifyHookSignature } from './signing.js';
+import { AmojoClient } from '../../../connectors/amocrm/chats/amojo-client.js';
+import type { ChatsConnector } from '../../../connectors/amocrm/chats/connector.js';
+import { MANAGER_AMOJO_ID, SandboxAmojo } from '../../../connectors/amocrm/chats/sandbox-amojo.js';
+import { hookSignature, md5Hex, requestSignature, signRequest, verifyHookSignature } from '../../../connectors/amocrm/chats/signing.js';
 
 /** The worked examples of amoCRM's chat-step-by-step page, byte for byte. */
 const VECTOR_SECRET = 'f2d7f8704eff95087ed45b23ba99c0b5aac8278e';
