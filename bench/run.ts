@@ -3,6 +3,7 @@ import { accountsBench } from './accounts.js';
 import { backfillBench } from './backfill.js';
 import { burstBench } from './burst.js';
 import { deliveryBench } from './delivery.js';
+import { httpBench } from './http.js';
 import { ingestBench } from './ingest.js';
 import { replyBench } from './replies.js';
 import { webhookBench } from './webhooks.js';
@@ -15,6 +16,7 @@ const BENCHES: Record<string, () => Promise<string>> = {
   replies: () => replyBench(),
   backfill: () => backfillBench(),
   burst: () => burstBench(),
+  http: () => httpBench(),
   accounts: () => accountsBench(),
 };
 

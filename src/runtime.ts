@@ -44,6 +44,7 @@ export interface RuntimeOptions {
 /** Registers every configured secret with the log scrubber (invariant 6). */
 export function registerSecrets(config: AppConfig): void {
   secretScrubber.add(config.webhookSecret);
+  secretScrubber.add(config.metricsToken);
   for (const key of config.envKeys) {
     if (!key.secret) continue;
     let node: unknown = config;

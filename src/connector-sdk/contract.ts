@@ -177,7 +177,7 @@ export interface ConnectorCapabilities {
   findDelivered: boolean;
   /** Managers reply from the CRM: `pollReplies` and `reportReplies` exist. Default false. */
   replies: boolean;
-  /** The CRM can call the daemon (`ensureWebhook`, `repliesFromWebhook`). Default false. */
+  /** The CRM can call the daemon (`webhook`, `matchesWebhook`, `ensureWebhook`). Default false. */
   webhooks: boolean;
   /** Operator actions from the CRM (`pollActions`, `reportAction`). Default false. */
   actions: boolean;
@@ -228,9 +228,6 @@ export interface ConnectorInstance {
    * from now). Returns the next cursor. Notes without the reply prefix are never returned.
    */
   pollReplies?(cursor: string | undefined): Promise<{ replies: IncomingReply[]; cursor: string | undefined }>;
-
-  /** A CRM webhook is a hint: the connector reads the replies it names and returns the real ones. @deprecated use `webhook`. */
-  repliesFromWebhook?(body: Buffer, contentType: string): Promise<IncomingReply[]>;
 
   /**
    * A call to `POST /webhooks/<connector id>/<secret>` (capability `webhooks`): verify it (a

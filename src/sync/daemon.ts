@@ -1,14 +1,15 @@
 import type { FastifyInstance } from 'fastify';
 import { OperationalError, describeError } from '../errors.js';
-import { pausedState } from '../ledger/connector-state.js';
+import { pauseEnd, pausedState } from '../ledger/connector-state.js';
 import type { Runtime } from '../runtime.js';
-import { buildHttpServer, type HealthReport } from '../server/http-server.js';
+import { buildHttpServer, type HealthReport, type ServerLimits } from '../server/http-server.js';
 import { CrmMetrics } from '../server/crm-metrics.js';
 import { Metrics } from '../server/metrics.js';
 import { HEARTBEAT_SECONDS, recordPoll, writeHeartbeat } from '../status/daemon-heartbeat.js';
 import { DaemonState } from './daemon-state.js';
 import { fetchStubChats, pollAccount, type PollContext } from './poller.js';
 import { Scheduler, type Job } from './scheduler.js';
+import { CrmWebhooks } from './crm-webhooks.js';
 import { Delivery } from './delivery.js';
 import { voiceSignatureOk } from './voice-links.js';
 import { AvitoWebhookIntake } from './webhook-intake.js';
@@ -18,6 +19,8 @@ export interface DaemonOptions {
   /** Listen here; default the configured PORT. 0 picks a free port (tests). */
   port?: number;
   host?: string;
+  /** Socket limits of the HTTP server (tests shorten them). */
+  serverLimits?: Partial<ServerLimits>;
   /** Run the first poll right away (default true). */
   initialPoll?: boolean;
 }
@@ -36,6 +39,8 @@ export interface Daemon {
   replyJobs: Map<string, Job>;
   /** The dispatch job of each (account, connector), keyed `account/connector`. */
   dispatchJobs: Map<string, Job>;
+  /** CRM webhooks: routing, verification by the connector, storing replies. */
+  crmWebhooks: CrmWebhooks;
   /** Stops intake, finishes in-flight work, closes the ledger. */
   stop(): Promise<void>;
 }
@@ -128,8 +133,7 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
     }, 30));
   }
   // CRM → Avito: replies and operator actions, polled always; webhooks only make it sooner.
-  const crmWebhooks = Boolean(config.publicUrl);
-  const crmEvery = crmWebhooks ? config.crmPollIntervalWithWebhooksSeconds : config.crmPollIntervalSeconds;
+  const crmEvery = config.publicUrl ? config.crmPollIntervalWithWebhooksSeconds : config.crmPollIntervalSeconds;
   const replyJobs = new Map<string, Job>();
   const sendJobs = new Map<string, Job>();
   for (const u of delivery.units) {
@@ -150,6 +154,14 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
     for (const u of delivery.units) if (u.accountId === accountId) void dispatchJobs.get(`${u.accountId}/${u.connectorId}`)?.trigger({ coalesce: true });
   };
 
+  const crmWebhooks = new CrmWebhooks(
+    delivery.units.flatMap((u) => {
+      const c = rt.connectors.find((x) => x.accountId === u.accountId && x.definition.id === u.connectorId)!;
+      if (!u.replies || !c.definition.capabilities.webhooks || !c.instance.webhook) return [];
+      return [{ accountId: u.accountId, connectorId: u.connectorId, instance: c.instance, replies: u.replies, onStored: () => void sendJobs.get(`${u.accountId}/${u.connectorId}`)?.trigger({ coalesce: true }) }];
+    }),
+    log,
+  );
   const intake = new AvitoWebhookIntake({ ledger, log, accountsByUserId: () => accountsByUserId });
   const app = buildHttpServer({
     log,
@@ -166,22 +178,10 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
       void voiceJobs.get(r.accountId)?.trigger({ coalesce: true });
     },
     health: () => health(rt, state, pollEvery),
-    crmWebhook: async (connectorId, body, contentType) => {
-      const units = delivery.units.filter((u) => u.connectorId === connectorId && u.replies);
-      if (units.length === 0) return false;
-      // Answered at once; the hint is confirmed by reading the CRM afterwards (the poll covers a loss).
-      setImmediate(() => {
-        for (const u of units) {
-          void u.replies!.webhook(body, contentType).then(
-            (added) => {
-              if (added) void sendJobs.get(`${u.accountId}/${u.connectorId}`)?.trigger({ coalesce: true });
-            },
-            (err: unknown) => log.warn({ connector: connectorId, account: u.accountId, err: describeError(err) }, 'CRM webhook could not be confirmed; the poll will find the reply'),
-          );
-        }
-      });
-      return true;
-    },
+    crmConnectors: crmWebhooks.connectorIds,
+    crmWebhook: (call) => crmWebhooks.handle(call),
+    ...(config.metricsToken ? { metricsToken: config.metricsToken } : {}),
+    ...(opts.serverLimits ? { limits: opts.serverLimits } : {}),
     voiceFile: async (accountId, voiceId, sig) => {
       if (!voiceSignatureOk(secret, accountId, voiceId, sig)) return undefined;
       const row = await ledger.db.selectFrom('voice_files').select('path').where('account_id', '=', accountId).where('voice_id', '=', voiceId).executeTakeFirst();
@@ -189,7 +189,7 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
     },
   });
   const listenPort = opts.port ?? config.port;
-  const listenHost = opts.host ?? '0.0.0.0';
+  const listenHost = opts.host ?? config.host;
   try {
     await app.listen({ port: listenPort, host: listenHost });
   } catch (err) {
@@ -202,7 +202,7 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
     const code = (err as NodeJS.ErrnoException).code;
     throw new OperationalError(code === 'EADDRINUSE'
       ? `Port ${listenPort} is already in use (EADDRINUSE): another avito-sync or another program listens there; stop it, or set PORT (or run --port) to a free port.`
-      : `The daemon cannot listen on ${listenHost}:${listenPort}: ${(err as Error).message}; check PORT.`, { cause: err });
+      : `The daemon cannot listen on ${listenHost}:${listenPort}: ${(err as Error).message}; check PORT and HOST.`, { cause: err });
   }
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : (opts.port ?? config.port);
@@ -242,7 +242,7 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
 
   let stopping: Promise<void> | undefined;
   return {
-    app, port, webhookSecret: secret, metrics, state, scheduler, pollJobs, dispatchJobs, replyJobs,
+    app, port, webhookSecret: secret, metrics, state, scheduler, pollJobs, dispatchJobs, replyJobs, crmWebhooks,
     stop() {
       stopping ??= (async () => {
         log.info('stopping: no new webhooks, finishing in-flight work');
@@ -252,6 +252,7 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
         const finished = scheduler.stop().then(() => true);
         const inTime = await Promise.race([finished, new Promise<false>((r) => setTimeout(() => r(false), STOP_BUDGET_MS).unref())]);
         if (!inTime) log.warn('some work did not finish in time; it resumes from the ledger at the next start');
+        await crmWebhooks.drain();
         await delivery.drain();
         await writeHeartbeat(ledger.db, state.startedAt, true).catch(() => undefined);
         await rt.close();
@@ -274,7 +275,7 @@ async function health(rt: Runtime, state: DaemonState, pollEverySeconds: number)
   const paused = new Map<string, { connector: string; until: string; reason: string }[]>();
   for (const c of rt.connectors) {
     const p = await pausedState(rt.ledger.db, c.accountId, c.definition.id, now).catch(() => undefined);
-    if (p) paused.set(c.accountId, [...(paused.get(c.accountId) ?? []), { connector: c.definition.id, until: new Date(p.until).toISOString(), reason: p.reason }]);
+    if (p) paused.set(c.accountId, [...(paused.get(c.accountId) ?? []), { connector: c.definition.id, until: pauseEnd(p.until), reason: p.reason }]);
   }
   const accounts = rt.accounts.map((a) => {
     const h = state.account(a.config.id);

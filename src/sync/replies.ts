@@ -89,26 +89,41 @@ export class ReplyService {
     return this.intake(res.replies, res.cursor);
   }
 
-  /** A CRM webhook: a hint, confirmed by the connector reading the replies it names. */
-  async webhook(body: Buffer, contentType: string): Promise<number> {
-    if (!this.o.connector.repliesFromWebhook) return 0;
-    return this.intake(await this.o.connector.repliesFromWebhook(body, contentType), undefined);
+  /** Stores replies (once per CRM id) for conversations that belong to Avito chats; returns how many were new. */
+  async intake(replies: readonly IncomingReply[], cursor: string | undefined): Promise<number> {
+    return (await this.store(replies, cursor)).added;
   }
 
-  /** Stores replies (once per CRM id) for conversations that belong to Avito chats. */
-  async intake(replies: readonly IncomingReply[], cursor: string | undefined): Promise<number> {
+  /**
+   * Stores replies once per CRM id, with the cursor in the same transaction (invariant 5). A
+   * reply names its conversation, or (`chatId`) the Avito chat itself; one whose chat this
+   * ledger does not know, or that has nothing to send, is counted in `skipped` and not stored.
+   */
+  async store(replies: readonly IncomingReply[], cursor: string | undefined): Promise<{ added: number; skipped: number }> {
     const { ledger, accountId, connectorId } = this.o;
-    const chats = await chatsOfConversations(ledger.db, accountId, connectorId, [...new Set(replies.map((r) => r.conversationId))]);
+    const byConversation = await chatsOfConversations(ledger.db, accountId, connectorId, [...new Set(replies.filter((r) => !r.chatId).map((r) => r.conversationId))]);
+    const named = [...new Set(replies.map((r) => r.chatId).filter((c): c is string => Boolean(c)))];
+    const knownChats = new Set<string>();
+    for (let k = 0; k < named.length; k += 500) {
+      const rows = await ledger.db.selectFrom('chats').select('chat_id').where('account_id', '=', accountId).where('chat_id', 'in', named.slice(k, k + 500)).execute();
+      for (const r of rows) knownChats.add(r.chat_id);
+    }
+    const convOfChat = await loadConversations(ledger.db, accountId, connectorId, [...knownChats]);
     const now = this.now();
     let added = 0;
+    let skipped = 0;
     await ledger.db.transaction().execute(async (trx) => {
       for (const r of replies) {
-        const chatId = chats.get(r.conversationId);
-        if (!chatId || !r.text.trim() && r.attachments.length === 0) continue;
+        const chatId = r.chatId ? (knownChats.has(r.chatId) ? r.chatId : undefined) : byConversation.get(r.conversationId);
+        if (!chatId || !r.text.trim() && r.attachments.length === 0) {
+          skipped++;
+          continue;
+        }
+        const conversationId = r.chatId ? convOfChat.get(chatId)?.id ?? r.conversationId ?? chatId : r.conversationId;
         const res = await trx
           .insertInto('replies')
           .values({
-            account_id: accountId, connector: connectorId, remote_id: r.remoteId, chat_id: chatId, conversation_id: r.conversationId,
+            account_id: accountId, connector: connectorId, remote_id: r.remoteId, chat_id: chatId, conversation_id: conversationId || chatId,
             text: r.text, attachments: JSON.stringify(r.attachments), status: 'pending', attempts: 0, next_attempt_at: now, last_error: null,
             reported: 0, created_at: now, updated_at: now,
           })
@@ -119,7 +134,7 @@ export class ReplyService {
       if (cursor !== undefined) await setCursor(trx, accountId, this.cursorName, cursor);
     });
     if (added) this.o.log.info({ account: accountId, connector: connectorId, replies: added }, 'replies found in the CRM');
-    return added;
+    return { added, skipped };
   }
 
   /** Sends every due reply, then reports outcomes. */

@@ -5,13 +5,9 @@ import { avitoWebhookEventSchema, avitoWebhookMessageSchema } from '../avito/sch
 import type { Ledger } from '../ledger/database.js';
 import { GroupCommit } from '../ledger/group-commit.js';
 import { ingestStatements, type IngestStatements } from '../ledger/statements.js';
+import type { AvitoIntakePort, IntakeResult } from '../server/ports.js';
 
-/** The largest webhook body accepted; Avito's are a few hundred bytes. */
-export const WEBHOOK_BODY_LIMIT = 64 * 1024;
-
-export type IntakeResult =
-  | { status: 200; result: 'stored' | 'duplicate' | 'probe' | 'ignored'; accountId?: string; newChat?: boolean; newMessage?: boolean }
-  | { status: 400 | 422; result: 'rejected'; reason: string };
+export { WEBHOOK_BODY_LIMIT, type IntakeResult } from '../server/ports.js';
 
 export interface WebhookIntakeDeps {
   ledger: Ledger;
@@ -26,7 +22,7 @@ export interface WebhookIntakeDeps {
  * or same message id) add nothing. A message for an unknown chat leaves a stub for a fetch.
  * A ledger failure throws: the caller answers 5xx and Avito delivers again.
  */
-export class AvitoWebhookIntake {
+export class AvitoWebhookIntake implements AvitoIntakePort {
   private readonly commit: GroupCommit;
   private stmts: IngestStatements | undefined;
 

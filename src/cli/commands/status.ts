@@ -29,7 +29,7 @@ export function registerStatus(program: Command): void {
         for (const c of a.connectors) {
           const b = c.backlog;
           out(`  → ${c.displayName}: ${b.delivered} delivered, ${b.pending + b.leased} waiting, ${b.dead} dead letters, ${b.skipped} echoes skipped, ${c.conversations} conversations`);
-          if (c.paused) out(`    PAUSED until ${c.paused.until}: ${c.paused.reason}`);
+          if (c.paused) out(`    PAUSED ${c.paused.until === 'indefinitely' ? 'until resumed' : `until ${c.paused.until}`}: ${c.paused.reason}`);
           if (c.lastError) out(`    last error: ${c.lastError}`);
         }
         for (const e of a.lastErrors) out(`  error ${e.at} ${e.scope} ${e.ref ?? ''}: ${e.error}`);
