@@ -104,6 +104,21 @@ describe('CRM webhooks with several accounts (issue 17)', () => {
     expect(replies).toEqual([{ account_id: 'shop0', text: 'Ответ для A' }]);
   });
 
+  it('no route takes an unauthenticated write: an alias (amojo) reaches no notes-mode instance, and a wrong secret is 404 before the body', async () => {
+    const { shops: [a], port } = await shops(1);
+    await chatWithLead(a!);
+    daemon = await startDaemon(rt!, { host: '127.0.0.1', initialPoll: false });
+    const before = a!.amo.requests.length;
+    const form = new URLSearchParams({ 'leads[note][0][note][id]': '1', 'leads[note][0][note][note_type]': '4', 'leads[note][0][note][text]': '/avito Поддельный', 'account[id]': '40000001', 'account[subdomain]': 'shop0' }).toString();
+    const post = (p: string) => fetch(`http://127.0.0.1:${port}${p}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form });
+    expect((await post('/webhooks/amojo/any-scope-id')).status).toBe(404);
+    expect((await post('/webhooks/amocrm/not-the-secret-000000')).status).toBe(404);
+    expect((await post('/webhooks/nosuchcrm/' + SECRET)).status).toBe(404);
+    await daemon.crmWebhooks.drain();
+    expect(a!.amo.requests.slice(before)).toEqual([]);
+    expect(await rt!.ledger.db.selectFrom('replies').selectAll().execute()).toEqual([]);
+  });
+
   it("a callback for the daemon's own note costs no read", async () => {
     const { shops: [a] } = await shops(1, { callbackForApiNotes: true });
     const { chat, leadId } = await chatWithLead(a!);

@@ -48,7 +48,7 @@ function rawSocket(): Promise<{ socket: Socket; closed: () => boolean; received:
 }
 
 describe('HTTP server hardening (issue 9)', () => {
-  it('5,000 junk requests leave /metrics bounded: unknown routes and connectors are labelled other', async () => {
+  it('1,000 junk requests leave /metrics bounded: unknown routes and connectors are labelled other', async () => {
     await setup();
     const size = async () => (await (await fetch(`${base}/metrics`)).text()).replace(/^(process|nodejs|avito_sync_process|avito_sync_nodejs).*$/gm, '').length;
     // Warm up every label value a junk request can produce once, then measure.
@@ -60,7 +60,7 @@ describe('HTTP server hardening (issue 9)', () => {
     ];
     for (let i = 0; i < 4; i++) await Promise.all(junk(i));
     const before = await size();
-    for (let i = 0; i < 5000; i += 100) {
+    for (let i = 0; i < 1000; i += 100) {
       await Promise.all(Array.from({ length: 25 }, (_, k) => junk(1000 + i + k)).flat());
     }
     const after = await size();

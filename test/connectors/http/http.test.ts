@@ -4,11 +4,51 @@ import { connectorPauses, connectorStore, pausedState } from '../../../src/ledge
 import { openLedger, type Ledger } from '../../../src/ledger/database.js';
 import { memoryLogger } from '../../../src/log/logger.js';
 import { classifyFailure } from '../../../src/sync/dispatcher.js';
-import { chat, message } from '../../../src/connector-sdk/testing/index.js';
+import { chat, connectorContract, message } from '../../../src/connector-sdk/testing/index.js';
 import type { HttpConnector } from '../../../connectors/http/connector.js';
 import { http } from '../../../connectors/http/index.js';
 import { SandboxReceiver } from '../../../connectors/http/sandbox.js';
 import { secretKey, sign, signedHeaders, verify } from '../../../connectors/http/signature.js';
+
+/** A request signed the way a receiver's owner signs a reply (Standard Webhooks, HTTP_CONNECTOR_SECRET). */
+function replyRequest(rx: SandboxReceiver, data: Record<string, unknown>, opts: { timestamp?: number; secret?: string } = {}): WebhookRequest {
+  const r = rx.signedReply(data, opts);
+  return { method: 'POST', body: Buffer.from(r.body), headers: r.headers, contentType: 'application/json' };
+}
+
+// The SDK's contract kit against the HTTP connector and its sandbox receiver (real HTTP). No
+// findDelivered: the kit checks that a message sent again carries the same webhook-id instead.
+connectorContract<SandboxReceiver>({
+  definition: http,
+  startFake: async () => {
+    const rx = new SandboxReceiver();
+    await rx.start();
+    return rx;
+  },
+  stopFake: (rx) => rx.stop(),
+  // Bad credentials: a key the receiver does not verify with (it answers 401).
+  config: (rx, credentials) => ({ url: rx.url, secret: credentials === 'good' ? rx.secret : `whsec_${Buffer.alloc(32, 9).toString('base64')}`, timeoutSeconds: 5 }),
+  deliveredIds: (rx, conv) => rx.messageIds(conv.id),
+  clearFaults: (rx) => rx.clearFaults(),
+  inject: (rx, fault, times) => rx.inject({ kind: ({ rate_limited: '429', server_error: '503', bad_request: '400', unauthorized: '401' } as const)[fault], times, ...(fault === 'rate_limited' ? { retryAfter: 0 } : {}) }),
+  replies: {
+    // Replies arrive only by webhook (no polling): the receiver's owner POSTs a signed reply.created.
+    write: async (rx, conv, text) => replyRequest(rx, { reply_id: `kit-${Math.random().toString(36).slice(2)}`, chat_id: conv.id, text }),
+    outcomes: (rx, conv) => rx.events.filter((e) => e.type.startsWith('reply.') && e.body.data.chat_id === conv.id).map((e) => `${e.type} ${JSON.stringify(e.body.data)}`),
+  },
+  webhooks: {
+    request: async (rx, conv, text) => replyRequest(rx, { reply_id: 'kit-webhook-1', chat_id: conv.id, text }),
+    signed: true,
+    forgeries: (rx, genuine) => {
+      const data = (JSON.parse(genuine.body.toString('utf8')) as { data: Record<string, unknown> }).data;
+      return [
+        replyRequest(rx, data, { secret: `whsec_${Buffer.alloc(32, 3).toString('base64')}` }), // another key
+        replyRequest(rx, data, { timestamp: Math.floor(Date.now() / 1000) - 600 }), // 10 minutes old
+        { ...genuine, headers: { 'content-type': 'application/json' } }, // unsigned
+      ];
+    },
+  },
+});
 
 describe('Standard Webhooks 1.0 signatures', () => {
   // The spec's published test vector (libraries/javascript/src/webhook.test.ts).
