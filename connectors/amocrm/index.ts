@@ -1,6 +1,7 @@
 import { defineConnector, type ConnectorEnvVar } from '../../src/connector-sdk/index.js';
 import { ChatsConnector } from './chats/connector.js';
 import { CHATS_ENV } from './chats/config.js';
+import { startChatsSandbox } from './chats/demo-sandbox.js';
 import { amoConfigSchema } from './config.js';
 import { AmoConnector } from './connector.js';
 import { startAmoSandbox } from './sandbox.js';
@@ -46,5 +47,7 @@ export const amocrm = defineConnector({
     void ctx.store.deletePrefix('status:chat').catch(() => undefined);
     return new AmoConnector(ctx);
   },
-  sandbox: startAmoSandbox,
+  // `demo --mode chats` shows chats mode; notes is the default.
+  sandbox: (o) => (o.mode === 'chats' ? startChatsSandbox(o.publicUrl) : startAmoSandbox()),
+  sandboxModes: ['notes', 'chats'],
 });

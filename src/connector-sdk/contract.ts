@@ -356,7 +356,22 @@ export interface ConnectorDefinition<Schema extends z.ZodType = z.ZodType> {
   capabilities: ConnectorCapabilities;
   create(ctx: ConnectorContext<z.output<Schema>>): ConnectorInstance;
   /** A sandbox of the CRM on loopback, for `avito-sync demo`. Optional. */
-  sandbox?: () => Promise<ConnectorSandbox>;
+  sandbox?: (options: ConnectorSandboxOptions) => Promise<ConnectorSandbox>;
+  /**
+   * The modes `avito-sync demo --mode <m>` accepts for this connector's sandbox (e.g. amoCRM's
+   * `notes` and `chats`); the first is the default. Default none (no `--mode`).
+   */
+  sandboxModes: readonly string[];
+}
+
+/** What `avito-sync demo` tells a connector's sandbox before the daemon starts. */
+export interface ConnectorSandboxOptions {
+  /** Where the daemon will listen (`http://127.0.0.1:<port>`): a CRM that calls back goes here. */
+  publicUrl: string;
+  /** The daemon's WEBHOOK_SECRET: the CRM webhook URL is `<publicUrl>/webhooks/<id>/<secret>`. */
+  webhookSecret: string;
+  /** One of the definition's `sandboxModes`; undefined when it declares none. */
+  mode: string | undefined;
 }
 
 /**
@@ -370,6 +385,11 @@ export interface ConnectorSandbox {
   env: Record<string, string>;
   /** True once the daemon registered its webhook with the sandbox (when the CRM has webhooks). */
   webhookRegistered(): boolean;
+  /**
+   * How this CRM's calls reach the daemon, for the story, when it is not the daemon subscribing
+   * (e.g. a handler the operator sets up in the CRM). Default: "and to <CRM> webhooks".
+   */
+  webhookStory?: string;
   /**
    * Where an Avito message landed, once it has: the conversation's id, one line about the
    * conversation (`describe`) and a short phrase for the message's place (`where`).

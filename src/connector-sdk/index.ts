@@ -13,6 +13,7 @@ export type {
   ConnectorInstance,
   ConnectorOAuth,
   ConnectorSandbox,
+  ConnectorSandboxOptions,
   ConnectorStore,
   ConversationRef,
   ConversationRequest,

@@ -30,5 +30,6 @@ export function definitionProblem(value: unknown): string | undefined {
     if (typeof e.describe !== 'string') return `connector ${d.id}: env ${e.name} has no description`;
   }
   if (d.sandbox !== undefined && typeof d.sandbox !== 'function') return `connector ${d.id}: \`sandbox\` is not a function`;
+  if (d.sandboxModes !== undefined && (!Array.isArray(d.sandboxModes) || d.sandboxModes.some((m) => typeof m !== 'string'))) return `connector ${d.id}: \`sandboxModes\` must be a list of names`;
   return undefined;
 }
