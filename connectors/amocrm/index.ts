@@ -39,6 +39,8 @@ export const amocrm = defineConnector({
     replies: true,
     webhooks: true,
     actions: true,
+    // Chats mode marks a reply read in the chat panel; notes mode turns it off (its `limits`).
+    readReceipts: true,
   },
   // AMOCRM_MODE=chats puts the messages into amoCRM's chat panel (chats/); notes is the default.
   create: (ctx) => {

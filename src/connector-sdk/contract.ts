@@ -100,6 +100,14 @@ export interface IncomingReply {
   createdAt: number;
 }
 
+/** A reply the buyer read on Avito (see `markRead`). */
+export interface ReadReceipt {
+  conversation: ConversationRef;
+  remoteId: string;
+  /** When the buyer read it (epoch ms). */
+  readAt: number;
+}
+
 export type ReplyOutcome = { sent: true; parts: number } | { sent: false; reason: string };
 
 /**
@@ -212,6 +220,11 @@ export interface ConnectorCapabilities {
   webhooks: boolean;
   /** Operator actions from the CRM (`pollActions`, `reportAction`). Default false. */
   actions: boolean;
+  /**
+   * The CRM shows when the buyer read a reply: `markRead` exists, and the core looks at the chats
+   * of recently sent replies on Avito to see them read. Default false (no extra Avito reads).
+   */
+  readReceipts: boolean;
 }
 
 /**
@@ -233,8 +246,11 @@ export interface ConnectorOAuth {
 }
 
 export interface ConnectorInstance {
-  /** This instance's own limits when its config lowers the definition's (e.g. notes per request). */
-  readonly limits?: Partial<Pick<ConnectorCapabilities, 'maxBatch' | 'maxConversationBatch'>>;
+  /**
+   * This instance's own limits when its config lowers the definition's (e.g. notes per request,
+   * or `readReceipts: false` in a mode that cannot show them).
+   */
+  readonly limits?: Partial<Pick<ConnectorCapabilities, 'maxBatch' | 'maxConversationBatch'>> & { readonly readReceipts?: false };
 
   /** Checks credentials, configured ids (pipeline, status, user) and tokens; one verdict each. */
   checkAccess(): Promise<AccessCheck[]>;
@@ -307,6 +323,13 @@ export interface ConnectorInstance {
 
   /** Writes each reply's fate back into its conversation, briefly, without repeating its text. */
   reportReplies?(items: readonly { conversation: ConversationRef; remoteId: string; outcome: ReplyOutcome }[]): Promise<void>;
+
+  /**
+   * The buyer read these replies on Avito (capability `readReceipts`): show it in the CRM.
+   * `remoteId` is the reply's CRM id, as `pollReplies` gave it; `readAt` is epoch ms. Each is
+   * given once after it succeeds; a throw gives the whole call again later.
+   */
+  markRead?(items: readonly ReadReceipt[]): Promise<void>;
 
   // ---- operator actions (capability `actions`) -----------------------------------------------
 

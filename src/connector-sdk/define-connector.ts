@@ -9,6 +9,7 @@ export const DEFAULT_CAPABILITIES: ConnectorCapabilities = {
   replies: false,
   webhooks: false,
   actions: false,
+  readReceipts: false,
 };
 
 /**

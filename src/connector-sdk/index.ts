@@ -25,6 +25,7 @@ export type {
   OutgoingMessage,
   PauseState,
   PollStart,
+  ReadReceipt,
   ReplyOutcome,
   SkippedItem,
   WebhookRequest,

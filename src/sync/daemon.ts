@@ -15,6 +15,7 @@ import { DaemonState } from './daemon-state.js';
 import { fetchStubChats, pollAccount, type PollContext } from './poller.js';
 import { Scheduler, type Job } from './scheduler.js';
 import { Delivery } from './delivery.js';
+import { READ_RECEIPTS_SECONDS } from './read-receipts.js';
 import { voiceLinkTtlSeconds, voiceSignatureOk } from './voice-links.js';
 import { AvitoWebhookIntake } from './webhook-intake.js';
 import { avitoWebhookUrl, webhookSecret } from './webhook-secret.js';
@@ -167,6 +168,15 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
       else state.loopSucceeded('replies', u.accountId, u.connectorId);
       await send.trigger({ coalesce: true });
     }, crmEvery));
+  }
+  // Avito's read marks on our replies, for connectors that show them (capability readReceipts).
+  for (const u of delivery.units) {
+    if (!u.reads?.enabled) continue;
+    scheduler.add(`read-receipts:${u.accountId}/${u.connectorId}`, async () => {
+      if (stopSignal.signal.aborted) return;
+      const r = await u.reads!.run(stopSignal.signal);
+      if (r.read || r.reported) log.debug({ account: u.accountId, connector: u.connectorId, ...r }, 'read receipts');
+    }, READ_RECEIPTS_SECONDS);
   }
   /** Runs one loop's work, keeping its run of failures for `/healthz`. */
   async function tracked<T>(loop: 'delivery' | 'reply-send', accountId: string, connectorId: string, fn: () => Promise<T>): Promise<T> {
