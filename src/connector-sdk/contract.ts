@@ -381,8 +381,8 @@ export interface ConnectorDefinition<Schema extends z.ZodType = z.ZodType> {
   /** A sandbox of the CRM on loopback, for `avito-sync demo`. Optional. */
   sandbox?: (options: ConnectorSandboxOptions) => Promise<ConnectorSandbox>;
   /**
-   * The modes `avito-sync demo --mode <m>` accepts for this connector's sandbox (e.g. amoCRM's
-   * `notes` and `chats`); the first is the default. Default none (no `--mode`).
+   * The modes `avito-sync demo --mode <m>` accepts for this connector's sandbox (e.g. a CRM's
+   * `notes` and `chats` ways of showing messages); the first is the default. Default none.
    */
   sandboxModes: readonly string[];
 }

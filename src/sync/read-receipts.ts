@@ -33,7 +33,7 @@ export interface ReadReceiptReport {
  * Read receipts (capability `readReceipts`): Avito's webhooks do not say when the buyer read our
  * message, but the chat's messages do (`read`/`is_read` on our own message). So the chats of
  * replies sent in the last week and not yet seen read are looked at, a few per run, and each
- * read goes to the connector once (`markRead`), e.g. amoCRM chats mode's "read" status. A buyer
+ * read goes to the connector once (`markRead`), e.g. a CRM chat panel's "read" status. A buyer
  * who answered after a reply has read it, whatever the flag says.
  */
 export class ReadReceiptService {

@@ -72,9 +72,9 @@ export function registerDemo(program: Command): void {
   const demo = program
     .command('demo')
     .description("a sandbox Avito and a connector's sandbox CRM on loopback with the daemon between them: see the whole loop in seconds")
-    .option('--crm <id>', 'the connector whose sandbox CRM to use: amocrm, bitrix24, or an added one (default: the first with a sandbox)')
+    .option('--crm <id>', 'the connector whose sandbox CRM to use (default: the first with a sandbox; a wrong id lists the choices)')
     .addOption(new Option('--connector <id>', 'the same as --crm').hideHelp())
-    .option('--mode <mode>', "the sandbox's mode, when the connector has several (amoCRM: notes or chats)")
+    .option('--mode <mode>', "the sandbox's mode, when the connector has several (the first is the default; a wrong one lists them)")
     .option('--keep', 'keep the sandboxes and the daemon running afterwards (Ctrl-C stops); then act with `demo buyer` / `demo manager`')
     .option('--console', 'keep running with the web console on; prints its address and password')
     .action(async (opts: { keep?: boolean; crm?: string; connector?: string; mode?: string; console?: boolean }, cmd: Command) => {
