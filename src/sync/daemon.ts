@@ -20,6 +20,7 @@ import { fetchStubChats, pollAccount, type PollContext } from './poller.js';
 import { Scheduler, type Job } from './scheduler.js';
 import { CrmWebhooks } from './crm-webhooks.js';
 import { Delivery, type DeliveryUnit } from './delivery.js';
+import { READ_RECEIPTS_SECONDS } from './read-receipts.js';
 import { voiceLinkTtlSeconds, voiceSignatureOk } from './voice-links.js';
 import { AvitoWebhookIntake } from './webhook-intake.js';
 import { avitoWebhookUrl, webhookSecret } from './webhook-secret.js';
@@ -165,6 +166,7 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
   const dispatchJobs = new Map<string, Job>();
   const replyJobs = new Map<string, Job>();
   const sendJobs = new Map<string, Job>();
+  const readJobs = new Map<string, Job>();
   // CRM → Avito: replies and operator actions, polled always; webhooks only make it sooner.
   const crmEvery = config.publicUrl ? config.crmPollIntervalWithWebhooksSeconds : config.crmPollIntervalSeconds;
   const startUnitJobs = (u: DeliveryUnit) => {
@@ -175,8 +177,16 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
       backlog = backlog.filter((b) => !(b.account === u.accountId && b.queue.startsWith(`${u.connectorId}_`)));
       backlog.push({ account: u.accountId, queue: `${u.connectorId}_pending`, depth: counts.pending + counts.leased }, { account: u.accountId, queue: `${u.connectorId}_dead`, depth: counts.dead });
     }, 30));
-    if (!u.replies) return;
     const key = `${u.accountId}/${u.connectorId}`;
+    // Avito's read marks on our replies, for connectors that show them (capability readReceipts).
+    if (u.reads?.enabled) {
+      readJobs.set(key, scheduler.add(`read-receipts:${key}`, async () => {
+        if (stopSignal.signal.aborted) return;
+        const r = await u.reads!.run(stopSignal.signal);
+        if (r.read || r.reported) log.debug({ account: u.accountId, connector: u.connectorId, ...r }, 'read receipts');
+      }, READ_RECEIPTS_SECONDS));
+    }
+    if (!u.replies) return;
     // One job sends, so two runs never take the same reply; polling and webhooks both trigger it.
     const send = scheduler.add(`reply-send:${key}`, async () => {
       if (stopSignal.signal.aborted) return;
@@ -330,8 +340,8 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
     for (const m of [pollJobs, detailJobs, voiceJobs]) m.delete(id);
     for (const u of delivery.remove(id)) {
       const key = `${u.accountId}/${u.connectorId}`;
-      jobs.push(dispatchJobs.get(key), replyJobs.get(key), sendJobs.get(key));
-      for (const m of [dispatchJobs, replyJobs, sendJobs]) m.delete(key);
+      jobs.push(dispatchJobs.get(key), replyJobs.get(key), sendJobs.get(key), readJobs.get(key));
+      for (const m of [dispatchJobs, replyJobs, sendJobs, readJobs]) m.delete(key);
     }
     await Promise.all(jobs.filter((j): j is Job => j !== undefined).map((j) => scheduler.remove(j)));
     for (const [uid, acc] of accountsByUserId) if (acc === id) accountsByUserId.delete(uid);
