@@ -1,5 +1,5 @@
 import type { RecentChat } from '../ledger/activity.js';
-import type { DeadLetter } from '../ops/dead-letters.js';
+import type { DeadLetter } from '../ledger/dead-letters.js';
 import type { ReconcileReport } from '../ops/reconcile.js';
 import { actionButton, esc, page, table, when, type Html } from './html.js';
 import type { AccountView, Overview } from './overview.js';

@@ -9,6 +9,7 @@ import { buildHttpServer, type ServerLimits } from '../server/http-server.js';
 import { CrmMetrics } from '../server/crm-metrics.js';
 import { isLedgerError } from '../ledger/write-probe.js';
 import { releaseLeases } from '../ledger/outbox.js';
+import { voiceFilePath } from '../ledger/voice-files.js';
 import { acquireWriterLock } from '../ledger/writer-lock.js';
 import { healthReport } from './health.js';
 import { applyRetention } from './retention.js';
@@ -250,8 +251,8 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
     ...(opts.serverLimits ? { limits: opts.serverLimits } : {}),
     voiceFile: async (accountId, voiceId, sig, exp) => {
       if (!voiceSignatureOk(secret, accountId, voiceId, sig, exp)) return undefined;
-      const row = await ledger.db.selectFrom('voice_files').select('path').where('account_id', '=', accountId).where('voice_id', '=', voiceId).executeTakeFirst();
-      return row?.path ? rt.voice.absolutePath(row.path) : undefined;
+      const kept = await voiceFilePath(ledger.db, accountId, voiceId);
+      return kept ? rt.voice.absolutePath(kept) : undefined;
     },
   });
   if (config.consolePassword) {
