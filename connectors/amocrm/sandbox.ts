@@ -115,6 +115,9 @@ export class SandboxAmo {
   private readonly hits: number[] = [];
   private readonly recent429: number[] = [];
   private faults: AmoFault[] = [];
+  private holds: { path: string; released: Promise<void> }[] = [];
+  /** Requests held right now by `hold()` (received, not yet answered). */
+  held = 0;
   private readonly opts: Required<SandboxAmoOptions>;
 
   constructor(options: SandboxAmoOptions = {}) {
@@ -140,6 +143,14 @@ export class SandboxAmo {
 
   inject(fault: AmoFault): void {
     this.faults.push({ ...fault });
+  }
+
+  /**
+   * A slow CRM without timing: every request whose path contains `path` (or any, with `*`) is
+   * received but not answered until `released` settles. `held` counts those waiting.
+   */
+  hold(path: string, released: Promise<void>): void {
+    this.holds.push({ path, released });
   }
 
   clearFaults(): void {
@@ -244,6 +255,15 @@ export class SandboxAmo {
     const method = req.method ?? 'GET';
     const path = url.pathname;
 
+    for (const h of this.holds) {
+      if (h.path !== '*' && !path.includes(h.path)) continue;
+      this.held++;
+      try {
+        await h.released;
+      } finally {
+        this.held--;
+      }
+    }
     if (this.banned) return this.html403(req, res);
     const fault = this.faults.find((f) => f.times > 0 && (f.path === '*' || path.includes(f.path)) && (!f.method || f.method === method));
     if (fault) {

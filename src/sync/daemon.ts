@@ -156,7 +156,8 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
   // RETENTION_DAYS: old webhook bodies and voice files go, at start and then hourly.
   const retention = scheduler.add('retention', () => applyRetention(ledger, rt.voice, config.retentionDays, log), 3600);
   scheduler.add('token-refresh', async () => {
-    for (const acc of rt.accounts) if (!stopSignal.signal.aborted) await acc.client.tokens.get().catch((err: unknown) => log.warn({ account: acc.config.id, err: describeError(err) }, 'token refresh failed'));
+    // All accounts at once: one account's slow or refusing token endpoint must not hold up another's refresh.
+    await Promise.all(rt.accounts.map((acc) => stopSignal.signal.aborted ? undefined : acc.client.tokens.get().catch((err: unknown) => log.warn({ account: acc.config.id, err: describeError(err) }, 'token refresh failed'))));
   }, 60);
 
   // CRM-side metrics: every connector call counted (wrapped before delivery takes the instances).
