@@ -13,7 +13,7 @@ RUN npm prune --omit=dev
 
 # Run stage: non-root, ledger on the /data volume.
 FROM node:22-bookworm-slim
-ENV NODE_ENV=production AVITO_SYNC_DB=/data/avito-sync.db PORT=8080 \
+ENV NODE_ENV=production AVITO_SYNC_DB=/data/avito-sync.db PORT=8080 HOST=0.0.0.0 \
     MALLOC_ARENA_MAX=2
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules

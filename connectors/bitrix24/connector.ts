@@ -365,19 +365,6 @@ export class B24Connector implements ConnectorInstance {
     };
   }
 
-  /**
-   * The older hint route (`repliesFromWebhook`, until the core calls `webhook`): the same checks;
-   * a refused event yields nothing.
-   */
-  async repliesFromWebhook(body: Buffer, contentType: string): Promise<IncomingReply[]> {
-    const verdict = await this.webhook({ body, headers: {}, contentType });
-    if (!verdict.accepted) {
-      this.ctx.log.warn({ reason: verdict.reason }, 'Bitrix24 event refused');
-      return [];
-    }
-    return [...(verdict.replies ?? []), ...(verdict.later ? await verdict.later() : [])];
-  }
-
   /** An event for this instance's portal: its `auth[domain]`, or its application token. */
   matchesWebhook(req: WebhookRequest): boolean {
     const ev = parseEvent(req);

@@ -134,6 +134,8 @@ export interface CrmAction {
  * header (names lower-cased), so a connector can check a signature over the exact bytes.
  */
 export interface WebhookRequest {
+  /** The HTTP method (the routes take POST). Set by the core; absent in requests a test builds. */
+  method?: string;
   body: Buffer;
   headers: Readonly<Record<string, string>>;
   contentType: string;
@@ -208,7 +210,7 @@ export interface ConnectorCapabilities {
   findDelivered: boolean;
   /** Managers reply from the CRM: `pollReplies` and `reportReplies` exist. Default false. */
   replies: boolean;
-  /** The CRM can call the daemon (`ensureWebhook`, `repliesFromWebhook`). Default false. */
+  /** The CRM can call the daemon (`webhook`, `matchesWebhook`, `ensureWebhook`). Default false. */
   webhooks: boolean;
   /** Operator actions from the CRM (`pollActions`, `reportAction`). Default false. */
   actions: boolean;
@@ -286,9 +288,6 @@ export interface ConnectorInstance {
    */
   pollReplies?(cursor: string | undefined, start?: PollStart): Promise<{ replies: IncomingReply[]; cursor: string | undefined; skipped?: SkippedItem[] }>;
 
-  /** A CRM webhook is a hint: the connector reads the replies it names and returns the real ones. @deprecated use `webhook`. */
-  repliesFromWebhook?(body: Buffer, contentType: string): Promise<IncomingReply[]>;
-
   /**
    * A call to `POST /webhooks/<connector id>/<secret>` (capability `webhooks`): verify it (a
    * signature over `req.body`), then say what it carries. Never throws for bad input: refuse it.
@@ -301,6 +300,14 @@ export interface ConnectorInstance {
    * webhook goes to the connector's only instance, or is refused when there are several.
    */
   matchesWebhook?(req: WebhookRequest): boolean;
+
+  /**
+   * Whether this instance serves the definition's alias route `POST /webhooks/<alias>/<token>`.
+   * That route carries no WEBHOOK_SECRET, so an instance saying yes must verify the CRM's
+   * signature on every call in `webhook(req)`. Default false: an alias call never reaches an
+   * instance that does not say so (e.g. a connector mode whose CRM does not sign its webhooks).
+   */
+  servesAlias?(alias: string): boolean;
 
   /** Makes sure the CRM calls `url` when a reply may have been written (capability `webhooks`). */
   ensureWebhook?(url: string): Promise<void>;
@@ -347,8 +354,9 @@ export interface ConnectorDefinition<Schema extends z.ZodType = z.ZodType> {
   /**
    * Extra webhook paths for a CRM that fixes the URL itself and signs its calls: `POST
    * /webhooks/<alias>/<token>` reaches this connector's `webhook(req)` with `req.pathToken` =
-   * `<token>` and no WEBHOOK_SECRET check (the connector must verify a signature), and is
-   * answered 200 when accepted. Lower-case; must not be another connector's id. Default none.
+   * `<token>` and no WEBHOOK_SECRET check, only on instances whose `servesAlias(alias)` is true
+   * (they must verify a signature), and is answered 200 when accepted. Lower-case; must not be
+   * another connector's id. Default none.
    */
   webhookAliases: readonly string[];
   /** Validates the account's config section (`accounts[i].<id>`, or the connector's env variables). */

@@ -493,11 +493,12 @@ export class ChatsConnector implements ConnectorInstance {
    * message becomes a reply; typing and reactions are acknowledged and dropped.
    */
   async webhook(req: WebhookRequest): Promise<WebhookVerdict> {
-    if (!verifyHookSignature(this.config.channelSecret ?? '', req.body, req.headers['x-signature'])) {
+    // Without a channel secret nothing can be verified (the config refuses that; never trust an empty key).
+    if (!this.config.channelSecret || !verifyHookSignature(this.config.channelSecret, req.body, req.headers['x-signature'])) {
       return { accepted: false, status: 401, reason: 'X-Signature does not match the body (channel secret)' };
     }
     await this.loaded;
-    const token = (req as WebhookRequest & { pathToken?: string }).pathToken;
+    const token = req.pathToken;
     if (token && this.scope && token !== this.scope.scopeId) return { accepted: false, status: 404, reason: 'unknown scope_id' };
     let body: unknown;
     try {
@@ -518,9 +519,14 @@ export class ChatsConnector implements ConnectorInstance {
     return { accepted: true, replies: [reply] };
   }
 
+  /** amojo calls `/webhooks/amojo/<scope_id>`: served here, every call's X-Signature checked in `webhook`. */
+  servesAlias(alias: string): boolean {
+    return alias === 'amojo';
+  }
+
   /** Routes a hook by the scope id in its path, or the amojo account id in its body. */
   matchesWebhook(req: WebhookRequest): boolean {
-    const token = (req as WebhookRequest & { pathToken?: string }).pathToken;
+    const token = req.pathToken;
     if (!this.scope) return false;
     if (token) return token === this.scope.scopeId;
     try {

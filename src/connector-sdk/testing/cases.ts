@@ -330,7 +330,6 @@ export const CASES: readonly ContractCase[] = [
     skip: (def) => (def.capabilities.webhooks ? undefined : 'capability webhooks is false'),
     async run({ h, fake, make }) {
       const c = make();
-      if (!c.webhook && c.repliesFromWebhook) return; // the deprecated path: no request to verify yet
       check(c.webhook, 'capability `webhooks` without webhook()');
       check(h.webhooks, 'the connector has webhook() but the harness has no `webhooks` section: the kit cannot check it');
       const [conv] = await conversations(h.definition, c, [chat(1)]);
@@ -348,7 +347,6 @@ export const CASES: readonly ContractCase[] = [
     skip: (def) => (def.capabilities.webhooks ? undefined : 'capability webhooks is false'),
     async run({ h, fake, make }) {
       const c = make();
-      if (!c.webhook && c.repliesFromWebhook) return;
       check(c.webhook, 'capability `webhooks` without webhook()');
       check(h.webhooks, 'the connector has webhook() but the harness has no `webhooks` section: the kit cannot check it');
       const [conv] = await conversations(h.definition, c, [chat(1)]);

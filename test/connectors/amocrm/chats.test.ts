@@ -384,6 +384,10 @@ describe('chats mode through the running daemon: POST /webhooks/amojo/<scope_id>
       expect(await repliesCount()).toBe(0);
       const wrongScope = await fetch(`http://127.0.0.1:${port}/webhooks/amojo/${amojo.channel.id}_other`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-signature': hookSignature(amojo.channel.secret, '{}') }, body: '{}' });
       expect(wrongScope.status).toBeGreaterThanOrEqual(400);
+      // The same connector on the core route: WEBHOOK_SECRET right, but amojo's signature still checked.
+      const unsigned = await fetch(`http://127.0.0.1:${port}/webhooks/amocrm/test-secret-0123456789`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+      expect(unsigned.status).toBe(401);
+      expect(await repliesCount()).toBe(0);
       const msgid = amojo.managerAnswer(a.id, { text: 'Да, продаётся' }, { copies: 3 });
       expect(await Promise.all(amojo.hookCalls.splice(0))).toEqual([200, 200, 200]);
       await waitFor(() => sellerTexts(a).length === 1 && amojo.statuses.get(msgid)?.length === 1, 30_000, 'answer sent and its status back');
