@@ -30,7 +30,6 @@ function cachingHandle(sqlite: Database.Database): Database.Database {
           cache.delete(sql);
         } else {
           stmt = target.prepare(sql);
-          if (process.env.SQLTRACE) process.stderr.write(`PREPARE ${sql.length} ${sql.slice(0, 150).replace(/\s+/g, ' ')}\n`);
           if (cache.size >= STATEMENT_CACHE) cache.delete(cache.keys().next().value!);
         }
         cache.set(sql, stmt);
