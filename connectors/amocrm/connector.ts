@@ -52,7 +52,8 @@ export interface AmoRef extends ConversationRef {
 export class AmoConnector implements ConnectorInstance {
   readonly client: AmoClient;
   /** One dispatcher batch is one notes request. */
-  readonly limits: { maxBatch: number };
+  // Notes mode has nowhere to show that the buyer read a reply (chats mode does).
+  readonly limits: { maxBatch: number; readReceipts: false };
   private target: { pipelineId: number; statusId: number } | undefined;
   private chatFieldId: number | null | undefined;
   /** This amoCRM account's id and subdomain, once known (webhook routing). */
@@ -62,7 +63,7 @@ export class AmoConnector implements ConnectorInstance {
   private reading: Promise<IncomingReply[]> | undefined;
 
   constructor(private readonly ctx: ConnectorContext<AmoConfig>, clientOptions: Partial<AmoClientOptions> = {}) {
-    this.limits = { maxBatch: ctx.config.notesPerRequest };
+    this.limits = { maxBatch: ctx.config.notesPerRequest, readReceipts: false };
     this.client = new AmoClient({
       config: ctx.config, store: ctx.store, pauses: ctx, log: ctx.log, registerSecret: ctx.registerSecret,
       ...(ctx.retry ? { retry: ctx.retry } : {}),

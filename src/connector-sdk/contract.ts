@@ -100,6 +100,14 @@ export interface IncomingReply {
   createdAt: number;
 }
 
+/** A reply the buyer read on Avito (see `markRead`). */
+export interface ReadReceipt {
+  conversation: ConversationRef;
+  remoteId: string;
+  /** When the buyer read it (epoch ms). */
+  readAt: number;
+}
+
 export type ReplyOutcome = { sent: true; parts: number } | { sent: false; reason: string };
 
 /**
@@ -214,6 +222,11 @@ export interface ConnectorCapabilities {
   webhooks: boolean;
   /** Operator actions from the CRM (`pollActions`, `reportAction`). Default false. */
   actions: boolean;
+  /**
+   * The CRM shows when the buyer read a reply: `markRead` exists, and the core looks at the chats
+   * of recently sent replies on Avito to see them read. Default false (no extra Avito reads).
+   */
+  readReceipts: boolean;
 }
 
 /**
@@ -235,8 +248,11 @@ export interface ConnectorOAuth {
 }
 
 export interface ConnectorInstance {
-  /** This instance's own limits when its config lowers the definition's (e.g. notes per request). */
-  readonly limits?: Partial<Pick<ConnectorCapabilities, 'maxBatch' | 'maxConversationBatch'>>;
+  /**
+   * This instance's own limits when its config lowers the definition's (e.g. notes per request,
+   * or `readReceipts: false` in a mode that cannot show them).
+   */
+  readonly limits?: Partial<Pick<ConnectorCapabilities, 'maxBatch' | 'maxConversationBatch'>> & { readonly readReceipts?: false };
 
   /** Checks credentials, configured ids (pipeline, status, user) and tokens; one verdict each. */
   checkAccess(): Promise<AccessCheck[]>;
@@ -315,6 +331,13 @@ export interface ConnectorInstance {
   /** Writes each reply's fate back into its conversation, briefly, without repeating its text. */
   reportReplies?(items: readonly { conversation: ConversationRef; remoteId: string; outcome: ReplyOutcome }[]): Promise<void>;
 
+  /**
+   * The buyer read these replies on Avito (capability `readReceipts`): show it in the CRM.
+   * `remoteId` is the reply's CRM id, as `pollReplies` gave it; `readAt` is epoch ms. Each is
+   * given once after it succeeds; a throw gives the whole call again later.
+   */
+  markRead?(items: readonly ReadReceipt[]): Promise<void>;
+
   // ---- operator actions (capability `actions`) -----------------------------------------------
 
   /** Operator actions asked for since `cursor` (e.g. a blacklist tag); without one, from `start.since` (invariant 7). */
@@ -364,7 +387,22 @@ export interface ConnectorDefinition<Schema extends z.ZodType = z.ZodType> {
   capabilities: ConnectorCapabilities;
   create(ctx: ConnectorContext<z.output<Schema>>): ConnectorInstance;
   /** A sandbox of the CRM on loopback, for `avito-sync demo`. Optional. */
-  sandbox?: () => Promise<ConnectorSandbox>;
+  sandbox?: (options: ConnectorSandboxOptions) => Promise<ConnectorSandbox>;
+  /**
+   * The modes `avito-sync demo --mode <m>` accepts for this connector's sandbox (e.g. a CRM's
+   * `notes` and `chats` ways of showing messages); the first is the default. Default none.
+   */
+  sandboxModes: readonly string[];
+}
+
+/** What `avito-sync demo` tells a connector's sandbox before the daemon starts. */
+export interface ConnectorSandboxOptions {
+  /** Where the daemon will listen (`http://127.0.0.1:<port>`): a CRM that calls back goes here. */
+  publicUrl: string;
+  /** The daemon's WEBHOOK_SECRET: the CRM webhook URL is `<publicUrl>/webhooks/<id>/<secret>`. */
+  webhookSecret: string;
+  /** One of the definition's `sandboxModes`; undefined when it declares none. */
+  mode: string | undefined;
 }
 
 /**
@@ -378,6 +416,11 @@ export interface ConnectorSandbox {
   env: Record<string, string>;
   /** True once the daemon registered its webhook with the sandbox (when the CRM has webhooks). */
   webhookRegistered(): boolean;
+  /**
+   * How this CRM's calls reach the daemon, for the story, when it is not the daemon subscribing
+   * (e.g. a handler the operator sets up in the CRM). Default: "and to <CRM> webhooks".
+   */
+  webhookStory?: string;
   /**
    * Where an Avito message landed, once it has: the conversation's id, one line about the
    * conversation (`describe`) and a short phrase for the message's place (`where`).

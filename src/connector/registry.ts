@@ -41,12 +41,14 @@ export function checkConnectorSettings(config: AppConfig, known: readonly Connec
 
 /**
  * Validates each account's section for every enabled connector with the connector's own schema
- * (a bad value names its key: the connector's env variable, or its path in the file) and creates one instance per account.
+ * (a bad value names its key: the connector's env variable, or its path in the file) and creates one instance per account
+ * (only the account at `onlyAccountIndex` when given: one added by a config reload).
  */
-export function createConnectors(config: AppConfig, db: LedgerDb, log: Logger, known: readonly ConnectorDefinition[], retry?: Partial<RetryPolicy>): ActiveConnector[] {
+export function createConnectors(config: AppConfig, db: LedgerDb, log: Logger, known: readonly ConnectorDefinition[], retry?: Partial<RetryPolicy>, onlyAccountIndex?: number): ActiveConnector[] {
   const out: ActiveConnector[] = [];
   for (const def of enabledDefinitions(config, known)) {
     config.accounts.forEach((account, i) => {
+      if (onlyAccountIndex !== undefined && i !== onlyAccountIndex) return;
       const parsed = { data: connectorSettings(config, def, i) };
       out.push({
         accountId: account.id,

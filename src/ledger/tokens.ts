@@ -34,3 +34,9 @@ export async function saveToken(
     .execute();
 }
 
+
+/** Forgets an account's stored tokens of one provider (`auth reset`). True when there were any. */
+export async function forgetTokens(db: LedgerDb, accountId: string, provider: string): Promise<boolean> {
+  const r = await db.deleteFrom('tokens').where('account_id', '=', accountId).where('provider', '=', provider).executeTakeFirst();
+  return Number(r.numDeletedRows) > 0;
+}

@@ -1,7 +1,7 @@
 import {
   RemoteApiError, describeError,
   type AccessCheck, type ChatInfo, type ConnectorContext, type ConnectorInstance, type ConversationRef, type ConversationRequest, type DeliveryItem,
-  type IncomingReply, type ItemResult, type ReplyOutcome, type WebhookRequest, type WebhookVerdict,
+  type IncomingReply, type ItemResult, type ReadReceipt, type ReplyOutcome, type WebhookRequest, type WebhookVerdict,
 } from '../../../src/connector-sdk/index.js';
 import type { AmoConfig } from '../config.js';
 import { AmoConnector, LOST, WON } from '../connector.js';
@@ -579,6 +579,21 @@ export class ChatsConnector implements ConnectorInstance {
       } catch (err) {
         if (err instanceof RemoteApiError && !err.transient && err.kind !== 'forbidden') {
           this.ctx.log.warn({ msgid: i.remoteId, err: describeError(err) }, 'amoCRM did not take the delivery status; skipped');
+          continue;
+        }
+        throw err;
+      }
+    }
+  }
+
+  /** The buyer read our reply on Avito: delivery_status 2 ("read") on the manager's message (chat-api delivery status). */
+  async markRead(items: readonly ReadReceipt[]): Promise<void> {
+    for (const i of items) {
+      try {
+        await this.withScope((s) => this.amojo.deliveryStatus(s, i.remoteId, { delivery_status: 2 }));
+      } catch (err) {
+        if (err instanceof RemoteApiError && !err.transient && err.kind !== 'forbidden') {
+          this.ctx.log.warn({ msgid: i.remoteId, err: describeError(err) }, 'amoCRM did not take the read status; skipped');
           continue;
         }
         throw err;

@@ -303,6 +303,48 @@ describe('chats mode: managers answer in the chat panel', () => {
     expect(amojo.clientIds(a.id)).toEqual([ids(a)[0]]);
   });
 
+  it('read receipts: the buyer reads the answer on Avito → its status in amoCRM becomes read (2), once; an unread answer stays delivered', async () => {
+    await setup();
+    const a = avito.addChat();
+    const b = avito.addChat();
+    avito.addMessage(a.id, { text: 'Можно дешевле?' });
+    avito.addMessage(b.id, { text: 'Есть доставка?' });
+    await syncOnce(rt!);
+    const toA = amojo.managerAnswer(a.id, { text: 'Могу уступить 500 ₽' }, { hook: false });
+    const toB = amojo.managerAnswer(b.id, { text: 'Да, Авито Доставка' }, { hook: false });
+    await syncOnce(rt!);
+    expect(amojo.statuses.get(toA)).toEqual([{ delivery_status: 1 }]);
+    const readAt = avito.buyerReads(a.id);
+    const before = avito.count('getMessagesV3');
+    const pass = await syncOnce(rt!);
+    expect(pass.reads[0]?.report).toMatchObject({ read: 1, reported: 1 });
+    expect(amojo.statuses.get(toA)).toEqual([{ delivery_status: 1 }, { delivery_status: 2 }]);
+    expect(amojo.statuses.get(toB)).toEqual([{ delivery_status: 1 }]);
+    expect(avito.count('getMessagesV3') - before).toBeGreaterThanOrEqual(2); // both chats were looked at
+    // Told once: later passes do not repeat it, and B turns read when its buyer answers.
+    avito.addMessage(b.id, { text: 'Отлично, беру' });
+    await syncOnce(rt!);
+    await syncOnce(rt!);
+    expect(amojo.statuses.get(toA)).toEqual([{ delivery_status: 1 }, { delivery_status: 2 }]);
+    expect(amojo.statuses.get(toB)).toEqual([{ delivery_status: 1 }, { delivery_status: 2 }]);
+    expect(readAt).toBeGreaterThan(0);
+  });
+
+  it('read receipts are off in notes mode: no chat is read again to look for them', async () => {
+    await setup({ AMOCRM_MODE: 'notes' });
+    const a = avito.addChat();
+    avito.addMessage(a.id, { text: 'Можно дешевле?' });
+    await syncOnce(rt!);
+    const lead = [...amo.leads.values()][0]!;
+    amo.managerNote(lead.id, '/avito Могу уступить 500 ₽');
+    const pass = await syncOnce(rt!);
+    expect(sellerTexts(a)).toEqual(['Могу уступить 500 ₽']);
+    avito.buyerReads(a.id);
+    const again = await syncOnce(rt!);
+    expect(pass.reads).toEqual([]);
+    expect(again.reads).toEqual([]);
+  });
+
   it('invariant 3: long answers are split at 1,000 characters, pictures go as Avito images, files as their link', async () => {
     await setup();
     const a = avito.addChat();
