@@ -6,6 +6,7 @@ import type { AppConfig } from './config/load-config.js';
 import type { AccountConfig } from './config/schema.js';
 import type { RetryPolicy } from './http/retry-policy.js';
 import { ensureAccount } from './ledger/accounts.js';
+import { tokenLock } from './ledger/tokens.js';
 import { openLedger, type Ledger } from './ledger/database.js';
 import { secretScrubber } from './log/logger.js';
 import { VoiceKeeper } from './avito/voice-keeper.js';
@@ -70,7 +71,7 @@ export async function createRuntime(config: AppConfig, log: Logger, options: Run
   const ledger = await openLedger(config.db, { poolSize: config.dbPool, mustExist: options.existingLedger === true });
   let connectors: ActiveConnector[];
   try {
-    connectors = options.connectors === false ? [] : createConnectors(config, ledger.db, log, options.known ?? config.connectorDefinitions, options.retry);
+    connectors = options.connectors === false ? [] : createConnectors(config, ledger.db, log, options.known ?? config.connectorDefinitions, options.retry, ledger.dialect);
   } catch (err) {
     await ledger.close();
     throw err;
@@ -93,6 +94,7 @@ export async function createRuntime(config: AppConfig, log: Logger, options: Run
         authCode: account.avito.authCode,
         userId: account.avito.userId,
         db: ledger.db,
+        lockToken: tokenLock(ledger, account.id, 'avito'),
         log,
         requestsPerSecond: account.avito.requestsPerSecond,
         concurrency: account.avito.concurrency,
