@@ -10,8 +10,8 @@ const MAX_SLEEP_MS = 1_000;
  * A request gate shared by every process on one PostgreSQL ledger: the GCRA state of one
  * (account, connector, name) is a row of `request_slots`, and a process may start a request only
  * by moving that row's `next_at` forward in one atomic statement, taken when the request is due
- * (never reserved ahead), so the CRM's per-account limit — amoCRM's 7 requests per second is per
- * account, not per process — holds however many daemons send. Local callers take turns first,
+ * (never reserved ahead), so a CRM's per-account limit (counted per account, not per process)
+ * holds however many daemons send. Local callers take turns first,
  * so one process sends one claim at a time. Times are epoch ms from each host's clock: the hosts'
  * clocks must agree (NTP), as they must for the leases.
  */
