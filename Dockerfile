@@ -13,13 +13,14 @@ RUN npm prune --omit=dev
 
 # Run stage: non-root, ledger on the /data volume.
 FROM node:22-bookworm-slim
-ENV NODE_ENV=production AVITO_SYNC_DB=/data/avito-sync.db PORT=8080 \
+ENV NODE_ENV=production AVITO_SYNC_DB=/data/avito-sync.db PORT=8080 HOST=0.0.0.0 \
     MALLOC_ARENA_MAX=2
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY package.json ./
 COPY config ./config
+COPY templates ./templates
 RUN mkdir -p /data && chown node:node /data
 USER node
 VOLUME ["/data"]

@@ -5,6 +5,7 @@ import { bitrix24Bench } from './bitrix24.js';
 import { chatsBench } from './chats.js';
 import { burstBench } from './burst.js';
 import { deliveryBench } from './delivery.js';
+import { httpBench } from './http.js';
 import { ingestBench } from './ingest.js';
 import { replyBench } from './replies.js';
 import { webhookBench } from './webhooks.js';
@@ -19,6 +20,7 @@ const BENCHES: Record<string, () => Promise<string>> = {
   bitrix24: () => bitrix24Bench(),
   chats: () => chatsBench(),
   burst: () => burstBench(),
+  http: () => httpBench(),
   accounts: () => accountsBench(),
 };
 

@@ -46,6 +46,7 @@ export interface RuntimeOptions {
 export function registerSecrets(config: AppConfig): void {
   secretScrubber.add(config.webhookSecret);
   secretScrubber.add(config.consolePassword);
+  secretScrubber.add(config.metricsToken);
   for (const key of config.envKeys) {
     if (!key.secret) continue;
     let node: unknown = config;

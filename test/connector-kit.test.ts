@@ -26,6 +26,7 @@ function harness(definition: ConnectorDefinition): ContractHarness<ToyCrm> {
       write: async (f, conv, text) => void f.note(conv.id, `/reply ${text}`, 'manager'),
       writeInternal: async (f, conv, text) => void f.note(conv.id, text, 'internal'),
       outcomes: (f, conv) => f.notes.filter((n) => n.conversationId === conv.id && n.kind === 'outcome').map((n) => n.text),
+      reads: (f, conv) => f.notes.filter((n) => n.conversationId === conv.id && n.kind === 'read').map((n) => n.text),
     },
     webhooks: {
       request: async (f, conv, text) => f.note(conv.id, `/reply ${text}`, 'manager'),
@@ -104,6 +105,8 @@ const BREAKAGES: { name: string; def: ConnectorDefinition; caseName: RegExp }[] 
     def: broken(exact, (real) => ({ pollReplies: async (c: string | undefined) => { const r = await real.pollReplies!(c); return { ...r, replies: [...r.replies, { remoteId: 'n', conversationId: 'x', text: 'internal: check the package', attachments: [], createdAt: 0 }] }; } })),
     caseName: /^replies: a manager's reply/,
   },
+  { name: 'markRead shows nothing', def: broken(exact, () => ({ markRead: async () => undefined })), caseName: /^read receipts:/ },
+  { name: 'markRead missing', def: broken(exact, () => ({ markRead: undefined })), caseName: /^read receipts:/ },
   { name: 'reportReplies writes nothing', def: broken(exact, () => ({ reportReplies: async () => undefined })), caseName: /^replies: each fate/ },
   { name: 'webhook refuses everything', def: broken(exact, () => ({ webhook: async () => ({ accepted: false, status: 401, reason: 'no' }) })), caseName: /^webhooks: a genuine call/ },
   { name: 'webhook checks no signature', def: broken(exact, () => ({ webhook: async () => ({ accepted: true, replies: [] }) })), caseName: /^webhooks: forged/ },
@@ -139,7 +142,7 @@ describe('the contract kit on its own', () => {
     const { replies: _r, actions: _a, webhooks: _w, ...bare } = harness(exact);
     const results = await runContract(bare);
     const failed = results.filter((r) => r.status === 'failed').map((r) => r.detail);
-    expect(failed.length).toBe(5);
+    expect(failed.length).toBe(6);
     expect(failed.every((d) => /the kit cannot check it/.test(d ?? ''))).toBe(true);
   });
 });

@@ -185,6 +185,13 @@ describe('first hour: configuration and read-only commands', { timeout: 120_000 
     expect(readFileSync(path.join(ROOT, 'config/avito-sync.service'), 'utf8')).toMatch(/useradd --system/);
   });
 
+  it("the Docker image's run stage carries everything the package ships (package.json `files`), so `connector new` and the config examples work there too", () => {
+    const docker = readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
+    const run = docker.slice(docker.lastIndexOf('\nFROM '));
+    const files = (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { files: string[] }).files;
+    for (const f of files.filter((x) => x !== 'README.md')) expect(run, f).toMatch(new RegExp(`^COPY (--from=build /app/)?${f}\\b`, 'm'));
+  });
+
   it('item 13: the alert rules and the dashboard use only series the daemon exports', () => {
     const names = new Set<string>();
     for (const f of ['src/server/metrics.ts', 'src/server/crm-metrics.ts']) for (const m of readFileSync(path.join(ROOT, f), 'utf8').matchAll(/name: '(avito_sync_[a-z_]+)'/g)) names.add(m[1]!);

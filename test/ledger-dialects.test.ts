@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { openLedger, type Ledger, type LedgerDialect } from '../src/ledger/database.js';
 import type { NewChat, NewMessage } from '../src/ledger/tables.js';
+import { markReadsReported, readsToReport, recordReadCheck, repliesAwaitingRead } from '../src/ledger/read-receipts.js';
 import { DIALECTS, ledgerLocation } from './dialects.js';
 import { sql } from 'kysely';
 import type { ConfigError } from '../src/errors.js';
@@ -107,6 +108,34 @@ describe.each(DIALECTS)('ledger on %s', (dialect) => {
     await ledger.ingest.writeChat('a', { chatId: 'c1', updated: 2, row: chat('c1'), messages: [message('c1', 'm1', 10, { type: 'deleted', text: null, content: '{}' })] });
     const notes = await ledger.db.selectFrom('deliveries').select(['connector', 'kind']).where('kind', '=', 'deletion').execute();
     expect(notes).toEqual([{ connector: 'crm1', kind: 'deletion' }]);
+  });
+
+  it('read receipts: sent replies awaiting a read, looked at in turn; a read is reported once', async () => {
+    const { ledger } = await open(dialect);
+    const now = Date.now();
+    for (const [i, chatId] of ['c1', 'c2', 'c3'].entries()) {
+      await ledger.db.insertInto('replies').values({ account_id: 'a', connector: 'crm1', remote_id: `n${i}`, chat_id: chatId, conversation_id: `L${i}`, text: 'hi', attachments: '[]', status: i === 2 ? 'dead' : 'sent', attempts: 1, next_attempt_at: 0, last_error: null, reported: 1, created_at: now, updated_at: now }).execute();
+    }
+    const ids = (await ledger.db.selectFrom('replies').select('id').orderBy('id').execute()).map((r) => Number(r.id));
+    await ledger.db.insertInto('reply_sends').values([
+      { reply_id: ids[0]!, part: 0, account_id: 'a', kind: 'text', body: 'hi', image_id: null, status: 'sent', avito_message_id: 'm10', updated_at: now },
+      { reply_id: ids[0]!, part: 1, account_id: 'a', kind: 'text', body: 'there', image_id: null, status: 'sent', avito_message_id: 'm11', updated_at: now },
+      { reply_id: ids[1]!, part: 0, account_id: 'a', kind: 'text', body: 'hi', image_id: null, status: 'sent', avito_message_id: 'm20', updated_at: now },
+      { reply_id: ids[2]!, part: 0, account_id: 'a', kind: 'text', body: 'hi', image_id: null, status: 'sending', avito_message_id: null, updated_at: now },
+    ]).execute();
+    const first = await repliesAwaitingRead(ledger.db, 'a', 'crm1', now - 1000, 1);
+    expect([...first.keys()]).toEqual(['c1']);
+    expect(first.get('c1')).toEqual([{ replyId: ids[0], chatId: 'c1', avitoMessageIds: ['m10', 'm11'] }]);
+    await recordReadCheck(ledger.db, [ids[0]!], new Map(), now);
+    // c1 was looked at: c2 has its turn; the dead reply never comes up.
+    expect([...(await repliesAwaitingRead(ledger.db, 'a', 'crm1', now - 1000, 1)).keys()]).toEqual(['c2']);
+    await recordReadCheck(ledger.db, [ids[1]!], new Map([[ids[1]!, now - 5]]), now + 1);
+    expect([...(await repliesAwaitingRead(ledger.db, 'a', 'crm1', now - 1000, 5)).keys()]).toEqual(['c1']);
+    const reads = await readsToReport(ledger.db, 'a', 'crm1', 10);
+    expect(reads).toEqual([{ replyId: ids[1], chatId: 'c2', conversationId: 'L1', remoteId: 'n1', readAt: now - 5 }]);
+    await markReadsReported(ledger.db, [ids[1]!]);
+    expect(await readsToReport(ledger.db, 'a', 'crm1', 10)).toEqual([]);
+    expect(await repliesAwaitingRead(ledger.db, 'a', 'crm1', now + 10_000, 5)).toEqual(new Map());
   });
 
   it('a connector that was not routed catches up on what was stored meanwhile', async () => {

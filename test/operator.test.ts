@@ -195,4 +195,40 @@ describe('demo', () => {
     expect(r.stdout).toMatch(/recognised as our own, not delivered again/);
     expect(r.stdout).toMatch(/Done in [\d.]+ s: 2 leads, 2 contacts, 7 notes in amoCRM; 1 reply sent to Avito; internal note sent: no\./);
   });
+
+  it('--crm bitrix24: leads and timeline comments in the sandbox Bitrix24, a reply by the outbound webhook', async () => {
+    const r = await runCli(['demo', '--crm', 'bitrix24'], {});
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/a sandbox Avito and a sandbox Bitrix24 on 127\.0\.0\.1/);
+    expect(r.stdout).toMatch(/Bitrix24: lead #\d+ «[^»]*Велосипед Stels Navigator 500[^»]*», 12\s500 RUB, contact «Иван»/);
+    expect(r.stdout).toMatch(/Avito: Иван gets «Да, продаётся! Можно посмотреть сегодня после 18:00\.»/);
+    expect(r.stdout).toMatch(/a short note in the conversation says the reply was sent/);
+    expect(r.stdout).toMatch(/recognised as our own, not delivered again/);
+    expect(r.stdout).toMatch(/the same conversation \(yes\)/);
+    expect(r.stdout).toMatch(/Done in [\d.]+ s: 2 leads, 2 contacts, \d+ timeline comments in Bitrix24; 1 reply sent to Avito; internal note sent: no\./);
+    expect(r.stdout).toMatch(/Next: set AVITO_CLIENT_ID, AVITO_CLIENT_SECRET, BITRIX24_WEBHOOK_URL and BITRIX24_APPLICATION_TOKEN/);
+  });
+
+  it('--mode chats: messages in amoCRM\'s chat panel, the manager answers there, the hook is signed', async () => {
+    const r = await runCli(['demo', '--crm', 'amocrm', '--mode', 'chats'], {});
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/a sandbox amoCRM \(chats mode\)/);
+    expect(r.stdout).toMatch(/amoCRM chat panel: «Здравствуйте! Велосипед ещё продаётся\?» from «Иван»/);
+    expect(r.stdout).toMatch(/Avito: Иван gets «Да, продаётся! Можно посмотреть сегодня после 18:00\.»/);
+    expect(r.stdout).toMatch(/recognised as our own, not delivered again/);
+    expect(r.stdout).toMatch(/Done in [\d.]+ s: \d+ leads, \d+ contacts, 2 chats with \d+ messages in amoCRM's chat panel; 1 reply sent to Avito; internal note sent: no\./);
+    expect(r.stdout).toMatch(/AMOCRM_MODE/);
+  });
+
+  it('a wrong --crm or --mode exits 2 and names the option and the choices', async () => {
+    const crm = await runCli(['demo', '--crm', 'bitrix'], {});
+    expect(crm.code).toBe(2);
+    expect(crm.stderr).toMatch(/--crm bitrix: no such connector; connectors with a sandbox: amocrm, bitrix24/);
+    const mode = await runCli(['demo', '--crm', 'bitrix24', '--mode', 'chats'], {});
+    expect(mode.code).toBe(2);
+    expect(mode.stderr).toMatch(/--mode chats: the Bitrix24 sandbox has no modes/);
+    const amo = await runCli(['demo', '--mode', 'panel'], {});
+    expect(amo.code).toBe(2);
+    expect(amo.stderr).toMatch(/--mode panel: the amoCRM sandbox has the modes notes, chats/);
+  });
 });

@@ -223,7 +223,7 @@ describe('the run daemon as a process', () => {
       onSpawn: (child) => {
         void (async () => {
           const url = `http://127.0.0.1:${port}`;
-          await waitFor(async () => (await fetch(`${url}/healthz`).catch(() => undefined))?.status === 200, 15_000, 'daemon up');
+          await waitFor(async () => (await fetch(`${url}/healthz`).catch(() => undefined))?.status === 200, 60_000, 'daemon up'); // a cold start on a loaded machine
           await whileUp(url);
           ran = true;
           child.kill('SIGTERM');
@@ -283,6 +283,8 @@ describe('webhooks CLI', () => {
     expect((await runCli(['webhooks', 'subscribe'], env)).code).toBe(0);
     const list = await runCli(['webhooks', 'list'], env);
     expect(list.stdout).toMatch(/← this daemon/);
+    expect(list.stdout).toContain('https://sync.example.com/webhooks/avito/test…');
+    expect(list.stdout).not.toContain('test-secret-0123456789');
     expect((await runCli(['webhooks', 'unsubscribe'], env)).code).toBe(0);
     expect(fake.subscriptions.size).toBe(0);
     const noUrl = await runCli(['webhooks', 'subscribe'], fakeEnv(fake, t.dir));

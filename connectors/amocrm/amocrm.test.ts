@@ -27,6 +27,15 @@ connectorContract<SandboxAmo>({
     writeInternal: async (f, conv, text) => void f.managerNote((conv as AmoRef).leadId, text),
     outcomes: (f, conv) => serviceTexts(f, conv).filter((t) => /^(Ответ|Reply)/.test(t)),
   },
+  webhooks: {
+    // amoCRM signs nothing (the secret in the URL authenticates it): a note_lead form as amoCRM sends it.
+    request: async (f, conv, text) => {
+      const note = f.managerNote((conv as AmoRef).leadId, `/avito ${text}`);
+      const body = new URLSearchParams({ 'leads[note][0][note][id]': String(note.id), 'leads[note][0][note][note_type]': '4', 'leads[note][0][note][text]': `/avito ${text}`, 'account[id]': '31000000', 'account[subdomain]': 'fakeshop' }).toString();
+      return { body: Buffer.from(body), headers: { 'content-type': 'application/x-www-form-urlencoded' }, contentType: 'application/x-www-form-urlencoded' };
+    },
+    signed: false,
+  },
   actions: {
     request: async (f, conv) => f.tagLead((conv as AmoRef).leadId, 'avito-blacklist'),
     reports: (f, conv) => serviceTexts(f, conv).filter((t) => /чёрный список|blacklist/i.test(t)),

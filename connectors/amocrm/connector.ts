@@ -1,12 +1,13 @@
 import {
   describeError, RemoteApiError,
   type AccessCheck, type ConnectorContext, type ConnectorInstance, type ConnectorOAuth, type ConversationRef, type ConversationRequest, type CrmAction, type DeliveryItem, type IncomingReply, type ItemResult, type PollStart, type ReplyOutcome, type SkippedItem,
+  type WebhookRequest, type WebhookVerdict,
 } from '../../src/connector-sdk/index.js';
 import { fromChatsMode } from './chats/switch.js';
 import { AmoClient, baseUrlFromReferer, type AmoClientOptions } from './client.js';
 import type { AmoConfig } from './config.js';
 import { contactName, leadName, markerOf, noteText, priceOf } from './mappers.js';
-import { noteIdsFromWebhook, replyFromNote } from './replies.js';
+import { accountOfWebhook, mayBeReply, noteHintsFromWebhook, replyFromNote } from './replies.js';
 import {
   amoAccountSchema, amoComplexResultSchema, amoCreatedListSchema, amoCustomFieldListSchema, amoLeadListSchema,
   amoNoteListSchema, amoPipelineListSchema, amoUserSchema, amoWebhookListSchema, amoWebhookSchema, type AmoLead, type AmoNote,
@@ -24,6 +25,19 @@ export const CHAT_FIELD_CODE = 'AVITO_CHAT_ID';
 /** The note type of delivered messages: never confused with a manager's `common` note (a reply). */
 export const MESSAGE_NOTE_TYPE = 'service_message';
 
+/** How long after the first webhook hint a burst read waits for more hints. */
+const HINT_WINDOW_MS = 50;
+
+/** `fakeshop` of `https://fakeshop.amocrm.ru` (or `.kommo.com`); undefined for other hosts. */
+export function subdomainOf(baseUrl: string): string | undefined {
+  try {
+    const host = new URL(baseUrl).hostname.toLowerCase();
+    return /\.(amocrm\.ru|amocrm\.com|kommo\.com)$/.test(host) ? host.split('.')[0] : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export interface AmoRef extends ConversationRef {
   leadId: number;
   contactId: number | null;
@@ -38,19 +52,31 @@ export interface AmoRef extends ConversationRef {
 export class AmoConnector implements ConnectorInstance {
   readonly client: AmoClient;
   /** One dispatcher batch is one notes request. */
-  readonly limits: { maxBatch: number };
+  // Notes mode has nowhere to show that the buyer read a reply (chats mode does).
+  readonly limits: { maxBatch: number; readReceipts: false };
   private target: { pipelineId: number; statusId: number } | undefined;
   private chatFieldId: number | null | undefined;
+  /** This amoCRM account's id and subdomain, once known (webhook routing). */
+  private identity: { id: string; subdomain?: string } | undefined;
+  private readonly hinted = new Set<number>();
+  private burst: Promise<IncomingReply[]> | undefined;
+  private reading: Promise<IncomingReply[]> | undefined;
 
   constructor(private readonly ctx: ConnectorContext<AmoConfig>, clientOptions: Partial<AmoClientOptions> = {}) {
-    this.limits = { maxBatch: ctx.config.notesPerRequest };
+    this.limits = { maxBatch: ctx.config.notesPerRequest, readReceipts: false };
     this.client = new AmoClient({
       config: ctx.config, store: ctx.store, pauses: ctx, log: ctx.log, registerSecret: ctx.registerSecret,
       // amoCRM counts 7 requests per second per account, whichever process sends them.
-      gate: ctx.requestGate({ intervalMs: Math.ceil(1000 / ctx.config.requestsPerSecond), name: 'rest' }),
+      ...(ctx.requestGate ? { gate: ctx.requestGate({ intervalMs: Math.ceil(1000 / ctx.config.requestsPerSecond), name: 'rest' }) } : {}),
       ...(ctx.retry ? { retry: ctx.retry } : {}),
       ...clientOptions,
     });
+    void ctx.store.get('account_identity').then(
+      (v) => {
+        if (v && !this.identity) this.identity = JSON.parse(v) as { id: string; subdomain?: string };
+      },
+      () => undefined,
+    );
   }
 
   /**
@@ -101,6 +127,7 @@ export class AmoConnector implements ConnectorInstance {
     });
     try {
       const acc = await this.client.request({ method: 'GET', path: '/api/v4/account', schema: amoAccountSchema });
+      if (acc) this.identity = { id: String(acc.id), ...(acc.subdomain ? { subdomain: acc.subdomain.toLowerCase() } : {}) };
       out.push({ check: 'amoCRM access', verdict: 'ok', detail: `account ${acc?.name ?? acc?.id} (${this.config.accessToken ? 'long-lived token' : 'OAuth'})` });
     } catch (err) {
       out.push(fail('amoCRM access', err));
@@ -416,10 +443,52 @@ export class AmoConnector implements ConnectorInstance {
     return { replies, cursor: String(high), skipped };
   }
 
-  /** A `note_lead` webhook names notes; they are read back and only real replies are returned. */
-  async repliesFromWebhook(body: Buffer): Promise<IncomingReply[]> {
-    const ids = noteIdsFromWebhook(body.toString('utf8'));
-    if (ids.length === 0) return [];
+  /**
+   * A `note_lead` webhook (amoCRM signs nothing: the secret in the URL authenticates it). Notes
+   * that cannot be replies (the daemon's own, internal notes) are dropped without a read; the
+   * rest are read back in the next burst read and only real replies are returned.
+   */
+  async webhook(req: WebhookRequest): Promise<WebhookVerdict> {
+    const text = req.body.toString('utf8');
+    // Every amoCRM webhook is a form naming the account and an entity (`leads[…]`, `contacts[…]`).
+    if (!/(^|&)account(%5B|\[)/i.test(text) && !/(^|&)(leads|contacts|companies|customers|tasks)(%5B|\[)/i.test(text)) {
+      return { accepted: false, status: 400, reason: 'not an amoCRM webhook (no account or entity keys)' };
+    }
+    const hints = noteHintsFromWebhook(text).filter((h) => mayBeReply(h, this.config.replyPrefix));
+    if (hints.length === 0) return { accepted: true };
+    const burst = this.hint(hints.map((h) => h.id));
+    return { accepted: true, later: () => burst };
+  }
+
+  /** With several accounts: a webhook is this instance's when it names this amoCRM account. */
+  matchesWebhook(req: WebhookRequest): boolean {
+    const named = accountOfWebhook(req.body.toString('utf8'));
+    if (named.id && this.identity?.id !== undefined) return named.id === this.identity.id;
+    const mine = this.identity?.subdomain ?? (this.config.baseUrl ? subdomainOf(this.config.baseUrl) : undefined);
+    return Boolean(named.subdomain && mine && named.subdomain === mine);
+  }
+
+  /**
+   * Note ids hinted by webhooks are read together: ids arriving while a read is running, or
+   * within a short window after the first, share one read (≤ 250 ids per request). Every hint of
+   * a burst gets the same promise, so the core stores its result once.
+   */
+  private hint(ids: readonly number[]): Promise<IncomingReply[]> {
+    for (const id of ids) this.hinted.add(id);
+    this.burst ??= (async () => {
+      await this.reading?.catch(() => undefined);
+      await new Promise((r) => setTimeout(r, HINT_WINDOW_MS));
+      const batch = [...this.hinted];
+      this.hinted.clear();
+      this.burst = undefined;
+      const read = this.readReplies(batch);
+      this.reading = read;
+      return read;
+    })();
+    return this.burst;
+  }
+
+  private async readReplies(ids: readonly number[]): Promise<IncomingReply[]> {
     const notes: AmoNote[] = [];
     for (let k = 0; k < ids.length; k += LIST_LIMIT) {
       const res = await this.client.request({ method: 'GET', path: '/api/v4/leads/notes', query: { 'filter[id][]': ids.slice(k, k + LIST_LIMIT), limit: LIST_LIMIT }, schema: amoNoteListSchema });
@@ -428,8 +497,17 @@ export class AmoConnector implements ConnectorInstance {
     return notes.map((n) => replyFromNote(n, this.config.replyPrefix)).filter((r): r is IncomingReply => Boolean(r));
   }
 
+  /** Which amoCRM account this is (`GET /api/v4/account`), kept so webhooks can be routed. */
+  private async learnIdentity(): Promise<void> {
+    const acc = await this.client.request({ method: 'GET', path: '/api/v4/account', schema: amoAccountSchema });
+    if (!acc) return;
+    this.identity = { id: String(acc.id), ...(acc.subdomain ? { subdomain: acc.subdomain.toLowerCase() } : {}) };
+    await this.ctx.store.set('account_identity', JSON.stringify(this.identity));
+  }
+
   /** `POST /api/v4/webhooks` for `note_lead`, unless amoCRM already calls this URL. */
   async ensureWebhook(url: string): Promise<void> {
+    await this.learnIdentity();
     const list = await this.client.request({ method: 'GET', path: '/api/v4/webhooks', query: { 'filter[destination]': url }, schema: amoWebhookListSchema });
     const existing = (list?._embedded.webhooks ?? []).find((w) => w.destination === url);
     if (existing && !existing.disabled && existing.settings?.includes('note_lead')) return;

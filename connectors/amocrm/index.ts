@@ -1,6 +1,7 @@
 import { defineConnector, type ConnectorEnvVar } from '../../src/connector-sdk/index.js';
 import { ChatsConnector } from './chats/connector.js';
 import { CHATS_ENV } from './chats/config.js';
+import { startChatsSandbox } from './chats/demo-sandbox.js';
 import { amoConfigSchema } from './config.js';
 import { AmoConnector } from './connector.js';
 import { startAmoSandbox } from './sandbox.js';
@@ -38,6 +39,8 @@ export const amocrm = defineConnector({
     replies: true,
     webhooks: true,
     actions: true,
+    // Chats mode marks a reply read in the chat panel; notes mode turns it off (its `limits`).
+    readReceipts: true,
   },
   // AMOCRM_MODE=chats puts the messages into amoCRM's chat panel (chats/); notes is the default.
   create: (ctx) => {
@@ -46,5 +49,7 @@ export const amocrm = defineConnector({
     void ctx.store.deletePrefix('status:chat').catch(() => undefined);
     return new AmoConnector(ctx);
   },
-  sandbox: startAmoSandbox,
+  // `demo --mode chats` shows chats mode; notes is the default.
+  sandbox: (o) => (o.mode === 'chats' ? startChatsSandbox(o.publicUrl) : startAmoSandbox()),
+  sandboxModes: ['notes', 'chats'],
 });

@@ -49,6 +49,15 @@ export interface SandboxAmoOptions {
   banAfter429s?: number;
   /** Allow creating custom fields. Default true. */
   canCreateFields?: boolean;
+  /** This account's id (`GET /api/v4/account`, `account[id]` in webhooks). Default 31000000. */
+  accountId?: number;
+  /** This account's subdomain. Default `fakeshop`. */
+  subdomain?: string;
+  /**
+   * Call `note_lead` webhooks for notes written through the API too, as amoCRM does (one call per
+   * request, naming every note). Default false (tests that count webhook calls stay simple).
+   */
+  callbackForApiNotes?: boolean;
 }
 
 export const INTEGRATION_USER = 1;
@@ -109,7 +118,7 @@ export class SandboxAmo {
   private readonly opts: Required<SandboxAmoOptions>;
 
   constructor(options: SandboxAmoOptions = {}) {
-    this.opts = { rateLimit: 7, banAfter429s: Number.POSITIVE_INFINITY, canCreateFields: true, ...options };
+    this.opts = { rateLimit: 7, banAfter429s: Number.POSITIVE_INFINITY, canCreateFields: true, accountId: 31_000_000, subdomain: 'fakeshop', callbackForApiNotes: false, ...options };
     this.validTokens.add(this.token);
   }
 
@@ -163,17 +172,38 @@ export class SandboxAmo {
     this.notes.set(note.id, note);
     const lead = this.leads.get(leadId);
     if (lead) lead.updated_at = now;
+    this.noteWebhook([note], opts.copies ?? 1);
+    return note;
+  }
+
+  /**
+   * Calls every `note_lead` webhook about these notes, `copies` times: form-encoded like amoCRM
+   * (`leads[note][i][note][id|element_id|element_type|note_type|text|created_by]`, `account[id]`,
+   * `account[subdomain]`; the real sample is connectors/amocrm/fixtures/note-lead-webhook.form.txt). Note types in the v2 numbering
+   * webhooks use: 4 = common, 25 = service_message (GUESS for 25).
+   */
+  noteWebhook(notes: readonly FakeNote[], copies = 1): void {
+    if (notes.length === 0) return;
     for (const [destination, settings] of this.webhooks) {
       if (!settings.includes('note_lead')) continue;
-      const body = new URLSearchParams({
-        'leads[note][0][note][id]': String(note.id), 'leads[note][0][note][element_id]': String(leadId), 'leads[note][0][note][element_type]': '2',
-        'leads[note][0][note][note_type]': '4', 'leads[note][0][note][text]': text, 'account[id]': '31000000', 'account[subdomain]': 'fakeshop',
-      }).toString();
-      for (let i = 0; i < (opts.copies ?? 1); i++) {
+      const form = new URLSearchParams();
+      notes.forEach((note, i) => {
+        const k = `leads[note][${i}][note]`;
+        form.append(`${k}[id]`, String(note.id));
+        form.append(`${k}[element_id]`, String(note.entity_id));
+        form.append(`${k}[element_type]`, '2');
+        form.append(`${k}[note_type]`, note.note_type === 'common' ? '4' : note.note_type === 'service_message' ? '25' : note.note_type);
+        form.append(`${k}[text]`, String(note.params.text ?? ''));
+        form.append(`${k}[created_by]`, String(note.created_by));
+        form.append(`${k}[account_id]`, String(this.opts.accountId));
+      });
+      form.append('account[subdomain]', this.opts.subdomain);
+      form.append('account[id]', String(this.opts.accountId));
+      const body = form.toString();
+      for (let i = 0; i < copies; i++) {
         this.webhookCalls.push(fetch(destination, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body }).then((r) => r.status, () => 0));
       }
     }
-    return note;
   }
 
   /** A manager puts a tag on a lead. */
@@ -283,7 +313,7 @@ export class SandboxAmo {
     }
     switch (route) {
       case 'GET /api/v4/account':
-        return this.json(req, res, 200, { id: 31_000_000, name: 'Fake Shop', subdomain: 'fakeshop', current_user_id: INTEGRATION_USER, country: 'RU', currency: 'RUB', ...(url.searchParams.get('with')?.includes('amojo_id') ? { amojo_id: this.amojoId } : {}) });
+        return this.json(req, res, 200, { id: this.opts.accountId, name: 'Fake Shop', subdomain: this.opts.subdomain, current_user_id: INTEGRATION_USER, country: 'RU', currency: 'RUB', ...(url.searchParams.get('with')?.includes('amojo_id') ? { amojo_id: this.amojoId } : {}) });
       case 'GET /api/v4/users/{id}': {
         const id = Number(userMatch![1]);
         if (id !== INTEGRATION_USER && id !== MANAGER_USER) return this.problem(req, res, 404, 'Not Found', `user ${id} not found`);
@@ -385,9 +415,11 @@ export class SandboxAmo {
           const now = this.tick();
           const note: FakeNote = { id: this.id(), entity_id: o.entity_id, note_type: o.note_type, params: o.params, created_by: INTEGRATION_USER, created_at: o.created_at ?? now, updated_at: now };
           this.notes.set(note.id, note);
-          return { id: note.id, entity_id: note.entity_id, request_id: o.request_id, _links: {} };
+          return note;
         });
-        return this.json(req, res, 200, { _links: {}, _embedded: { notes: out } });
+        this.json(req, res, 200, { _links: {}, _embedded: { notes: out.map((note, i) => ({ id: note.id, entity_id: note.entity_id, request_id: (items[i] as { request_id?: string }).request_id, _links: {} })) } });
+        if (this.opts.callbackForApiNotes) this.noteWebhook(out);
+        return;
       }
       case 'GET /api/v4/leads/notes':
       case 'GET /api/v4/leads/{id}/notes': {
@@ -461,7 +493,7 @@ export class SandboxAmo {
   private leadJson(l: FakeLead, withParam: string): Record<string, unknown> {
     return {
       id: l.id, name: l.name, price: l.price, status_id: l.status_id, pipeline_id: l.pipeline_id, responsible_user_id: l.responsible_user_id,
-      custom_fields_values: l.custom_fields_values, created_at: l.created_at, updated_at: l.updated_at, is_deleted: l.is_deleted, account_id: 31_000_000,
+      custom_fields_values: l.custom_fields_values, created_at: l.created_at, updated_at: l.updated_at, is_deleted: l.is_deleted, account_id: this.opts.accountId,
       _embedded: { tags: l.tags.map((name, i) => ({ id: i + 1, name })), ...(withParam.includes('contacts') ? { contacts: l.contacts.map((id) => ({ id, is_main: true })) } : {}) },
     };
   }

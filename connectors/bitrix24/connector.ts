@@ -44,7 +44,7 @@ export class B24Connector implements ConnectorInstance {
     ctx.registerSecret(new URL(ctx.config.webhookUrl).pathname.split('/').filter(Boolean)[2]);
     ctx.registerSecret(ctx.config.webhookUrl);
     ctx.registerSecret(ctx.config.applicationToken);
-    this.client = new B24Client({ config: ctx.config, log: ctx.log, pauses: ctx, retry: ctx.retry, gate: ctx.requestGate({ intervalMs: 1000 / ctx.config.requestsPerSecond, burst: ctx.config.burst }) });
+    this.client = new B24Client({ config: ctx.config, log: ctx.log, pauses: ctx, retry: ctx.retry, ...(ctx.requestGate ? { gate: ctx.requestGate({ intervalMs: 1000 / ctx.config.requestsPerSecond, burst: ctx.config.burst }) } : {}) });
   }
 
   private get responsibleId(): number {
@@ -363,19 +363,6 @@ export class B24Connector implements ConnectorInstance {
         return r ? [r] : [];
       },
     };
-  }
-
-  /**
-   * The older hint route (`repliesFromWebhook`, until the core calls `webhook`): the same checks;
-   * a refused event yields nothing.
-   */
-  async repliesFromWebhook(body: Buffer, contentType: string): Promise<IncomingReply[]> {
-    const verdict = await this.webhook({ body, headers: {}, contentType });
-    if (!verdict.accepted) {
-      this.ctx.log.warn({ reason: verdict.reason }, 'Bitrix24 event refused');
-      return [];
-    }
-    return [...(verdict.replies ?? []), ...(verdict.later ? await verdict.later() : [])];
   }
 
   /** An event for this instance's portal: its `auth[domain]`, or its application token. */

@@ -1,6 +1,7 @@
 import { defineConnector } from '../../src/connector-sdk/index.js';
 import { b24ConfigSchema } from './config.js';
 import { B24Connector } from './connector.js';
+import { startB24DemoSandbox } from './demo-sandbox.js';
 
 /** The Bitrix24 connector (timeline mode). See README.md in this folder. */
 export const bitrix24 = defineConnector({
@@ -23,4 +24,5 @@ export const bitrix24 = defineConnector({
     webhooks: true,
   },
   create: (ctx) => new B24Connector(ctx),
+  sandbox: startB24DemoSandbox,
 });

@@ -40,6 +40,8 @@ export const ENV_KEYS: readonly EnvKey[] = [
   { env: 'PUBLIC_URL', path: ['publicUrl'], kind: 'string', describe: 'the URL where Avito and the CRM reach this daemon' },
   { env: 'PORT', path: ['port'], kind: 'int', describe: 'the port the daemon listens on' },
   { env: 'CONSOLE_PASSWORD', path: ['consolePassword'], kind: 'string', describe: 'the password of the web console at /console (no console without it)' },
+  { env: 'HOST', path: ['host'], kind: 'string', describe: 'the address the HTTP server listens on (127.0.0.1, or 0.0.0.0 for every interface)' },
+  { env: 'METRICS_TOKEN', path: ['metricsToken'], kind: 'string', describe: 'a token /metrics asks for as "Authorization: Bearer <token>"' },
   { env: 'WEBHOOK_SECRET', path: ['webhookSecret'], kind: 'string', describe: 'the secret path segment of webhook URLs' },
   { env: 'LOG_LEVEL', path: ['logLevel'], kind: 'string', describe: 'the log level: fatal, error, warn, info, debug or trace' },
   { env: 'POLL_INTERVAL_SECONDS', path: ['pollIntervalSeconds'], kind: 'int', describe: 'seconds between reconciliation polls without webhooks' },

@@ -63,6 +63,13 @@ export const configSchema = z.object({
   logLevel: logLevel.default('info'),
   /** Where Avito and the CRM reach this daemon; without it, no webhooks (polling still works). */
   publicUrl: url.optional(),
+  /**
+   * The address the HTTP server binds. Default `127.0.0.1` (only this machine: put a reverse proxy
+   * with TLS in front); the Docker image sets `0.0.0.0`.
+   */
+  host: z.string().trim().min(1).default('127.0.0.1'),
+  /** When set, `GET /metrics` wants `Authorization: Bearer <token>`. Default: open. */
+  metricsToken: z.string().trim().min(16, 'must be at least 16 characters').optional(),
   /** Default 8080. */
   port: z.coerce.number().int().min(0).max(65535).default(8080),
   /** Default: generated once and kept in the ledger. */

@@ -101,6 +101,14 @@ export interface IncomingReply {
   createdAt: number;
 }
 
+/** A reply the buyer read on Avito (see `markRead`). */
+export interface ReadReceipt {
+  conversation: ConversationRef;
+  remoteId: string;
+  /** When the buyer read it (epoch ms). */
+  readAt: number;
+}
+
 export type ReplyOutcome = { sent: true; parts: number } | { sent: false; reason: string };
 
 /**
@@ -135,6 +143,8 @@ export interface CrmAction {
  * header (names lower-cased), so a connector can check a signature over the exact bytes.
  */
 export interface WebhookRequest {
+  /** The HTTP method (the routes take POST). Set by the core; absent in requests a test builds. */
+  method?: string;
   body: Buffer;
   headers: Readonly<Record<string, string>>;
   contentType: string;
@@ -184,9 +194,11 @@ export interface ConnectorContext<Config> {
    * The CRM's per-account rate limit as a gate: `await gate.wait()` before each request,
    * `gate.holdFor(ms)` after a 429. One gate per `name` for this account and connector, shared by
    * every daemon on the same PostgreSQL ledger (a CRM counts requests per account, not per
-   * process); in-process on SQLite. Connectors use this rather than a gate of their own.
+   * process); in-process on SQLite. Connectors use this rather than a gate of their own. Always
+   * given by the core; a context built by hand in a connector's own test may leave it out (then
+   * fall back to `new LocalRequestGate(…)`).
    */
-  requestGate(options: RequestGateOptions): RequestGate;
+  requestGate?(options: RequestGateOptions): RequestGate;
   /** Overrides for the connector's retry backoff (tests shorten it); the policy's shape stays. */
   retry?: Partial<RetryPolicy>;
 }
@@ -216,10 +228,15 @@ export interface ConnectorCapabilities {
   findDelivered: boolean;
   /** Managers reply from the CRM: `pollReplies` and `reportReplies` exist. Default false. */
   replies: boolean;
-  /** The CRM can call the daemon (`ensureWebhook`, `repliesFromWebhook`). Default false. */
+  /** The CRM can call the daemon (`webhook`, `matchesWebhook`, `ensureWebhook`). Default false. */
   webhooks: boolean;
   /** Operator actions from the CRM (`pollActions`, `reportAction`). Default false. */
   actions: boolean;
+  /**
+   * The CRM shows when the buyer read a reply: `markRead` exists, and the core looks at the chats
+   * of recently sent replies on Avito to see them read. Default false (no extra Avito reads).
+   */
+  readReceipts: boolean;
 }
 
 /**
@@ -241,8 +258,11 @@ export interface ConnectorOAuth {
 }
 
 export interface ConnectorInstance {
-  /** This instance's own limits when its config lowers the definition's (e.g. notes per request). */
-  readonly limits?: Partial<Pick<ConnectorCapabilities, 'maxBatch' | 'maxConversationBatch'>>;
+  /**
+   * This instance's own limits when its config lowers the definition's (e.g. notes per request,
+   * or `readReceipts: false` in a mode that cannot show them).
+   */
+  readonly limits?: Partial<Pick<ConnectorCapabilities, 'maxBatch' | 'maxConversationBatch'>> & { readonly readReceipts?: false };
 
   /** Checks credentials, configured ids (pipeline, status, user) and tokens; one verdict each. */
   checkAccess(): Promise<AccessCheck[]>;
@@ -294,9 +314,6 @@ export interface ConnectorInstance {
    */
   pollReplies?(cursor: string | undefined, start?: PollStart): Promise<{ replies: IncomingReply[]; cursor: string | undefined; skipped?: SkippedItem[] }>;
 
-  /** A CRM webhook is a hint: the connector reads the replies it names and returns the real ones. @deprecated use `webhook`. */
-  repliesFromWebhook?(body: Buffer, contentType: string): Promise<IncomingReply[]>;
-
   /**
    * A call to `POST /webhooks/<connector id>/<secret>` (capability `webhooks`): verify it (a
    * signature over `req.body`), then say what it carries. Never throws for bad input: refuse it.
@@ -310,11 +327,26 @@ export interface ConnectorInstance {
    */
   matchesWebhook?(req: WebhookRequest): boolean;
 
+  /**
+   * Whether this instance serves the definition's alias route `POST /webhooks/<alias>/<token>`.
+   * That route carries no WEBHOOK_SECRET, so an instance saying yes must verify the CRM's
+   * signature on every call in `webhook(req)`. Default false: an alias call never reaches an
+   * instance that does not say so (e.g. a connector mode whose CRM does not sign its webhooks).
+   */
+  servesAlias?(alias: string): boolean;
+
   /** Makes sure the CRM calls `url` when a reply may have been written (capability `webhooks`). */
   ensureWebhook?(url: string): Promise<void>;
 
   /** Writes each reply's fate back into its conversation, briefly, without repeating its text. */
   reportReplies?(items: readonly { conversation: ConversationRef; remoteId: string; outcome: ReplyOutcome }[]): Promise<void>;
+
+  /**
+   * The buyer read these replies on Avito (capability `readReceipts`): show it in the CRM.
+   * `remoteId` is the reply's CRM id, as `pollReplies` gave it; `readAt` is epoch ms. Each is
+   * given once after it succeeds; a throw gives the whole call again later.
+   */
+  markRead?(items: readonly ReadReceipt[]): Promise<void>;
 
   // ---- operator actions (capability `actions`) -----------------------------------------------
 
@@ -355,8 +387,9 @@ export interface ConnectorDefinition<Schema extends z.ZodType = z.ZodType> {
   /**
    * Extra webhook paths for a CRM that fixes the URL itself and signs its calls: `POST
    * /webhooks/<alias>/<token>` reaches this connector's `webhook(req)` with `req.pathToken` =
-   * `<token>` and no WEBHOOK_SECRET check (the connector must verify a signature), and is
-   * answered 200 when accepted. Lower-case; must not be another connector's id. Default none.
+   * `<token>` and no WEBHOOK_SECRET check, only on instances whose `servesAlias(alias)` is true
+   * (they must verify a signature), and is answered 200 when accepted. Lower-case; must not be
+   * another connector's id. Default none.
    */
   webhookAliases: readonly string[];
   /** Validates the account's config section (`accounts[i].<id>`, or the connector's env variables). */
@@ -364,7 +397,22 @@ export interface ConnectorDefinition<Schema extends z.ZodType = z.ZodType> {
   capabilities: ConnectorCapabilities;
   create(ctx: ConnectorContext<z.output<Schema>>): ConnectorInstance;
   /** A sandbox of the CRM on loopback, for `avito-sync demo`. Optional. */
-  sandbox?: () => Promise<ConnectorSandbox>;
+  sandbox?: (options: ConnectorSandboxOptions) => Promise<ConnectorSandbox>;
+  /**
+   * The modes `avito-sync demo --mode <m>` accepts for this connector's sandbox (e.g. a CRM's
+   * `notes` and `chats` ways of showing messages); the first is the default. Default none.
+   */
+  sandboxModes: readonly string[];
+}
+
+/** What `avito-sync demo` tells a connector's sandbox before the daemon starts. */
+export interface ConnectorSandboxOptions {
+  /** Where the daemon will listen (`http://127.0.0.1:<port>`): a CRM that calls back goes here. */
+  publicUrl: string;
+  /** The daemon's WEBHOOK_SECRET: the CRM webhook URL is `<publicUrl>/webhooks/<id>/<secret>`. */
+  webhookSecret: string;
+  /** One of the definition's `sandboxModes`; undefined when it declares none. */
+  mode: string | undefined;
 }
 
 /**
@@ -378,6 +426,11 @@ export interface ConnectorSandbox {
   env: Record<string, string>;
   /** True once the daemon registered its webhook with the sandbox (when the CRM has webhooks). */
   webhookRegistered(): boolean;
+  /**
+   * How this CRM's calls reach the daemon, for the story, when it is not the daemon subscribing
+   * (e.g. a handler the operator sets up in the CRM). Default: "and to <CRM> webhooks".
+   */
+  webhookStory?: string;
   /**
    * Where an Avito message landed, once it has: the conversation's id, one line about the
    * conversation (`describe`) and a short phrase for the message's place (`where`).

@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import type { ConnectorCapabilities, ConnectorContext, ConnectorDefinition, ConnectorEnvVar, ConnectorInstance, ConnectorSandbox } from './contract.js';
+import type { ConnectorCapabilities, ConnectorContext, ConnectorDefinition, ConnectorEnvVar, ConnectorInstance, ConnectorSandbox, ConnectorSandboxOptions } from './contract.js';
 
 /** The conservative defaults: one item per call, no way to find what was delivered. */
 export const DEFAULT_CAPABILITIES: ConnectorCapabilities = {
@@ -9,6 +9,7 @@ export const DEFAULT_CAPABILITIES: ConnectorCapabilities = {
   replies: false,
   webhooks: false,
   actions: false,
+  readReceipts: false,
 };
 
 /**
@@ -36,7 +37,9 @@ export function defineConnector<Schema extends z.ZodType>(def: {
   capabilities?: Partial<ConnectorCapabilities>;
   create: (ctx: ConnectorContext<z.output<Schema>>) => ConnectorInstance;
   /** A sandbox CRM for `avito-sync demo`. Optional. */
-  sandbox?: () => Promise<ConnectorSandbox>;
+  sandbox?: (options: ConnectorSandboxOptions) => Promise<ConnectorSandbox>;
+  /** Default none. See ConnectorDefinition.sandboxModes. */
+  sandboxModes?: readonly string[];
 }): ConnectorDefinition<Schema> {
   if (!/^[a-z][a-z0-9-]*$/.test(def.id)) throw new Error(`connector id "${def.id}" must be lower-case letters, digits and -`);
   for (const v of def.env ?? []) {
@@ -45,5 +48,9 @@ export function defineConnector<Schema extends z.ZodType>(def: {
   for (const a of def.webhookAliases ?? []) {
     if (!/^[a-z][a-z0-9-]*$/.test(a) || a === def.id || a === 'avito') throw new Error(`connector ${def.id}: webhook alias "${a}" must be lower-case letters, digits and -, and not a connector id`);
   }
-  return { ...def, displayName: def.displayName ?? def.id, env: def.env ?? [], webhookAliases: def.webhookAliases ?? [], capabilities: { ...DEFAULT_CAPABILITIES, ...def.capabilities } };
+  for (const m of def.sandboxModes ?? []) {
+    if (!/^[a-z][a-z0-9-]*$/.test(m)) throw new Error(`connector ${def.id}: sandbox mode "${m}" must be lower-case letters, digits and -`);
+  }
+  if (def.sandboxModes?.length && !def.sandbox) throw new Error(`connector ${def.id}: sandboxModes without a sandbox`);
+  return { ...def, displayName: def.displayName ?? def.id, env: def.env ?? [], webhookAliases: def.webhookAliases ?? [], sandboxModes: def.sandboxModes ?? [], capabilities: { ...DEFAULT_CAPABILITIES, ...def.capabilities } };
 }

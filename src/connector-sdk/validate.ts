@@ -21,6 +21,9 @@ export function definitionProblem(value: unknown): string | undefined {
   for (const k of ['findDelivered', 'replies', 'webhooks', 'actions'] as const) {
     if (typeof caps[k] !== 'boolean') return `connector ${d.id}: capabilities.${k} must be true or false`;
   }
+  // Added later: a module built against an older SDK leaves it out, which means false.
+  if (caps.readReceipts !== undefined && typeof caps.readReceipts !== 'boolean') return `connector ${d.id}: capabilities.readReceipts must be true or false`;
+  if (caps.readReceipts === true && caps.replies !== true) return `connector ${d.id}: capabilities.readReceipts needs capabilities.replies`;
   if (!Array.isArray(d.env)) return `connector ${d.id}: \`env\` must be a list (declare it with defineConnector)`;
   for (const v of d.env as unknown[]) {
     const e = v as { name?: unknown; path?: unknown; kind?: unknown; describe?: unknown };
@@ -30,5 +33,6 @@ export function definitionProblem(value: unknown): string | undefined {
     if (typeof e.describe !== 'string') return `connector ${d.id}: env ${e.name} has no description`;
   }
   if (d.sandbox !== undefined && typeof d.sandbox !== 'function') return `connector ${d.id}: \`sandbox\` is not a function`;
+  if (d.sandboxModes !== undefined && (!Array.isArray(d.sandboxModes) || d.sandboxModes.some((m) => typeof m !== 'string'))) return `connector ${d.id}: \`sandboxModes\` must be a list of names`;
   return undefined;
 }

@@ -83,7 +83,7 @@ export function accountsPage(o: { overview: Overview; csrf: string; flash?: Flas
         c.oauthConnected === false ? '<span class="bad">not connected</span>' : c.oauthConnected ? '<span class="ok">connected (OAuth)</span>' : '<span class="ok">configured</span>',
         b ? `${b.pending} waiting, ${b.leased} in flight, ${b.delivered} delivered, <span class="${b.dead ? 'bad' : ''}">${b.dead} dead</span>` : '<span class="muted">nothing yet</span>',
         esc(st?.conversations ?? 0),
-        st?.paused ? `<span class="warn">paused until ${when(st.paused.until, now)}</span><br><span class="small">${esc(st.paused.reason)}</span>` : '<span class="muted">—</span>',
+        st?.paused ? `<span class="warn">paused ${st.paused.until === 'indefinitely' ? 'until resumed' : `until ${when(st.paused.until, now)}`}</span><br><span class="small">${esc(st.paused.reason)}</span>` : '<span class="muted">—</span>',
         st?.lastError ? `<span class="small">${esc(st.lastError)}</span>` : '<span class="muted">—</span>',
       ]);
     }

@@ -55,6 +55,14 @@ export function connectorStore(db: LedgerDb, accountId: string, connector: strin
   };
 }
 
+/** `until` of a pause that lasts until an operator (or the connector) lifts it. */
+export const INDEFINITE = 'indefinitely';
+
+/** A pause's end for people and JSON: an ISO time, or `indefinitely` (a 410, `pause(Infinity)`). */
+export function pauseEnd(until: number): string {
+  return until >= Number.MAX_SAFE_INTEGER || !Number.isFinite(new Date(until).getTime()) ? INDEFINITE : new Date(until).toISOString();
+}
+
 /** Until when (epoch ms) a connector's account is paused, and why; undefined when it is not. */
 export async function pausedState(db: LedgerDb, accountId: string, connector: string, now = Date.now()): Promise<{ until: number; reason: string } | undefined> {
   const store = connectorStore(db, accountId, connector);

@@ -172,6 +172,12 @@ export interface RepliesTable {
   reported: number;
   created_at: number;
   updated_at: number;
+  /** When the buyer read the reply (ms; Avito's `read` on our message), once seen. */
+  read_at: number | null;
+  /** When the core last looked whether the buyer read it (ms). */
+  read_checked_at: number | null;
+  /** 1 once the connector was told (`markRead`). */
+  read_reported: Generated<number>;
 }
 
 export interface ReplySendsTable {

@@ -21,8 +21,10 @@ export interface DemoOptions {
   keep?: boolean;
   /** Turn the console on with a fresh password (printed); implies keep. */
   console?: boolean;
-  /** The connector whose sandbox CRM the demo uses. Default: the first known one that has a sandbox. */
+  /** The connector whose sandbox CRM the demo uses (`--crm`). Default: the first known one that has a sandbox. */
   connector?: string;
+  /** One of the connector's `sandboxModes` (`--mode`). Default: its first. */
+  mode?: string;
   /** The connectors to choose from. Default: the built-ins. */
   known?: readonly ConnectorDefinition[];
 }
@@ -63,15 +65,26 @@ export async function runDemo(o: DemoOptions): Promise<DemoHandle> {
   const known = o.known ?? BUILT_IN_CONNECTORS;
   const def = o.connector ? known.find((d) => d.id === o.connector) : known.find((d) => d.sandbox);
   if (!def?.sandbox) {
-    throw new ConfigError(o.connector ? `Connector "${o.connector}" has no sandbox for the demo; with one: ${known.filter((d) => d.sandbox).map((d) => d.id).join(', ') || 'none'}.` : 'No known connector has a sandbox for the demo.', '--connector');
+    const withSandbox = known.filter((d) => d.sandbox).map((d) => d.id).join(', ') || 'none';
+    if (!o.connector) throw new ConfigError('No known connector has a sandbox for the demo.', '--crm');
+    throw new ConfigError(def ? `--crm ${o.connector}: ${def.displayName} has no sandbox for the demo; connectors with one: ${withSandbox}.` : `--crm ${o.connector}: no such connector; connectors with a sandbox: ${withSandbox}.`, '--crm');
   }
+  const modes = def.sandboxModes ?? []; // a module built against an older SDK may lack it
+  if (o.mode !== undefined && !modes.includes(o.mode)) {
+    throw new ConfigError(modes.length ? `--mode ${o.mode}: the ${def.displayName} sandbox has the modes ${modes.join(', ')}.` : `--mode ${o.mode}: the ${def.displayName} sandbox has no modes.`, '--mode');
+  }
+  const mode = o.mode ?? modes[0];
   const crmName = def.displayName;
-  const avito = new SandboxAvito();
-  await avito.start();
-  const crm = await def.sandbox();
-  const dir = mkdtempSync(path.join(tmpdir(), 'avito-sync-demo-'));
   const port = await freePort();
   const daemonUrl = `http://127.0.0.1:${port}`;
+  const webhookSecret = randomBytes(18).toString('base64url');
+  const avito = new SandboxAvito();
+  await avito.start();
+  const crm = await def.sandbox({ publicUrl: daemonUrl, webhookSecret, mode }).catch(async (err: unknown) => {
+    await avito.stop();
+    throw err;
+  });
+  const dir = mkdtempSync(path.join(tmpdir(), 'avito-sync-demo-'));
   // The console's connect buttons go to the sandbox Avito's consent page, which sends the code back here.
   const consolePassword = o.console ? randomBytes(9).toString('base64url') : undefined;
   avito.oauthRedirectUri = `${daemonUrl}/oauth/avito/callback`;
@@ -80,7 +93,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoHandle> {
     env: {
       AVITO_CLIENT_ID: avito.clientId, AVITO_CLIENT_SECRET: avito.clientSecret, AVITO_API_URL: avito.url,
       ...crm.env, AVITO_SYNC_CONNECTORS: def.id, AVITO_SYNC_DB: path.join(dir, 'demo.db'),
-      PUBLIC_URL: daemonUrl, PORT: String(port), LOG_LEVEL: 'warn',
+      PUBLIC_URL: daemonUrl, PORT: String(port), LOG_LEVEL: 'warn', WEBHOOK_SECRET: webhookSecret,
       ...(consolePassword ? { CONSOLE_PASSWORD: consolePassword, AVITO_OAUTH_URL: `${avito.url}/oauth` } : {}),
     },
   });
@@ -96,7 +109,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoHandle> {
   if (consolePassword) Object.assign(urls, { console: `${daemonUrl}/console`, 'console password': consolePassword });
   const env: Record<string, string> = {
     AVITO_CLIENT_ID: avito.clientId, AVITO_CLIENT_SECRET: avito.clientSecret, AVITO_API_URL: avito.url,
-    ...crm.env, AVITO_SYNC_DB: rt.ledger.file,
+    ...crm.env, AVITO_SYNC_DB: rt.ledger.file, WEBHOOK_SECRET: webhookSecret,
   };
   let act: DemoActions = {
     buyer: () => Promise.reject(new Error('the demo story has not finished yet')),
@@ -106,11 +119,11 @@ export async function runDemo(o: DemoOptions): Promise<DemoHandle> {
   const at = () => `+${((Date.now() - t0) / 1000).toFixed(1).padStart(4)} s`;
   const { say } = o;
   try {
-    say(`avito-sync demo — a sandbox Avito and a sandbox ${crmName} on 127.0.0.1, the real daemon between them.`);
+    say(`avito-sync demo — a sandbox Avito and a sandbox ${crmName}${mode ? ` (${mode} mode)` : ''} on 127.0.0.1, the real daemon between them.`);
     say(`  daemon ${urls.daemon}  ·  Avito ${avito.url}  ·  ${crmName} ${crm.url}`);
     say('');
     await until(() => avito.subscriptions.size > 0 && (!def.capabilities.webhooks || crm.webhookRegistered()), 'webhook subscriptions');
-    say(`${at()}  the daemon subscribed to Avito webhooks${def.capabilities.webhooks ? ` and to ${crmName} webhooks` : ''}`);
+    say(`${at()}  the daemon subscribed to Avito webhooks${def.capabilities.webhooks ? (crm.webhookStory ? `; ${crm.webhookStory}` : ` and to ${crmName} webhooks`) : ''}`);
 
     const bike = avito.addItem({ id: 4_100_000_001, title: 'Велосипед Stels Navigator 500', price: 12_500 });
     const phone = avito.addItem({ id: 4_100_000_002, title: 'iPhone 13, 128 ГБ', price: 45_000 });

@@ -247,6 +247,15 @@ export class SandboxAvito {
   }
 
   /** Many chats with many messages each, for benchmarks and paging tests. */
+  /** The buyer opens the chat: every message the seller's side wrote there is read now (Avito's `read`, unix s). */
+  buyerReads(chatId: string): number {
+    const chat = this.chats.get(chatId);
+    if (!chat) throw new Error(`no chat ${chatId}`);
+    const at = this.tick();
+    for (const m of chat.messages) if (m.author_id === this.userId && (m.read === null || m.read === undefined)) m.read = at;
+    return at;
+  }
+
   seed(chats: number, messagesPerChat: number, opts: { itemIds?: number[] } = {}): FakeChat[] {
     const out: FakeChat[] = [];
     for (let i = 0; i < chats; i++) {

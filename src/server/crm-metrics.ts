@@ -10,7 +10,7 @@ import type { LedgerDb } from '../ledger/database.js';
  * configured accounts, the known connectors, the contract's method names, the error kinds), so a
  * remote cannot grow the series.
  */
-const METHODS = ['checkAccess', 'ensureConversations', 'deliver', 'findDelivered', 'pollReplies', 'repliesFromWebhook', 'reportReplies', 'pollActions', 'reportAction', 'ensureWebhook'] as const;
+const METHODS = ['checkAccess', 'ensureConversations', 'deliver', 'findDelivered', 'pollReplies', 'webhook', 'reportReplies', 'pollActions', 'reportAction', 'ensureWebhook'] as const;
 const KINDS: readonly RemoteErrorKind[] = ['bad_request', 'bad_credentials', 'token_expired', 'forbidden', 'employee_key', 'tariff', 'not_found', 'rate_limited', 'banned', 'server', 'network', 'bad_response'];
 
 function resultOf(err: unknown): string {

@@ -2,7 +2,7 @@ import type { LedgerDb } from '../ledger/database.js';
 import { listAccounts } from '../ledger/accounts.js';
 import { listCursors } from '../ledger/cursors.js';
 import { recentItemErrors } from '../ledger/item-errors.js';
-import { connectorStore, pausedState } from '../ledger/connector-state.js';
+import { connectorStore, pauseEnd, pausedState } from '../ledger/connector-state.js';
 import { readDaemonStatus, readLastPoll, type DaemonStatus } from './daemon-heartbeat.js';
 import { listAccountLeases } from '../ledger/leases.js';
 
@@ -104,7 +104,7 @@ async function connectorStatuses(db: LedgerDb, accountId: string, now: number, d
       displayName: displayNames.get(connector) ?? connector,
       backlog,
       conversations: Number(conv.n),
-      paused: paused ? { until: new Date(paused.until).toISOString(), reason: paused.reason } : null,
+      paused: paused ? { until: pauseEnd(paused.until), reason: paused.reason } : null,
       lastError: await currentError(db, accountId, connector),
       info: Object.fromEntries((await db.selectFrom('connector_state').select(['key', 'value']).where('account_id', '=', accountId).where('connector', '=', connector).where('key', 'like', 'status:%').orderBy('key').execute()).map((r) => [r.key.slice('status:'.length), r.value])),
     });

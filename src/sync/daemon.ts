@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { consoleRoutes, type ConsoleEvent } from '../console/console-routes.js';
 import { OperationalError, describeError } from '../errors.js';
 import type { Runtime } from '../runtime.js';
-import { buildHttpServer } from '../server/http-server.js';
+import { buildHttpServer, type ServerLimits } from '../server/http-server.js';
 import { CrmMetrics } from '../server/crm-metrics.js';
 import { isLedgerError } from '../ledger/write-probe.js';
 import { releaseLeases } from '../ledger/outbox.js';
@@ -15,7 +15,9 @@ import { HEARTBEAT_SECONDS, recordPoll, writeHeartbeat } from '../status/daemon-
 import { DaemonState } from './daemon-state.js';
 import { fetchStubChats, pollAccount, type PollContext } from './poller.js';
 import { Scheduler, type Job } from './scheduler.js';
+import { CrmWebhooks } from './crm-webhooks.js';
 import { Delivery } from './delivery.js';
+import { READ_RECEIPTS_SECONDS } from './read-receipts.js';
 import { voiceLinkTtlSeconds, voiceSignatureOk } from './voice-links.js';
 import { AvitoWebhookIntake } from './webhook-intake.js';
 import { avitoWebhookUrl, webhookSecret } from './webhook-secret.js';
@@ -24,6 +26,8 @@ export interface DaemonOptions {
   /** Listen here; default the configured PORT. 0 picks a free port (tests). */
   port?: number;
   host?: string;
+  /** Socket limits of the HTTP server (tests shorten them). */
+  serverLimits?: Partial<ServerLimits>;
   /** Run the first poll right away (default true). */
   initialPoll?: boolean;
 }
@@ -44,6 +48,8 @@ export interface Daemon {
   dispatchJobs: Map<string, Job>;
   /** The accounts this process works (polls, refreshes, sends replies for): its account leases. */
   leases: AccountLeases;
+  /** CRM webhooks: routing, verification by the connector, storing replies. */
+  crmWebhooks: CrmWebhooks;
   /** Stops intake, finishes in-flight work, closes the ledger. */
   stop(): Promise<void>;
 }
@@ -162,8 +168,7 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
     }, 30));
   }
   // CRM → Avito: replies and operator actions, polled always; webhooks only make it sooner.
-  const crmWebhooks = Boolean(config.publicUrl);
-  const crmEvery = crmWebhooks ? config.crmPollIntervalWithWebhooksSeconds : config.crmPollIntervalSeconds;
+  const crmEvery = config.publicUrl ? config.crmPollIntervalWithWebhooksSeconds : config.crmPollIntervalSeconds;
   const replyJobs = new Map<string, Job>();
   const sendJobs = new Map<string, Job>();
   for (const u of delivery.units) {
@@ -185,6 +190,15 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
       else state.loopSucceeded('replies', u.accountId, u.connectorId);
       await send.trigger({ coalesce: true });
     }), crmEvery));
+  }
+  // Avito's read marks on our replies, for connectors that show them (capability readReceipts).
+  for (const u of delivery.units) {
+    if (!u.reads?.enabled) continue;
+    scheduler.add(`read-receipts:${u.accountId}/${u.connectorId}`, leased(u.accountId, async () => {
+      if (stopSignal.signal.aborted) return;
+      const r = await u.reads!.run(stopSignal.signal);
+      if (r.read || r.reported) log.debug({ account: u.accountId, connector: u.connectorId, ...r }, 'read receipts');
+    }), READ_RECEIPTS_SECONDS);
   }
   /** Runs one loop's work, keeping its run of failures for `/healthz`. */
   async function tracked<T>(loop: 'delivery' | 'reply-send', accountId: string, connectorId: string, fn: () => Promise<T>): Promise<T> {
@@ -219,6 +233,14 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
     }, LEASE_HEARTBEAT_MS / 1000);
   }
 
+  const crmWebhooks = new CrmWebhooks(
+    () => delivery.units.flatMap((u) => {
+      const c = rt.connectors.find((x) => x.accountId === u.accountId && x.definition.id === u.connectorId)!;
+      if (!u.replies || !c.definition.capabilities.webhooks || !c.instance.webhook) return [];
+      return [{ accountId: u.accountId, connectorId: u.connectorId, aliases: c.definition.webhookAliases, instance: c.instance, replies: u.replies, onStored: () => void sendJobs.get(`${u.accountId}/${u.connectorId}`)?.trigger({ coalesce: true }) }];
+    }),
+    log,
+  );
   const intake = new AvitoWebhookIntake({ ledger, log, accountsByUserId: () => accountsByUserId, onLedgerError: (err) => state.writeFailed(describeError(err)) });
   const app = buildHttpServer({
     log,
@@ -235,46 +257,9 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
       void voiceJobs.get(r.accountId)?.trigger({ coalesce: true });
     },
     health: () => healthReport(rt, state, pollEvery, (id) => leases.holds(id)),
-    crmWebhook: async (connectorId, body, contentType) => {
-      const units = delivery.units.filter((u) => u.connectorId === connectorId && u.replies);
-      if (units.length === 0) return false;
-      // Answered at once; the hint is confirmed by reading the CRM afterwards (the poll covers a loss).
-      setImmediate(() => {
-        for (const u of units) {
-          void u.replies!.webhook(body, contentType).then(
-            (added) => {
-              if (added) void sendJobs.get(`${u.accountId}/${u.connectorId}`)?.trigger({ coalesce: true });
-            },
-            (err: unknown) => log.warn({ connector: connectorId, account: u.accountId, err: describeError(err) }, 'CRM webhook could not be confirmed; the poll will find the reply'),
-          );
-        }
-      });
-      return true;
-    },
-    crmAliasWebhook: async (alias, token, req) => {
-      // A connector that declared this alias (its CRM fixes the URL, e.g. a chat channel's scope id).
-      const targets = delivery.units.flatMap((u) => {
-        const c = rt.connectors.find((x) => x.accountId === u.accountId && x.definition.id === u.connectorId)!;
-        return u.replies && c.instance.webhook && c.definition.webhookAliases.includes(alias) ? [{ u, c }] : [];
-      });
-      if (targets.length === 0) return undefined;
-      const wreq = { ...req, pathToken: token };
-      const matching = targets.length === 1 ? targets : targets.filter((t) => t.c.instance.matchesWebhook?.(wreq) === true);
-      if (matching.length !== 1) return { status: 404, reason: 'no configured account matches this webhook' };
-      const { u, c } = matching[0]!;
-      let verdict;
-      try {
-        verdict = await c.instance.webhook!(wreq);
-      } catch (err) {
-        log.warn({ connector: c.definition.id, account: u.accountId, err: describeError(err) }, 'connector failed on a webhook; refused');
-        return { status: 400, reason: 'the webhook could not be read' };
-      }
-      if (!verdict.accepted) return { status: verdict.status, reason: verdict.reason };
-      // Stored before the answer (invariant 4): a ledger failure throws and the server answers 5xx.
-      const added = verdict.replies?.length ? await u.replies!.intake(verdict.replies, undefined) : 0;
-      if (added) void sendJobs.get(`${u.accountId}/${u.connectorId}`)?.trigger({ coalesce: true });
-      return { status: 200 };
-    },
+    crmRoutes: crmWebhooks,
+    ...(config.metricsToken ? { metricsToken: config.metricsToken } : {}),
+    ...(opts.serverLimits ? { limits: opts.serverLimits } : {}),
     voiceFile: async (accountId, voiceId, sig, exp) => {
       if (!voiceSignatureOk(secret, accountId, voiceId, sig, exp)) return undefined;
       const row = await ledger.db.selectFrom('voice_files').select('path').where('account_id', '=', accountId).where('voice_id', '=', voiceId).executeTakeFirst();
@@ -303,7 +288,7 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
     await app.register(consoleRoutes({ rt, password: config.consolePassword, publicUrl: config.publicUrl, health: () => healthReport(rt, state, pollEvery, (id) => leases.holds(id)), onEvent: onConsoleEvent }));
   }
   const listenPort = opts.port ?? config.port;
-  const listenHost = opts.host ?? '0.0.0.0';
+  const listenHost = opts.host ?? config.host;
   try {
     await app.listen({ port: listenPort, host: listenHost });
   } catch (err) {
@@ -317,7 +302,7 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
     const code = (err as NodeJS.ErrnoException).code;
     throw new OperationalError(code === 'EADDRINUSE'
       ? `Port ${listenPort} is already in use (EADDRINUSE): another avito-sync or another program listens there; stop it, or set PORT (or run --port) to a free port.`
-      : `The daemon cannot listen on ${listenHost}:${listenPort}: ${(err as Error).message}; check PORT.`, { cause: err });
+      : `The daemon cannot listen on ${listenHost}:${listenPort}: ${(err as Error).message}; check PORT and HOST.`, { cause: err });
   }
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : (opts.port ?? config.port);
@@ -365,7 +350,7 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
 
   let stopping: Promise<void> | undefined;
   return {
-    app, port, webhookSecret: secret, metrics, state, scheduler, pollJobs, dispatchJobs, replyJobs, leases,
+    app, port, webhookSecret: secret, metrics, state, scheduler, pollJobs, dispatchJobs, replyJobs, crmWebhooks, leases,
     stop() {
       stopping ??= (async () => {
         log.info('stopping: no new webhooks, finishing in-flight work');
@@ -375,6 +360,7 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
         const finished = scheduler.stop().then(() => true);
         const inTime = await Promise.race([finished, new Promise<false>((r) => setTimeout(() => r(false), STOP_BUDGET_MS).unref())]);
         if (!inTime) log.warn('some work did not finish in time; it resumes from the ledger at the next start');
+        await crmWebhooks.drain();
         await delivery.drain();
         // The accounts are free for the other daemons at once, not when the leases run out.
         await leases.stop().catch((err: unknown) => log.warn({ err: describeError(err) }, 'account leases could not be handed back; they run out by themselves'));

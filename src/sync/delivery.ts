@@ -1,6 +1,7 @@
 import { describeError } from '../errors.js';
 import type { Runtime } from '../runtime.js';
 import { Dispatcher, type DispatchReport } from './dispatcher.js';
+import { ReadReceiptService } from './read-receipts.js';
 import { ReplyService } from './replies.js';
 import { voiceLink } from './voice-links.js';
 
@@ -10,6 +11,8 @@ export interface DeliveryUnit {
   dispatcher: Dispatcher;
   /** CRM → Avito, when the connector has the `replies` capability and the account an Avito client. */
   replies?: ReplyService;
+  /** Avito's read marks on our replies → the CRM, when the connector has `readReceipts`. */
+  reads?: ReadReceiptService;
 }
 
 export interface DeliveryOptions {
@@ -37,6 +40,9 @@ export class Delivery {
         connectorId: c.definition.id,
         ...(capabilities.replies && account
           ? { replies: new ReplyService({ ledger: rt.ledger, log: rt.log, accountId: c.accountId, connectorId: c.definition.id, connector: c.instance, capabilities, client: account.client, ...(opts.backoff ? { backoff: opts.backoff } : {}) }) }
+          : {}),
+        ...(capabilities.readReceipts && capabilities.replies && account
+          ? { reads: new ReadReceiptService({ ledger: rt.ledger, log: rt.log, accountId: c.accountId, connectorId: c.definition.id, connector: c.instance, capabilities, client: account.client }) }
           : {}),
         dispatcher: new Dispatcher({
           ledger: rt.ledger,

@@ -4,7 +4,7 @@ import type {
 import { isAvitoNotice } from '../avito/mappers.js';
 import { describeError, RemoteApiError, ValidationError } from '../errors.js';
 import { chunks } from '../ledger/chats.js';
-import { connectorStore, pausedState } from '../ledger/connector-state.js';
+import { connectorStore, INDEFINITE, pauseEnd, pausedState } from '../ledger/connector-state.js';
 import { loadConversations, saveConversations } from '../ledger/conversations.js';
 import type { ClaimedDelivery, Outbox } from '../ledger/outbox.js';
 import type { ChatRow, MessageRow } from '../ledger/tables.js';
@@ -93,7 +93,7 @@ export class Dispatcher {
     for (;;) {
       const paused = await pausedState(this.o.ledger.db, this.o.accountId, this.o.connectorId, this.now());
       if (paused) {
-        report.halted = `paused until ${new Date(paused.until).toISOString()}: ${paused.reason}`;
+        report.halted = `paused ${pauseEnd(paused.until) === INDEFINITE ? 'until resumed' : `until ${pauseEnd(paused.until)}`}: ${paused.reason}`;
         break;
       }
       const waiting = await this.chatsWaiting();

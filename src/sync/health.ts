@@ -1,4 +1,4 @@
-import { pausedState } from '../ledger/connector-state.js';
+import { INDEFINITE, pauseEnd, pausedState } from '../ledger/connector-state.js';
 import { probeLedgerWrite } from '../ledger/write-probe.js';
 import type { Runtime } from '../runtime.js';
 import type { HealthReport } from '../server/http-server.js';
@@ -26,8 +26,8 @@ export async function healthReport(rt: Runtime, state: DaemonState, pollEverySec
   for (const c of rt.connectors) {
     const p = await pausedState(rt.ledger.db, c.accountId, c.definition.id, now).catch(() => undefined);
     if (p) {
-      paused.set(c.accountId, [...(paused.get(c.accountId) ?? []), { connector: c.definition.id, until: new Date(p.until).toISOString(), reason: p.reason }]);
-      reasons.push(`${c.definition.id} paused for ${c.accountId} until ${new Date(p.until).toISOString()}: ${p.reason}`);
+      paused.set(c.accountId, [...(paused.get(c.accountId) ?? []), { connector: c.definition.id, until: pauseEnd(p.until), reason: p.reason }]);
+      reasons.push(`${c.definition.id} paused for ${c.accountId} ${pauseEnd(p.until) === INDEFINITE ? 'until resumed' : `until ${pauseEnd(p.until)}`}: ${p.reason}`);
     }
   }
   const loops = [...state.loops.values()].map((l) => ({

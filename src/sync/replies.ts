@@ -120,37 +120,50 @@ export class ReplyService {
     return this.intake(res.replies, res.cursor, res.skipped);
   }
 
-  /** A CRM webhook: a hint, confirmed by the connector reading the replies it names. */
-  async webhook(body: Buffer, contentType: string): Promise<number> {
-    if (!this.o.connector.repliesFromWebhook) return 0;
-    return this.intake(await this.o.connector.repliesFromWebhook(body, contentType), undefined);
+  /** Stores replies (once per CRM id) for conversations that belong to Avito chats; returns how many were new. */
+  async intake(replies: readonly IncomingReply[], cursor: string | undefined, skipped: readonly SkippedItem[] = []): Promise<number> {
+    return (await this.store(replies, cursor, skipped)).added;
   }
 
   /**
-   * Stores replies (once per CRM id) for conversations that belong to Avito chats. A reply of the
-   * wrong shape, and each item the connector skipped, is recorded with its reason in the same
-   * transaction as the cursor (invariant 8).
+   * Stores replies once per CRM id, with the cursor in the same transaction (invariant 5). A
+   * reply names its conversation, or (`chatId`) the Avito chat itself; one whose chat this
+   * ledger does not know, or that has nothing to send, is counted in `skipped` and not stored.
+   * A reply of the wrong shape, and each item the connector skipped, is recorded with its reason
+   * in the same transaction as the cursor (invariant 8).
    */
-  async intake(all: readonly IncomingReply[], cursor: string | undefined, skipped: readonly SkippedItem[] = []): Promise<number> {
+  async store(all: readonly IncomingReply[], cursor: string | undefined, skippedItems: readonly SkippedItem[] = []): Promise<{ added: number; skipped: number }> {
     const { ledger, accountId, connectorId } = this.o;
-    const bad: SkippedItem[] = [...skipped];
+    const bad: SkippedItem[] = [...skippedItems];
     const replies = all.filter((r) => {
       const problem = replyProblem(r);
       if (problem) bad.push({ ref: `reply ${String((r as Partial<IncomingReply> | null)?.remoteId ?? '?').slice(0, 100)}`, reason: problem });
       return !problem;
     });
-    const chats = await chatsOfConversations(ledger.db, accountId, connectorId, [...new Set(replies.map((r) => r.conversationId))]);
+    const byConversation = await chatsOfConversations(ledger.db, accountId, connectorId, [...new Set(replies.filter((r) => !r.chatId).map((r) => r.conversationId))]);
+    const named = [...new Set(replies.map((r) => r.chatId).filter((c): c is string => Boolean(c)))];
+    const knownChats = new Set<string>();
+    for (let k = 0; k < named.length; k += 500) {
+      const rows = await ledger.db.selectFrom('chats').select('chat_id').where('account_id', '=', accountId).where('chat_id', 'in', named.slice(k, k + 500)).execute();
+      for (const r of rows) knownChats.add(r.chat_id);
+    }
+    const convOfChat = await loadConversations(ledger.db, accountId, connectorId, [...knownChats]);
     const now = this.now();
     let added = 0;
+    let skipped = bad.length;
     await ledger.transaction(async (trx) => {
       await recordSkipped(trx, accountId, `replies.poll`, connectorId, bad);
       for (const r of replies) {
-        const chatId = chats.get(r.conversationId);
-        if (!chatId || !r.text.trim() && r.attachments.length === 0) continue;
+        const chatId = r.chatId ? (knownChats.has(r.chatId) ? r.chatId : undefined) : byConversation.get(r.conversationId);
+        if (!chatId || !r.text.trim() && r.attachments.length === 0) {
+          skipped++;
+          continue;
+        }
+        const conversationId = r.chatId ? convOfChat.get(chatId)?.id ?? r.conversationId ?? chatId : r.conversationId;
         const res = await trx
           .insertInto('replies')
           .values({
-            account_id: accountId, connector: connectorId, remote_id: r.remoteId, chat_id: chatId, conversation_id: r.conversationId,
+            account_id: accountId, connector: connectorId, remote_id: r.remoteId, chat_id: chatId, conversation_id: conversationId || chatId,
             text: r.text, attachments: JSON.stringify(r.attachments), status: 'pending', attempts: 0, next_attempt_at: now, last_error: null,
             reported: 0, created_at: now, updated_at: now,
           })
@@ -162,7 +175,7 @@ export class ReplyService {
     });
     if (added) this.o.log.info({ account: accountId, connector: connectorId, replies: added }, 'replies found in the CRM');
     if (bad.length) this.o.log.warn({ account: accountId, connector: connectorId, skipped: bad.slice(0, 5) }, 'CRM items that could not be read were recorded and skipped');
-    return added;
+    return { added, skipped };
   }
 
   /**

@@ -3,12 +3,15 @@ import type { Runtime } from '../runtime.js';
 import { Delivery } from './delivery.js';
 import type { DispatchReport } from './dispatcher.js';
 import { pollAccount, type PollReport } from './poller.js';
+import type { ReadReceiptReport } from './read-receipts.js';
 import type { ReplyReport } from './replies.js';
 
 export interface SyncOnceReport {
   accounts: { account: string; poll?: PollReport; error?: string }[];
   deliveries: { account: string; connector: string; report?: DispatchReport; error?: string }[];
   replies: { account: string; connector: string; report?: ReplyReport; error?: string }[];
+  /** Read receipts, for connectors with the capability. */
+  reads: { account: string; connector: string; report?: ReadReceiptReport; error?: string }[];
 }
 
 /**
@@ -17,7 +20,7 @@ export interface SyncOnceReport {
  * independently; the report says which failed and why.
  */
 export async function syncOnce(rt: Runtime): Promise<SyncOnceReport> {
-  const report: SyncOnceReport = { accounts: [], deliveries: [], replies: [] };
+  const report: SyncOnceReport = { accounts: [], deliveries: [], replies: [], reads: [] };
   for (const acc of rt.accounts) {
     try {
       const poll = await pollAccount(
@@ -49,6 +52,15 @@ export async function syncOnce(rt: Runtime): Promise<SyncOnceReport> {
       report.replies.push({ account: u.accountId, connector: u.connectorId, report: await u.replies.run() });
     } catch (err) {
       report.replies.push({ account: u.accountId, connector: u.connectorId, error: describeError(err) });
+    }
+  }
+  // Replies the buyer has read since (sent in an earlier pass): the CRM shows it.
+  for (const u of delivery.units) {
+    if (!u.reads?.enabled) continue;
+    try {
+      report.reads.push({ account: u.accountId, connector: u.connectorId, report: await u.reads.run() });
+    } catch (err) {
+      report.reads.push({ account: u.accountId, connector: u.connectorId, error: describeError(err) });
     }
   }
   await delivery.drain();

@@ -4,13 +4,9 @@ import { messageFromWebhook } from '../avito/mappers.js';
 import { avitoWebhookEventSchema, avitoWebhookMessageSchema } from '../avito/schemas.js';
 import type { Ledger } from '../ledger/database.js';
 import { describeJsonProblem, jsonProblem } from '../http/json-guard.js';
+import type { AvitoIntakePort, IntakeResult } from '../server/ports.js';
 
-/** The largest webhook body accepted; Avito's are a few hundred bytes. */
-export const WEBHOOK_BODY_LIMIT = 64 * 1024;
-
-export type IntakeResult =
-  | { status: 200; result: 'stored' | 'duplicate' | 'probe' | 'ignored'; accountId?: string; newChat?: boolean; newMessage?: boolean }
-  | { status: 400 | 422; result: 'rejected'; reason: string };
+export { WEBHOOK_BODY_LIMIT, type IntakeResult } from '../server/ports.js';
 
 export interface WebhookIntakeDeps {
   ledger: Ledger;
@@ -27,7 +23,7 @@ export interface WebhookIntakeDeps {
  * or same message id) add nothing. A message for an unknown chat leaves a stub for a fetch.
  * A ledger failure throws: the caller answers 5xx and Avito delivers again.
  */
-export class AvitoWebhookIntake {
+export class AvitoWebhookIntake implements AvitoIntakePort {
   constructor(private readonly deps: WebhookIntakeDeps) {}
 
   async accept(raw: Buffer | string): Promise<IntakeResult> {

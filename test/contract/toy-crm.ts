@@ -20,7 +20,7 @@ export class ToyCrm {
   /** Messages per conversation, repeats included. */
   readonly messages: { conversationId: string; messageId: string; remoteId: string; text: string }[] = [];
   /** Everything written in a conversation after messages: manager notes, outcomes, action reports. */
-  readonly notes: { seq: number; conversationId: string; kind: 'manager' | 'internal' | 'outcome' | 'report' | 'blacklist'; text: string }[] = [];
+  readonly notes: { seq: number; conversationId: string; kind: 'manager' | 'internal' | 'outcome' | 'report' | 'blacklist' | 'read'; text: string }[] = [];
   private faults: { status: number; times: number }[] = [];
   private seq = 0;
   private server: Server | undefined;
@@ -89,7 +89,7 @@ export class ToyCrm {
       case 'GET /notes':
         return send(200, { notes: this.notes.filter((n) => n.seq > after && (n.kind === 'manager' || n.kind === 'internal' || n.kind === 'blacklist')), seq: this.seq });
       case 'POST /notes': {
-        this.notes.push({ seq: ++this.seq, conversationId: json.conversationId!, kind: json.kind as 'outcome' | 'report', text: json.text! });
+        this.notes.push({ seq: ++this.seq, conversationId: json.conversationId!, kind: json.kind as 'outcome' | 'report' | 'read', text: json.text! });
         return send(201, {});
       }
       default:
@@ -165,6 +165,11 @@ export class ToyConnector implements ConnectorInstance {
     return { replies: cursor === undefined ? [] : this.toReplies(r.notes), cursor: String(r.seq) };
   }
 
+  /** The buyer read a reply: a `read` note naming the reply's id. */
+  async markRead(items: Parameters<NonNullable<ConnectorInstance['markRead']>>[0]) {
+    for (const i of items) await this.call('POST', '/notes', { conversationId: i.conversation.id, kind: 'read', text: i.remoteId });
+  }
+
   async reportReplies(items: Parameters<NonNullable<ConnectorInstance['reportReplies']>>[0]) {
     for (const i of items) await this.call('POST', '/notes', { conversationId: i.conversation.id, kind: 'outcome', text: i.outcome.sent ? 'Reply sent.' : `Reply NOT sent: ${i.outcome.reason}` });
   }
@@ -204,7 +209,7 @@ export function toyDefinition(o: { findDelivered: boolean }): ConnectorDefinitio
     id: o.findDelivered ? 'toy' : 'toy-at-least-once',
     version: '0.0.0',
     configSchema,
-    capabilities: { maxBatch: 2, maxConversationBatch: 2, findDelivered: o.findDelivered, replies: true, webhooks: true, actions: true },
+    capabilities: { maxBatch: 2, maxConversationBatch: 2, findDelivered: o.findDelivered, replies: true, webhooks: true, actions: true, readReceipts: true },
     create: (ctx) => new ToyConnector(ctx, o.findDelivered),
   }) as ConnectorDefinition;
 }

@@ -1,7 +1,7 @@
 import {
   RemoteApiError, describeError,
   type AccessCheck, type ChatInfo, type ConnectorContext, type ConnectorInstance, type ConversationRef, type ConversationRequest, type DeliveryItem,
-  type IncomingReply, type ItemResult, type ReplyOutcome, type WebhookRequest, type WebhookVerdict,
+  type IncomingReply, type ItemResult, type ReadReceipt, type ReplyOutcome, type WebhookRequest, type WebhookVerdict,
 } from '../../../src/connector-sdk/index.js';
 import type { AmoConfig } from '../config.js';
 import { AmoConnector, LOST, WON } from '../connector.js';
@@ -90,7 +90,7 @@ export class ChatsConnector implements ConnectorInstance {
     this.amojo = new AmojoClient({
       amojoUrl: c.amojoUrl, channelId: c.channelId ?? '', channelSecret: c.channelSecret ?? '', log: ctx.log,
       requestsPerSecond: c.requestsPerSecond, ...(ctx.retry ? { retry: ctx.retry } : {}),
-      gate: ctx.requestGate({ intervalMs: Math.ceil(1000 / c.requestsPerSecond), name: 'amojo' }), ...amojoOptions,
+      ...(ctx.requestGate ? { gate: ctx.requestGate({ intervalMs: Math.ceil(1000 / c.requestsPerSecond), name: 'amojo' }) } : {}), ...amojoOptions,
     });
     // The scope id routes hooks (`matchesWebhook` is synchronous): known before the first hook.
     this.loaded = this.loadScope().catch(() => undefined);
@@ -494,11 +494,12 @@ export class ChatsConnector implements ConnectorInstance {
    * message becomes a reply; typing and reactions are acknowledged and dropped.
    */
   async webhook(req: WebhookRequest): Promise<WebhookVerdict> {
-    if (!verifyHookSignature(this.config.channelSecret ?? '', req.body, req.headers['x-signature'])) {
+    // Without a channel secret nothing can be verified (the config refuses that; never trust an empty key).
+    if (!this.config.channelSecret || !verifyHookSignature(this.config.channelSecret, req.body, req.headers['x-signature'])) {
       return { accepted: false, status: 401, reason: 'X-Signature does not match the body (channel secret)' };
     }
     await this.loaded;
-    const token = (req as WebhookRequest & { pathToken?: string }).pathToken;
+    const token = req.pathToken;
     if (token && this.scope && token !== this.scope.scopeId) return { accepted: false, status: 404, reason: 'unknown scope_id' };
     let body: unknown;
     try {
@@ -519,9 +520,14 @@ export class ChatsConnector implements ConnectorInstance {
     return { accepted: true, replies: [reply] };
   }
 
+  /** amojo calls `/webhooks/amojo/<scope_id>`: served here, every call's X-Signature checked in `webhook`. */
+  servesAlias(alias: string): boolean {
+    return alias === 'amojo';
+  }
+
   /** Routes a hook by the scope id in its path, or the amojo account id in its body. */
   matchesWebhook(req: WebhookRequest): boolean {
-    const token = (req as WebhookRequest & { pathToken?: string }).pathToken;
+    const token = req.pathToken;
     if (!this.scope) return false;
     if (token) return token === this.scope.scopeId;
     try {
@@ -574,6 +580,21 @@ export class ChatsConnector implements ConnectorInstance {
       } catch (err) {
         if (err instanceof RemoteApiError && !err.transient && err.kind !== 'forbidden') {
           this.ctx.log.warn({ msgid: i.remoteId, err: describeError(err) }, 'amoCRM did not take the delivery status; skipped');
+          continue;
+        }
+        throw err;
+      }
+    }
+  }
+
+  /** The buyer read our reply on Avito: delivery_status 2 ("read") on the manager's message (chat-api delivery status). */
+  async markRead(items: readonly ReadReceipt[]): Promise<void> {
+    for (const i of items) {
+      try {
+        await this.withScope((s) => this.amojo.deliveryStatus(s, i.remoteId, { delivery_status: 2 }));
+      } catch (err) {
+        if (err instanceof RemoteApiError && !err.transient && err.kind !== 'forbidden') {
+          this.ctx.log.warn({ msgid: i.remoteId, err: describeError(err) }, 'amoCRM did not take the read status; skipped');
           continue;
         }
         throw err;

@@ -4,7 +4,7 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { knownConnectors } from '../../connector/load-modules.js';
 import { OperationalError, ValidationError } from '../../errors.js';
 import { createLogger } from '../../log/logger.js';
@@ -72,14 +72,17 @@ export function registerDemo(program: Command): void {
   const demo = program
     .command('demo')
     .description("a sandbox Avito and a connector's sandbox CRM on loopback with the daemon between them: see the whole loop in seconds")
-    .option('--connector <id>', 'the connector whose sandbox CRM to use (default: the first with one)')
+    .option('--crm <id>', 'the connector whose sandbox CRM to use (default: the first with a sandbox; a wrong id lists the choices)')
+    .addOption(new Option('--connector <id>', 'the same as --crm').hideHelp())
+    .option('--mode <mode>', "the sandbox's mode, when the connector has several (the first is the default; a wrong one lists them)")
     .option('--keep', 'keep the sandboxes and the daemon running afterwards (Ctrl-C stops); then act with `demo buyer` / `demo manager`')
     .option('--console', 'keep running with the web console on; prints its address and password')
-    .action(async (opts: { keep?: boolean; connector?: string; console?: boolean }, cmd: Command) => {
+    .action(async (opts: { keep?: boolean; crm?: string; connector?: string; mode?: string; console?: boolean }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
       const log = createLogger({ level: g.verbose ? 'debug' : (g.logLevel ?? 'warn') });
       const known = await knownConnectors({ flags: g });
-      const { stop, urls, env, act } = await runDemo({ log, say: out, keep: Boolean(opts.keep), console: Boolean(opts.console), known, ...(opts.connector ? { connector: opts.connector } : {}) });
+      const crm = opts.crm ?? opts.connector;
+      const { stop, urls, env, act } = await runDemo({ log, say: out, keep: Boolean(opts.keep), console: Boolean(opts.console), known, ...(crm ? { connector: crm } : {}), ...(opts.mode ? { mode: opts.mode } : {}) });
       if (!opts.keep && !opts.console) return;
       out('');
       for (const [k, v] of Object.entries(urls)) out(`  ${k}: ${v}`);

@@ -32,7 +32,7 @@ export function registerStatus(program: Command): void {
           const b = c.backlog;
           out(`  → ${c.displayName}: ${b.delivered} delivered, ${b.pending + b.leased} waiting, ${b.dead} dead letters, ${b.skipped} echoes skipped, ${c.conversations} conversations`);
           for (const [k, v] of Object.entries(c.info ?? {})) out(`    ${k}: ${v}`);
-          if (c.paused) out(`    PAUSED until ${c.paused.until}: ${c.paused.reason}`);
+          if (c.paused) out(`    PAUSED ${c.paused.until === 'indefinitely' ? 'until resumed' : `until ${c.paused.until}`}: ${c.paused.reason}`);
           if (c.lastError) out(`    last error: ${c.lastError}`);
         }
         for (const e of a.lastErrors) out(`  error ${e.at} ${e.scope} ${e.ref ?? ''}: ${e.error}`);

@@ -10,6 +10,11 @@ async function defaultUrl(rt: Runtime, given: string | undefined): Promise<strin
   return avitoWebhookUrl(rt.config.publicUrl, await webhookSecret(rt.ledger.db, rt.config.webhookSecret));
 }
 
+/** The URL with the webhook secret cut to its first 4 characters (`…/webhooks/avito/abcd…`). */
+export function maskSecret(url: string, secret: string): string {
+  return url.split(secret).join(`${secret.slice(0, 4)}…`);
+}
+
 /** `webhooks list|subscribe|unsubscribe`: Avito webhook subscriptions of an account. */
 export function registerWebhooks(program: Command): void {
   const webhooks = program.command('webhooks').description('Avito webhook subscriptions');
@@ -21,9 +26,12 @@ export function registerWebhooks(program: Command): void {
       const g = cmd.optsWithGlobals<GlobalOptions>();
       await withRuntime(g, { avito: true, connectors: false, interactive: true }, async (rt) => {
         const subs = await pickAccount(rt, g.account).client.listSubscriptions();
-        const ours = rt.config.publicUrl ? await defaultUrl(rt, undefined) : undefined;
-        if (opts.json) out(JSON.stringify(subs.map((s) => ({ ...s, ours: s.url === ours })), null, 2));
-        else out(subs.map((s) => `${s.url}  (v${s.version ?? '?'})${s.url === ours ? '  ← this daemon' : ''}`).join('\n') || '(no subscriptions)');
+        const secret = await webhookSecret(rt.ledger.db, rt.config.webhookSecret);
+        const ours = rt.config.publicUrl ? avitoWebhookUrl(rt.config.publicUrl, secret) : undefined;
+        // The secret authenticates Avito: a terminal or a pasted log must not show it.
+        const shown = subs.map((s) => ({ ...s, url: maskSecret(s.url, secret), ours: s.url === ours }));
+        if (opts.json) out(JSON.stringify(shown, null, 2));
+        else out(shown.map((s) => `${s.url}  (v${s.version ?? '?'})${s.ours ? '  ← this daemon' : ''}`).join('\n') || '(no subscriptions)');
       });
     });
   webhooks

@@ -36,6 +36,8 @@ export interface ContractHarness<Fake> {
     writeInternal?(fake: Fake, conversation: ConversationRef, text: string): Promise<WebhookRequest | void>;
     /** Texts the connector wrote back into the conversation about replies' fates, in order. */
     outcomes(fake: Fake, conversation: ConversationRef): string[];
+    /** Required with capability `readReceipts`: the replies' CRM ids the fake shows as read, repeats included. */
+    reads?(fake: Fake, conversation: ConversationRef): string[];
   };
   /** Required when the connector has `webhook()`. */
   webhooks?: {
@@ -326,11 +328,30 @@ export const CASES: readonly ContractCase[] = [
     },
   },
   {
+    name: 'read receipts: a reply the buyer read is shown read in the CRM, once per call (unless the instance turns them off)',
+    skip: (def) => (def.capabilities.readReceipts ? undefined : 'capability readReceipts is false'),
+    async run({ h, fake, make }) {
+      check(h.replies, 'capability `readReceipts` is on but the harness has no `replies` section: the kit cannot check it');
+      const c = make();
+      // A mode of the connector that cannot show reads says so in its limits; the core then never asks.
+      if (c.limits?.readReceipts === false) return;
+      check(c.markRead, 'capability `readReceipts` without markRead');
+      check(h.replies.reads, 'capability `readReceipts` is on but the harness has no `replies.reads`: the kit cannot check it');
+      const [conv] = await conversations(h.definition, c, [chat(1)]);
+      const start = c.pollReplies ? (await c.pollReplies(undefined)).cursor : undefined;
+      const sent = await h.replies.write(fake, conv!, TEST_REPLY);
+      const found = (await repliesAfter(c, sent, start)).replies.find((r) => r.text === TEST_REPLY);
+      check(found, 'the reply written for the read receipt was not found');
+      const before = h.replies.reads(fake, conv!).filter((id) => id === found.remoteId).length;
+      await c.markRead([{ conversation: conv!, remoteId: found.remoteId, readAt: Date.now() }]);
+      same(h.replies.reads(fake, conv!).filter((id) => id === found.remoteId).length - before, 1, 'read marks shown for one read reply');
+    },
+  },
+  {
     name: 'webhooks: a genuine call is accepted and says what it carries',
     skip: (def) => (def.capabilities.webhooks ? undefined : 'capability webhooks is false'),
     async run({ h, fake, make }) {
       const c = make();
-      if (!c.webhook && c.repliesFromWebhook) return; // the deprecated path: no request to verify yet
       check(c.webhook, 'capability `webhooks` without webhook()');
       check(h.webhooks, 'the connector has webhook() but the harness has no `webhooks` section: the kit cannot check it');
       const [conv] = await conversations(h.definition, c, [chat(1)]);
@@ -348,7 +369,6 @@ export const CASES: readonly ContractCase[] = [
     skip: (def) => (def.capabilities.webhooks ? undefined : 'capability webhooks is false'),
     async run({ h, fake, make }) {
       const c = make();
-      if (!c.webhook && c.repliesFromWebhook) return;
       check(c.webhook, 'capability `webhooks` without webhook()');
       check(h.webhooks, 'the connector has webhook() but the harness has no `webhooks` section: the kit cannot check it');
       const [conv] = await conversations(h.definition, c, [chat(1)]);

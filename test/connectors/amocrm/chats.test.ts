@@ -303,6 +303,48 @@ describe('chats mode: managers answer in the chat panel', () => {
     expect(amojo.clientIds(a.id)).toEqual([ids(a)[0]]);
   });
 
+  it('read receipts: the buyer reads the answer on Avito → its status in amoCRM becomes read (2), once; an unread answer stays delivered', async () => {
+    await setup();
+    const a = avito.addChat();
+    const b = avito.addChat();
+    avito.addMessage(a.id, { text: 'Можно дешевле?' });
+    avito.addMessage(b.id, { text: 'Есть доставка?' });
+    await syncOnce(rt!);
+    const toA = amojo.managerAnswer(a.id, { text: 'Могу уступить 500 ₽' }, { hook: false });
+    const toB = amojo.managerAnswer(b.id, { text: 'Да, Авито Доставка' }, { hook: false });
+    await syncOnce(rt!);
+    expect(amojo.statuses.get(toA)).toEqual([{ delivery_status: 1 }]);
+    const readAt = avito.buyerReads(a.id);
+    const before = avito.count('getMessagesV3');
+    const pass = await syncOnce(rt!);
+    expect(pass.reads[0]?.report).toMatchObject({ read: 1, reported: 1 });
+    expect(amojo.statuses.get(toA)).toEqual([{ delivery_status: 1 }, { delivery_status: 2 }]);
+    expect(amojo.statuses.get(toB)).toEqual([{ delivery_status: 1 }]);
+    expect(avito.count('getMessagesV3') - before).toBeGreaterThanOrEqual(2); // both chats were looked at
+    // Told once: later passes do not repeat it, and B turns read when its buyer answers.
+    avito.addMessage(b.id, { text: 'Отлично, беру' });
+    await syncOnce(rt!);
+    await syncOnce(rt!);
+    expect(amojo.statuses.get(toA)).toEqual([{ delivery_status: 1 }, { delivery_status: 2 }]);
+    expect(amojo.statuses.get(toB)).toEqual([{ delivery_status: 1 }, { delivery_status: 2 }]);
+    expect(readAt).toBeGreaterThan(0);
+  });
+
+  it('read receipts are off in notes mode: no chat is read again to look for them', async () => {
+    await setup({ AMOCRM_MODE: 'notes' });
+    const a = avito.addChat();
+    avito.addMessage(a.id, { text: 'Можно дешевле?' });
+    await syncOnce(rt!);
+    const lead = [...amo.leads.values()][0]!;
+    amo.managerNote(lead.id, '/avito Могу уступить 500 ₽');
+    const pass = await syncOnce(rt!);
+    expect(sellerTexts(a)).toEqual(['Могу уступить 500 ₽']);
+    avito.buyerReads(a.id);
+    const again = await syncOnce(rt!);
+    expect(pass.reads).toEqual([]);
+    expect(again.reads).toEqual([]);
+  });
+
   it('invariant 3: long answers are split at 1,000 characters, pictures go as Avito images, files as their link', async () => {
     await setup();
     const a = avito.addChat();
@@ -384,6 +426,10 @@ describe('chats mode through the running daemon: POST /webhooks/amojo/<scope_id>
       expect(await repliesCount()).toBe(0);
       const wrongScope = await fetch(`http://127.0.0.1:${port}/webhooks/amojo/${amojo.channel.id}_other`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-signature': hookSignature(amojo.channel.secret, '{}') }, body: '{}' });
       expect(wrongScope.status).toBeGreaterThanOrEqual(400);
+      // The same connector on the core route: WEBHOOK_SECRET right, but amojo's signature still checked.
+      const unsigned = await fetch(`http://127.0.0.1:${port}/webhooks/amocrm/test-secret-0123456789`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+      expect(unsigned.status).toBe(401);
+      expect(await repliesCount()).toBe(0);
       const msgid = amojo.managerAnswer(a.id, { text: 'Да, продаётся' }, { copies: 3 });
       expect(await Promise.all(amojo.hookCalls.splice(0))).toEqual([200, 200, 200]);
       await waitFor(() => sellerTexts(a).length === 1 && amojo.statuses.get(msgid)?.length === 1, 30_000, 'answer sent and its status back');

@@ -4,10 +4,12 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { WebhookVerdict } from '../../../src/connector-sdk/index.js';
 import type { Runtime } from '../../../src/runtime.js';
 import { SandboxAvito, type FakeChat } from '../../../src/sandbox/sandbox-avito.js';
+import { startDaemon, type Daemon } from '../../../src/sync/daemon.js';
+import { freePort } from '../../../src/sandbox/net.js';
 import { Delivery } from '../../../src/sync/delivery.js';
 import { pollAccount } from '../../../src/sync/poller.js';
 import { syncOnce } from '../../../src/sync/sync-once.js';
-import { fakeEnv, runCli, tempDir, testRuntime } from '../../helpers.js';
+import { fakeEnv, runCli, tempDir, testRuntime, waitFor } from '../../helpers.js';
 import type { B24Connector } from '../../../connectors/bitrix24/connector.js';
 import { markerOf } from '../../../connectors/bitrix24/mappers.js';
 import { SandboxB24 } from '../../../connectors/bitrix24/sandbox.js';
@@ -183,5 +185,56 @@ describe('Bitrix24 end to end', () => {
     expect(dupes(ids)).toEqual([]);
     expect(b24.leads.size).toBe(30);
     expect(b24.contacts.size).toBe(30);
+  });
+});
+
+describe('Bitrix24 events through the running daemon: POST /webhooks/bitrix24/<WEBHOOK_SECRET>', () => {
+  it('invariant 4: a forged or unsigned outbound event is 401 and stores nothing, reads nothing; the real one is sent once', async () => {
+    const SECRET = 'test-secret-0123456789';
+    avito = new SandboxAvito();
+    b24 = new SandboxB24();
+    await avito.start();
+    await b24.start();
+    ({ dir, cleanup } = tempDir());
+    const port = await freePort();
+    ({ rt } = await testRuntime(b24Env({ WEBHOOK_SECRET: SECRET, CRM_POLL_INTERVAL_SECONDS: '3600', POLL_INTERVAL_SECONDS: '3600' })));
+    const chat = avito.addChat();
+    avito.addMessage(chat.id, { text: 'Есть в наличии?' });
+    await syncOnce(rt!);
+    const lead = leadOf(chat);
+    let daemon: Daemon | undefined = await startDaemon(rt!, { port, host: '127.0.0.1', initialPoll: false });
+    try {
+      const url = `http://127.0.0.1:${port}/webhooks/bitrix24/${SECRET}`;
+      const replies = async () => Number((await rt!.ledger.db.selectFrom('replies').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
+      const reads = () => b24.requests.length; // every call into Bitrix24
+      const id = b24.managerComment('lead', lead.ID, '/avito Да, в наличии');
+      b24.eventHandler = url;
+      const readsBefore = reads();
+      // Forged: another application token. Unsigned: no auth[application_token] at all.
+      expect(await b24.fireEvent(id, { token: 'forged-token-000' })).toBe(401);
+      const unsigned = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ event: 'ONCRMTIMELINECOMMENTADD', 'data[FIELDS][ID]': String(id), 'auth[domain]': b24.domain }).toString() });
+      expect(unsigned.status).toBe(401);
+      // The right token without WEBHOOK_SECRET in the path: not even read.
+      b24.eventHandler = `http://127.0.0.1:${port}/webhooks/bitrix24/wrong-secret-0123456789`;
+      expect(await b24.fireEvent(id)).toBe(404);
+      await daemon.crmWebhooks.drain();
+      expect(await replies()).toBe(0);
+      expect(reads()).toBe(readsBefore);
+      expect(sellerTexts(chat)).toEqual([]);
+
+      b24.eventHandler = url;
+      expect(await b24.fireEvent(id)).toBe(200);
+      await daemon.crmWebhooks.drain();
+      await waitFor(() => sellerTexts(chat).length === 1, 15_000, 'the reply at Avito');
+      expect(await replies()).toBe(1);
+      expect(await b24.fireEvent(id)).toBe(200); // Bitrix24 firing twice sends nothing again
+      await daemon.crmWebhooks.drain();
+      expect(await replies()).toBe(1);
+      expect(sellerTexts(chat)).toEqual(['Да, в наличии']);
+    } finally {
+      await daemon.stop();
+      daemon = undefined;
+      rt = undefined;
+    }
   });
 });
