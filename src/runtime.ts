@@ -17,14 +17,25 @@ export interface AccountRuntime {
 }
 
 export interface Runtime {
+  /** The running configuration; a config reload (SIGHUP) replaces its accounts. */
   config: AppConfig;
   log: Logger;
   ledger: Ledger;
   voice: VoiceKeeper;
+  /** One per configured account with Avito credentials; changed in place by a config reload. */
   accounts: AccountRuntime[];
-  /** Enabled connectors, one per (account, connector). */
+  /** Enabled connectors, one per (account, connector); changed in place by a config reload. */
   connectors: ActiveConnector[];
+  /** How the runtime was built: accounts added by a reload are built the same way. */
+  readonly options: RuntimeOptions;
   close(): Promise<void>;
+}
+
+/** What one account runs on: its Avito client (when it has credentials) and its connector instances. */
+export interface AccountParts {
+  id: string;
+  account: AccountRuntime | undefined;
+  connectors: ActiveConnector[];
 }
 
 export interface RuntimeOptions {
@@ -66,26 +77,21 @@ export function registerSecrets(config: AppConfig): void {
   }
 }
 
-/** Opens the ledger, makes sure each account has its row, builds one Avito client per account. */
-export async function createRuntime(config: AppConfig, log: Logger, options: RuntimeOptions = {}): Promise<Runtime> {
-  registerSecrets(config);
-  const ledger = await openLedger(config.db, { poolSize: config.dbPool, mustExist: options.existingLedger === true });
-  let connectors: ActiveConnector[];
-  try {
-    connectors = options.connectors === false ? [] : createConnectors(config, ledger.db, log, options.known ?? config.connectorDefinitions, options.retry, ledger.dialect);
-  } catch (err) {
-    await ledger.close();
-    throw err;
-  }
-  // Each new message gets its deliveries to the enabled connectors in the transaction that stores it.
-  for (const account of config.accounts) {
-    ledger.routeDeliveries(account.id, connectors.filter((c) => c.accountId === account.id).map((c) => c.definition.id));
-  }
-  const accounts: AccountRuntime[] = [];
-  for (const account of config.accounts) {
-    await ensureAccount(ledger.db, account.id, account.avito.userId);
-    if (options.avito === false || !account.avito.clientId || !account.avito.clientSecret) continue;
-    accounts.push({
+/**
+ * Builds one account's Avito client and connector instances from `config` (its connector sections
+ * checked by each connector's schema: a bad value throws ConfigError naming the key). Nothing is
+ * started and the runtime is not changed: `addAccount` does that.
+ */
+export function buildAccount(config: AppConfig, accountId: string, ledger: Ledger, log: Logger, options: RuntimeOptions = {}): AccountParts {
+  const index = config.accounts.findIndex((a) => a.id === accountId);
+  const account = config.accounts[index];
+  if (!account) throw new Error(`no account ${accountId} in the configuration`);
+  const connectors = options.connectors === false ? [] : createConnectors(config, ledger.db, log, options.known ?? config.connectorDefinitions, options.retry, index, ledger.dialect);
+  if (options.avito === false || !account.avito.clientId || !account.avito.clientSecret) return { id: accountId, account: undefined, connectors };
+  return {
+    id: accountId,
+    connectors,
+    account: {
       config: account,
       client: new AvitoClient({
         accountId: account.id,
@@ -103,19 +109,68 @@ export async function createRuntime(config: AppConfig, log: Logger, options: Run
         ...(options.retry ? { retry: options.retry } : {}),
         ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
       }),
-    });
+    },
+  };
+}
+
+/** Closes what `buildAccount` built (a refused reload, a removed account). */
+export async function closeAccount(parts: AccountParts): Promise<void> {
+  await parts.account?.client.close().catch(() => undefined);
+  await Promise.all(parts.connectors.map((c) => c.instance.close().catch(() => undefined)));
+}
+
+/** Puts a built account into the runtime: its ledger row, its delivery routes, its client and connectors. */
+export async function addAccount(rt: Runtime, parts: AccountParts): Promise<void> {
+  const config = rt.config.accounts.find((a) => a.id === parts.id);
+  await ensureAccount(rt.ledger.db, parts.id, config?.avito.userId);
+  rt.ledger.routeDeliveries(parts.id, parts.connectors.map((c) => c.definition.id));
+  if (parts.account) rt.accounts.push(parts.account);
+  rt.connectors.push(...parts.connectors);
+}
+
+/** Takes an account out of the runtime (its jobs already stopped) and closes its client and connectors. */
+export async function removeAccount(rt: Runtime, accountId: string): Promise<void> {
+  const parts: AccountParts = { id: accountId, account: rt.accounts.find((a) => a.config.id === accountId), connectors: rt.connectors.filter((c) => c.accountId === accountId) };
+  rt.ledger.routeDeliveries(accountId, []);
+  for (let i = rt.accounts.length - 1; i >= 0; i--) if (rt.accounts[i]!.config.id === accountId) rt.accounts.splice(i, 1);
+  for (let i = rt.connectors.length - 1; i >= 0; i--) if (rt.connectors[i]!.accountId === accountId) rt.connectors.splice(i, 1);
+  await closeAccount(parts);
+}
+
+/** Opens the ledger, makes sure each account has its row, builds one Avito client per account. */
+export async function createRuntime(config: AppConfig, log: Logger, options: RuntimeOptions = {}): Promise<Runtime> {
+  registerSecrets(config);
+  const ledger = await openLedger(config.db, { poolSize: config.dbPool, mustExist: options.existingLedger === true });
+  let connectors: ActiveConnector[];
+  try {
+    connectors = options.connectors === false ? [] : createConnectors(config, ledger.db, log, options.known ?? config.connectorDefinitions, options.retry, undefined, ledger.dialect);
+  } catch (err) {
+    await ledger.close();
+    throw err;
   }
-  return {
+  // Each new message gets its deliveries to the enabled connectors in the transaction that stores it.
+  for (const account of config.accounts) {
+    ledger.routeDeliveries(account.id, connectors.filter((c) => c.accountId === account.id).map((c) => c.definition.id));
+  }
+  const accounts: AccountRuntime[] = [];
+  for (const account of config.accounts) {
+    await ensureAccount(ledger.db, account.id, account.avito.userId);
+    const built = buildAccount(config, account.id, ledger, log, { ...options, connectors: false });
+    if (built.account) accounts.push(built.account);
+  }
+  const rt: Runtime = {
     config,
     log,
     ledger,
     voice: new VoiceKeeper(ledger.db, config.dataDir, log),
     accounts,
     connectors,
+    options,
     async close() {
-      await Promise.all(accounts.map((a) => a.client.close()));
-      await Promise.all(connectors.map((c) => c.instance.close()));
+      await Promise.all(rt.accounts.map((a) => a.client.close()));
+      await Promise.all(rt.connectors.map((c) => c.instance.close()));
       await ledger.close();
     },
   };
+  return rt;
 }

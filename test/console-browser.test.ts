@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import { getToken } from '../src/ledger/tokens.js';
-import { listDeadLetters } from '../src/ops/dead-letters.js';
+import { listDeadLetters } from '../src/ledger/dead-letters.js';
 import { connectorStore } from '../src/ledger/connector-state.js';
 import { haveChromium, launchChromium, shot } from './browser.js';
 import { CONSOLE_PASSWORD, consoleWorld, type ConsoleWorld } from './console-fixture.js';

@@ -56,6 +56,19 @@ describe('layering', () => {
     expect(bad).toEqual([]);
   });
 
+  /**
+   * Files outside src/ledger that still build their own queries, to be moved behind repository
+   * functions. The list may only shrink: a file that no longer needs to be here fails the test too.
+   */
+  const QUERIES_NOT_YET_MOVED = ['src/connector-sdk/testing/harness.ts', 'src/status/collect-status.ts', 'src/sync/backfill.ts', 'src/sync/dispatcher.ts', 'src/sync/replies.ts'];
+
+  it('nothing outside src/ledger builds a query or sees a driver (but the files listed as not yet moved)', () => {
+    const query = /\.(selectFrom|insertInto|updateTable|deleteFrom)\(|\bsql`|from '(kysely|better-sqlite3|pg)'/;
+    const offenders = tsFiles('src').filter((f) => !f.startsWith(path.join('src', 'ledger') + path.sep) && query.test(readFileSync(path.join(ROOT, f), 'utf8')));
+    expect(offenders.filter((f) => !QUERIES_NOT_YET_MOVED.includes(f))).toEqual([]);
+    expect(QUERIES_NOT_YET_MOVED.filter((f) => !offenders.includes(f))).toEqual([]);
+  });
+
   it('the ledger does not import the connector contract, and runtime does not import sync', () => {
     const bad: string[] = [];
     for (const file of tsFiles('src/ledger')) for (const spec of imports(file)) if (spec.includes('connector-sdk') || spec.includes('/sync/')) bad.push(`${file} imports ${spec}`);

@@ -67,4 +67,31 @@ describe('scheduler: one timer for every account', () => {
     expect(runs).toBe(2);
     await s.stop();
   });
+
+  it('a removed job (its account left the configuration) finishes its run, then never runs again', async () => {
+    vi.useFakeTimers();
+    const s = new Scheduler(memoryLogger('silent').logger);
+    let runs = 0;
+    let release!: () => void;
+    const job = s.add('poll:gone', () => {
+      runs++;
+      return new Promise<void>((r) => (release = r));
+    }, 60);
+    const other = s.add('poll:stays', async () => undefined, 60);
+    const running = job.trigger();
+    void job.trigger({ coalesce: true }); // a follow-up asked for while it runs: dropped on removal
+    let removed = false;
+    const removal = s.remove(job).then(() => (removed = true));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(removed).toBe(false); // waits for the run in progress
+    release();
+    await running;
+    await removal;
+    await vi.advanceTimersByTimeAsync(180_000);
+    await job.trigger();
+    expect(runs).toBe(1);
+    expect(s.jobs).toEqual([other]);
+    expect(other.runs).toBeGreaterThanOrEqual(3);
+    await s.stop();
+  });
 });

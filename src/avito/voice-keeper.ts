@@ -6,6 +6,7 @@ import type { AvitoClient } from './client.js';
 import { describeError } from '../errors.js';
 import type { LedgerDb } from '../ledger/database.js';
 import { chunks } from '../ledger/chats.js';
+import { pendingVoiceIds, voiceFailed, voiceKept } from '../ledger/voice-files.js';
 
 /** A file name for an id: itself when plain and short, else `~` and its SHA-256. */
 function safeName(id: string): string {
@@ -44,16 +45,9 @@ export class VoiceKeeper {
 
   /** Fetches every voice file of this account not kept yet. Returns how many were saved. */
   async keepPending(client: AvitoClient, signal?: AbortSignal): Promise<number> {
-    const pending = await this.db
-      .selectFrom('voice_files')
-      .select('voice_id')
-      .where('account_id', '=', client.accountId)
-      .where('path', 'is', null)
-      .where('attempts', '<', MAX_ATTEMPTS)
-      .limit(500)
-      .execute();
+    const pending = await pendingVoiceIds(this.db, client.accountId, MAX_ATTEMPTS);
     let saved = 0;
-    for (const batch of chunks(pending.map((p) => p.voice_id), VOICE_BATCH)) {
+    for (const batch of chunks(pending, VOICE_BATCH)) {
       if (signal?.aborted) break;
       let urls: Record<string, string>;
       try {
@@ -72,12 +66,7 @@ export class VoiceKeeper {
             const abs = this.absolutePath(rel);
             await mkdir(path.dirname(abs), { recursive: true, mode: 0o700 });
             await writeFile(abs, data, { mode: 0o600 });
-            await this.db
-              .updateTable('voice_files')
-              .set({ path: rel, size: data.byteLength, fetched_at: Date.now(), error: null })
-              .where('account_id', '=', client.accountId)
-              .where('voice_id', '=', voiceId)
-              .execute();
+            await voiceKept(this.db, client.accountId, voiceId, rel, data.byteLength);
             saved++;
           } catch (err) {
             await this.fail(client.accountId, [voiceId], describeError(err));
@@ -90,11 +79,6 @@ export class VoiceKeeper {
 
   private async fail(accountId: string, voiceIds: string[], error: string): Promise<void> {
     this.log.warn({ account: accountId, voiceIds, error }, 'voice file not kept yet');
-    await this.db
-      .updateTable('voice_files')
-      .set((eb) => ({ error, attempts: eb('attempts', '+', 1) }))
-      .where('account_id', '=', accountId)
-      .where('voice_id', 'in', voiceIds)
-      .execute();
+    await voiceFailed(this.db, accountId, voiceIds, error);
   }
 }

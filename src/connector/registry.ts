@@ -43,9 +43,10 @@ export function checkConnectorSettings(config: AppConfig, known: readonly Connec
 
 /**
  * Validates each account's section for every enabled connector with the connector's own schema
- * (a bad value names its key: the connector's env variable, or its path in the file) and creates one instance per account.
+ * (a bad value names its key: the connector's env variable, or its path in the file) and creates one instance per account
+ * (only the account at `onlyAccountIndex` when given: one added by a config reload).
  */
-export function createConnectors(config: AppConfig, db: LedgerDb, log: Logger, known: readonly ConnectorDefinition[], retry?: Partial<RetryPolicy>, dialect: LedgerDialect = 'sqlite'): ActiveConnector[] {
+export function createConnectors(config: AppConfig, db: LedgerDb, log: Logger, known: readonly ConnectorDefinition[], retry?: Partial<RetryPolicy>, onlyAccountIndex?: number, dialect: LedgerDialect = 'sqlite'): ActiveConnector[] {
   const out: ActiveConnector[] = [];
   // One gate per (account, connector, name), shared by the instance's clients; on PostgreSQL shared
   // with every other process through the ledger, so a CRM's per-account limit holds across daemons.
@@ -58,6 +59,7 @@ export function createConnectors(config: AppConfig, db: LedgerDb, log: Logger, k
   };
   for (const def of enabledDefinitions(config, known)) {
     config.accounts.forEach((account, i) => {
+      if (onlyAccountIndex !== undefined && i !== onlyAccountIndex) return;
       const parsed = { data: connectorSettings(config, def, i) };
       out.push({
         accountId: account.id,

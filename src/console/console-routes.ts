@@ -4,7 +4,7 @@ import { describeError } from '../errors.js';
 import { hourlyActivity, recentChats } from '../ledger/activity.js';
 import { connectorStore } from '../ledger/connector-state.js';
 import { secretScrubber } from '../log/logger.js';
-import { listDeadLetters, retryDeadLetters } from '../ops/dead-letters.js';
+import { listDeadLetters, retryDeadLetters } from '../ledger/dead-letters.js';
 import { reconcileAccount, type ReconcileReport } from '../ops/reconcile.js';
 import type { Runtime } from '../runtime.js';
 import type { HealthReport } from '../server/http-server.js';

@@ -8,6 +8,8 @@ export const AVITO_SCOPES = ['messenger:read', 'messenger:write', 'user:read', '
 
 /** What `/healthz` says about one account (daemon.ts `health`). */
 export interface AccountHealth {
+  /** The account's state in the daemon (`running`; a reload: `restarting`). */
+  state?: string;
   lastGoodPoll: string | null;
   lastPollError: { at: string; message: string } | null;
   lastWebhook: string | null;

@@ -1,5 +1,5 @@
 import type { RecentChat } from '../ledger/activity.js';
-import type { DeadLetter } from '../ops/dead-letters.js';
+import type { DeadLetter } from '../ledger/dead-letters.js';
 import type { ReconcileReport } from '../ops/reconcile.js';
 import { actionButton, esc, page, table, when, type Html } from './html.js';
 import type { AccountView, Overview } from './overview.js';
@@ -37,6 +37,7 @@ export function messagePage(o: { title: string; text: string; kind: Flash['kind'
 function healthCell(a: AccountView): Html {
   if (!a.avito.configured) return '<span class="bad">no Avito credentials</span>';
   if (!a.health) return '<span class="muted">unknown</span>';
+  if (a.health.state && a.health.state !== 'running') return `<span class="warn">${esc(a.health.state)}</span>`;
   return a.health.healthy ? '<span class="ok">healthy</span>' : '<span class="warn">degraded</span>';
 }
 

@@ -42,3 +42,18 @@ export function chunks<T>(items: readonly T[], size: number): T[][] {
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
   return out;
 }
+
+/** Chat rows of an account by id (those the ledger has). */
+export async function chatRows(db: LedgerDb, accountId: string, chatIds: readonly string[]): Promise<Map<string, ChatRow>> {
+  const out = new Map<string, ChatRow>();
+  for (const part of chunks(chatIds, 500)) {
+    for (const row of await db.selectFrom('chats').selectAll().where('account_id', '=', accountId).where('chat_id', 'in', part).execute()) out.set(row.chat_id, row);
+  }
+  return out;
+}
+
+/** The account's most recently updated chat, if the ledger has any (doctor reads it on Avito). */
+export async function newestChatId(db: LedgerDb, accountId: string): Promise<string | undefined> {
+  const row = await db.selectFrom('chats').select('chat_id').where('account_id', '=', accountId).orderBy('updated', 'desc').limit(1).executeTakeFirst();
+  return row?.chat_id;
+}

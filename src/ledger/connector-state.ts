@@ -85,3 +85,10 @@ export function connectorPauses(db: LedgerDb, accountId: string, connector: stri
     },
   };
 }
+
+/** Forgets a connector's stored OAuth grant (its `oauth_*` keys) for an account. True when there was one. */
+export async function forgetConnectorGrant(db: LedgerDb, accountId: string, connector: string): Promise<boolean> {
+  const r = await db.deleteFrom('connector_state').where('account_id', '=', accountId).where('connector', '=', connector)
+    .where((eb) => eb(eb.fn('substr', ['key', eb.val(1), eb.val(CONNECTOR_AUTH_PREFIX.length)]), '=', CONNECTOR_AUTH_PREFIX)).executeTakeFirst();
+  return Number(r.numDeletedRows) > 0;
+}

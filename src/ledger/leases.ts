@@ -93,17 +93,21 @@ export class AccountLeases {
   private readonly mine = new Map<string, number>();
   private readonly busy = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
-  private ticking: Promise<void> | undefined;
+  private ticking: Promise<void> = Promise.resolve();
   private stopped = false;
   private readonly now: () => number;
 
   constructor(
     private readonly ledger: Pick<Ledger, 'db' | 'dialect' | 'owner'>,
-    private readonly accounts: readonly string[],
+    /** The accounts to work: read at every tick (a configuration reload adds and removes some). */
+    accounts: readonly string[] | (() => readonly string[]),
     private readonly o: AccountLeasesOptions,
   ) {
     this.now = o.now ?? Date.now;
+    this.accounts = typeof accounts === 'function' ? accounts : () => accounts;
   }
+
+  private readonly accounts: () => readonly string[];
 
   get owner(): string {
     return this.ledger.owner;
@@ -138,9 +142,11 @@ export class AccountLeases {
     this.timer.unref();
   }
 
+  /** One renewal and acquisition round, after any round in progress (so a caller sees its own effects). */
   tick(): Promise<void> {
-    this.ticking ??= this.doTick().finally(() => (this.ticking = undefined));
-    return this.ticking;
+    const run = this.ticking.then(() => this.doTick());
+    this.ticking = run.catch(() => undefined);
+    return run;
   }
 
   private async doTick(): Promise<void> {
@@ -149,11 +155,18 @@ export class AccountLeases {
     const owner = this.owner;
     const now = this.now();
     const validUntil = now + LEASE_TTL_MS - SAFETY_MS;
+    const accounts = this.accounts();
     await beatLeaseOwner(db, owner, 'daemon', now);
+    // An account removed from the configuration (a reload): its lease goes back when idle.
+    for (const a of [...this.mine.keys()]) {
+      if (accounts.includes(a) || this.busy.get(a)) continue;
+      this.mine.delete(a);
+      await db.updateTable('account_leases').set({ expires_at: now }).where('account_id', '=', a).where('owner', '=', owner).execute();
+    }
 
     // Renew; what is not renewed was taken by another process (this one stalled past its TTL).
-    const renewed = new Set((await db.updateTable('account_leases').set({ heartbeat_at: now, expires_at: now + LEASE_TTL_MS })
-      .where('owner', '=', owner).returning('account_id').execute()).map((r) => r.account_id));
+    const renewed = new Set(accounts.length === 0 ? [] : (await db.updateTable('account_leases').set({ heartbeat_at: now, expires_at: now + LEASE_TTL_MS })
+      .where('owner', '=', owner).where('account_id', 'in', [...accounts]).returning('account_id').execute()).map((r) => r.account_id));
     for (const a of [...this.mine.keys()]) {
       if (renewed.has(a)) this.mine.set(a, validUntil);
       else {
@@ -161,14 +174,14 @@ export class AccountLeases {
         this.o.log.warn({ account: a }, 'account lease lost to another process; this one stops working the account');
       }
     }
-    for (const a of renewed) if (!this.mine.has(a) && this.accounts.includes(a)) this.mine.set(a, validUntil);
+    for (const a of renewed) if (!this.mine.has(a) && accounts.includes(a)) this.mine.set(a, validUntil);
 
     // SQLite: the writer lock says no other daemon runs, so every account is this one's now.
     const force = this.ledger.dialect === 'sqlite';
     const live = force ? 1 : Number((await db.selectFrom('lease_owners').select((eb) => eb.fn.countAll<number>().as('n'))
       .where('kind', '=', 'daemon').where('expires_at', '>=', now).executeTakeFirstOrThrow()).n);
-    const share = Math.ceil(this.accounts.length / Math.max(1, live));
-    for (const accountId of this.accounts) {
+    const share = Math.ceil(accounts.length / Math.max(1, live));
+    for (const accountId of accounts) {
       if (this.mine.size >= share || this.stopped) break;
       if (this.mine.has(accountId)) continue;
       const got = await db
@@ -204,7 +217,7 @@ export class AccountLeases {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
-    await this.ticking?.catch(() => undefined);
+    await this.ticking;
     this.mine.clear();
     await dropLeaseOwner(this.ledger.db, this.owner);
   }

@@ -1,4 +1,5 @@
 import type { LedgerDb } from './database.js';
+import type { MessageRow } from './tables.js';
 
 /** Messages in the ledger (of one account, or all). Writes go through statements.ts. */
 export async function countMessages(db: LedgerDb, accountId?: string): Promise<number> {
@@ -6,4 +7,9 @@ export async function countMessages(db: LedgerDb, accountId?: string): Promise<n
   if (accountId) q = q.where('account_id', '=', accountId);
   const row = await q.executeTakeFirstOrThrow();
   return Number(row.n);
+}
+
+/** An account's messages created at or after `sinceSeconds` (Avito's unix seconds). */
+export async function messagesSince(db: LedgerDb, accountId: string, sinceSeconds: number): Promise<MessageRow[]> {
+  return db.selectFrom('messages').selectAll().where('account_id', '=', accountId).where('created', '>=', sinceSeconds).execute();
 }

@@ -54,3 +54,9 @@ export function tokenLock(ledger: Pick<Ledger, 'db' | 'dialect' | 'transaction'>
     });
   };
 }
+
+/** Forgets an account's stored tokens of one provider (`auth reset`). True when there were any. */
+export async function forgetTokens(db: LedgerDb, accountId: string, provider: string): Promise<boolean> {
+  const r = await db.deleteFrom('tokens').where('account_id', '=', accountId).where('provider', '=', provider).executeTakeFirst();
+  return Number(r.numDeletedRows) > 0;
+}

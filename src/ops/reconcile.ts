@@ -1,7 +1,9 @@
 import { AVITO_MAX_OFFSET, AVITO_PAGE_LIMIT } from '../avito/client.js';
 import type { AvitoMessage } from '../avito/schemas.js';
 import type { DeliveryItem } from '../connector-sdk/contract.js';
-import { chunks } from '../ledger/chats.js';
+import { chatRows, chunks } from '../ledger/chats.js';
+import { deliveriesOfMessages, requeueDeliveries } from '../ledger/deliveries.js';
+import { messagesSince } from '../ledger/messages.js';
 import { loadConversations } from '../ledger/conversations.js';
 import type { AccountRuntime, Runtime } from '../runtime.js';
 import { chatInfo } from '../sync/dispatcher.js';
@@ -51,7 +53,7 @@ export async function reconcileAccount(rt: Runtime, acc: AccountRuntime, sinceSe
   }
 
   // The ledger over the same window.
-  const ledgerRows = await rt.ledger.db.selectFrom('messages').selectAll().where('account_id', '=', accountId).where('created', '>=', sinceSeconds).execute();
+  const ledgerRows = await messagesSince(rt.ledger.db, accountId, sinceSeconds);
   const inLedger = new Map(ledgerRows.map((m) => [m.message_id, m]));
   for (const m of avito.values()) {
     if (!inLedger.has(m.id)) gaps.push({ messageId: m.id, chatId: m.chatId, created: iso(m.created), missingIn: 'ledger', reason: 'not polled yet (the next poll or a webhook brings it)' });
@@ -62,12 +64,12 @@ export async function reconcileAccount(rt: Runtime, acc: AccountRuntime, sinceSe
   for (const c of rt.connectors.filter((x) => x.accountId === accountId)) {
     const connector = c.definition.id;
     const rows = ledgerRows.length
-      ? await rt.ledger.db.selectFrom('deliveries').selectAll().where('account_id', '=', accountId).where('connector', '=', connector).where('kind', '=', 'message').where('message_id', 'in', ledgerRows.map((m) => m.message_id)).execute()
+      ? await deliveriesOfMessages(rt.ledger.db, accountId, connector, ledgerRows.map((m) => m.message_id))
       : [];
     const byMessage = new Map(rows.map((r) => [r.message_id, r]));
     const delivered: DeliveryItem[] = [];
     const convs = await loadConversations(rt.ledger.db, accountId, connector, [...new Set(ledgerRows.map((m) => m.chat_id))]);
-    const chats = new Map((await rt.ledger.db.selectFrom('chats').selectAll().where('account_id', '=', accountId).where('chat_id', 'in', [...convs.keys(), '']).execute()).map((x) => [x.chat_id, x]));
+    const chats = await chatRows(rt.ledger.db, accountId, [...convs.keys()]);
     for (const m of ledgerRows) {
       const d = byMessage.get(m.message_id);
       const gap = (reason: string) => gaps.push({ messageId: m.message_id, chatId: m.chat_id, created: iso(m.created), missingIn: connector, reason });
@@ -99,7 +101,7 @@ export async function reconcileAccount(rt: Runtime, acc: AccountRuntime, sinceSe
         }
       }
       if (opts.repair && repairs.length) {
-        await rt.ledger.db.updateTable('deliveries').set({ status: 'pending', attempts: 0, next_attempt_at: Date.now(), updated_at: Date.now() }).where('id', 'in', repairs).execute();
+        await requeueDeliveries(rt.ledger.db, repairs);
       }
     }
   }

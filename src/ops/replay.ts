@@ -1,5 +1,6 @@
 import type { ActiveConnector } from '../connector/registry.js';
 import type { Ledger } from '../ledger/database.js';
+import { forgetConnectorProgress } from '../ledger/replay-reset.js';
 
 /**
  * Prepares a connector to receive the whole ledger again (a new CRM, or after a mapping change):
@@ -8,11 +9,6 @@ import type { Ledger } from '../ledger/database.js';
  */
 export async function resetForReplay(ledger: Ledger, c: ActiveConnector): Promise<void> {
   const connector = c.definition.id;
-  await ledger.transaction(async (trx) => {
-    await trx.deleteFrom('deliveries').where('account_id', '=', c.accountId).where('connector', '=', connector).execute();
-    await trx.deleteFrom('conversations').where('account_id', '=', c.accountId).where('connector', '=', connector).execute();
-    await trx.deleteFrom('conversation_links').where('account_id', '=', c.accountId).where('connector', '=', connector).execute();
-    await trx.deleteFrom('cursors').where('account_id', '=', c.accountId).where('name', 'in', [`enqueue:${connector}`, `enqueue-deleted:${connector}`, `replies:${connector}`, `actions:${connector}`]).execute();
-  });
+  await forgetConnectorProgress(ledger, c.accountId, connector);
   await c.instance.forgetCrmObjects?.();
 }

@@ -2,6 +2,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import type { ConnectorInstance } from '../connector-sdk/contract.js';
 import type { ActiveConnector } from '../connector/registry.js';
 import { RemoteApiError, type RemoteErrorKind } from '../errors.js';
+import { connectorStore } from '../ledger/connector-state.js';
 import type { LedgerDb } from '../ledger/database.js';
 
 /**
@@ -37,8 +38,7 @@ export class CrmMetrics {
       async collect() {
         this.reset();
         for (const c of connectors) {
-          const row = await db.selectFrom('connector_state').select('value').where('account_id', '=', c.accountId).where('connector', '=', c.definition.id).where('key', '=', 'oauth_expires_at').executeTakeFirst().catch(() => undefined);
-          const at = Number(row?.value ?? 0);
+          const at = Number((await connectorStore(db, c.accountId, c.definition.id).get('oauth_expires_at').catch(() => undefined)) ?? 0);
           if (at > 0) this.set({ account: c.accountId, connector: c.definition.id }, Math.floor(at / 1000));
         }
       },

@@ -8,6 +8,11 @@ import { listAccountLeases } from '../ledger/leases.js';
 
 export interface AccountStatus {
   id: string;
+  /**
+   * The account's state in the running daemon: `running`, `restarting`, `removed` (a reload took
+   * it out), `not served` (in the ledger, not in the daemon's configuration); null with no daemon.
+   */
+  state: string | null;
   avitoUserId: string | null;
   chats: number;
   messages: number;
@@ -57,6 +62,9 @@ async function count(db: LedgerDb, table: 'chats' | 'messages', accountId: strin
 export async function collectStatus(db: LedgerDb, ledgerFile: string, now = Date.now(), displayNames: ReadonlyMap<string, string> = new Map()): Promise<StatusReport> {
   const accounts: AccountStatus[] = [];
   const leases = new Map((await listAccountLeases(db)).map((l) => [l.accountId, l]));
+  const daemon = await readDaemonStatus(db, now);
+  // A daemon too old to say per account: every account counts as running while it runs.
+  const perAccount = Object.keys(daemon.accounts).length > 0;
   for (const a of await listAccounts(db)) {
     const lease = leases.get(a.id);
     const token = await db.selectFrom('tokens').select(['expires_at']).where('account_id', '=', a.id).where('provider', '=', 'avito').executeTakeFirst();
@@ -66,6 +74,7 @@ export async function collectStatus(db: LedgerDb, ledgerFile: string, now = Date
     const poll = await readLastPoll(db, a.id);
     accounts.push({
       id: a.id,
+      state: !daemon.running ? null : perAccount ? (daemon.accounts[a.id]?.state ?? 'not served') : 'running',
       lastPoll: poll ? { at: new Date(poll.at).toISOString(), ok: poll.ok, error: poll.error ?? null, lastGoodAt: poll.lastGoodAt ? new Date(poll.lastGoodAt).toISOString() : null } : null,
       avitoUserId: a.avito_user_id,
       chats: await count(db, 'chats', a.id),
@@ -81,7 +90,7 @@ export async function collectStatus(db: LedgerDb, ledgerFile: string, now = Date
       } : null,
     });
   }
-  return { ledger: ledgerFile, daemon: await readDaemonStatus(db, now), accounts };
+  return { ledger: ledgerFile, daemon, accounts };
 }
 
 async function connectorStatuses(db: LedgerDb, accountId: string, now: number, displayNames: ReadonlyMap<string, string>): Promise<ConnectorStatus[]> {

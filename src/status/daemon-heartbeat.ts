@@ -17,6 +17,8 @@ export interface Heartbeat {
   at: number;
   /** Set when the daemon stopped cleanly. */
   stoppedAt?: number;
+  /** Each account's run state in this daemon (running, restarting, removed…) and since when. */
+  accounts?: Record<string, { state: string; since: number }>;
 }
 
 export interface LastPoll {
@@ -27,9 +29,9 @@ export interface LastPoll {
   lastGoodAt?: number;
 }
 
-export async function writeHeartbeat(db: LedgerDb, startedAt: number, stopped = false): Promise<void> {
+export async function writeHeartbeat(db: LedgerDb, startedAt: number, stopped = false, accounts?: Heartbeat['accounts']): Promise<void> {
   const now = Date.now();
-  const hb: Heartbeat = { pid: process.pid, host: hostname(), startedAt, at: now, ...(stopped ? { stoppedAt: now } : {}) };
+  const hb: Heartbeat = { pid: process.pid, host: hostname(), startedAt, at: now, ...(stopped ? { stoppedAt: now } : {}), ...(accounts ? { accounts } : {}) };
   await setSetting(db, HEARTBEAT_KEY, JSON.stringify(hb));
 }
 
@@ -57,13 +59,16 @@ export interface DaemonStatus {
   host: string | null;
   startedAt: string | null;
   lastSeen: string | null;
+  /** Per account, while a daemon runs: its state there (`running`, `restarting`, `removed`…) and since when. */
+  accounts: Record<string, { state: string; since: string }>;
 }
 
 export async function readDaemonStatus(db: LedgerDb, now = Date.now()): Promise<DaemonStatus> {
   const hb = await readJson<Heartbeat>(db, HEARTBEAT_KEY);
-  if (!hb) return { running: false, pid: null, host: null, startedAt: null, lastSeen: null };
+  if (!hb) return { running: false, pid: null, host: null, startedAt: null, lastSeen: null, accounts: {} };
   const running = hb.stoppedAt === undefined && now - hb.at < HEARTBEAT_SECONDS * 3 * 1000;
-  return { running, pid: hb.pid, host: hb.host, startedAt: new Date(hb.startedAt).toISOString(), lastSeen: new Date(hb.stoppedAt ?? hb.at).toISOString() };
+  const accounts = running ? Object.fromEntries(Object.entries(hb.accounts ?? {}).map(([id, a]) => [id, { state: a.state, since: new Date(a.since).toISOString() }])) : {};
+  return { running, pid: hb.pid, host: hb.host, startedAt: new Date(hb.startedAt).toISOString(), lastSeen: new Date(hb.stoppedAt ?? hb.at).toISOString(), accounts };
 }
 
 export function readLastPoll(db: LedgerDb, accountId: string): Promise<LastPoll | undefined> {

@@ -20,9 +20,18 @@ export interface LoopHealth {
 /** How long a failed ledger write keeps `/healthz` degraded (unless the ledger accepts writes again). */
 export const WRITE_FAILURE_MEMORY_MS = 5 * 60_000;
 
+/**
+ * Where an account stands in this daemon: `running` (its jobs are scheduled), `stopping` (a
+ * reload is stopping its jobs), `restarting` (its settings changed: stopped, then started with
+ * the new ones), `removed` (a reload took it out: nothing runs for it any more).
+ */
+export type AccountRunState = 'running' | 'stopping' | 'restarting' | 'removed';
+
 export class DaemonState {
   readonly startedAt = Date.now();
   private readonly accounts = new Map<string, AccountHealth>();
+  /** Each account's run state and since when (epoch ms); removed ones stay listed. */
+  readonly accountStates = new Map<string, { state: AccountRunState; since: number }>();
   /** Keyed `loop account[/connector]`. */
   readonly loops = new Map<string, LoopHealth & { loop: LoopName; account: string; connector?: string }>();
   lastWriteFailure: { at: number; message: string } | undefined;
@@ -72,6 +81,17 @@ export class DaemonState {
     const l = this.loop(loop, account, connector);
     l.failuresInARow++;
     l.lastError = { at, message };
+  }
+
+  setAccountState(id: string, state: AccountRunState, at = Date.now()): void {
+    this.accountStates.set(id, { state, since: at });
+  }
+
+  /** A reload removed the account: its health and loop records go, its state says `removed`. */
+  forgetAccount(id: string, at = Date.now()): void {
+    this.accounts.delete(id);
+    for (const [key, l] of this.loops) if (l.account === id) this.loops.delete(key);
+    this.setAccountState(id, 'removed', at);
   }
 
   /** A ledger write failed (full disk, read-only file, I/O error). */

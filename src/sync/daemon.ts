@@ -1,11 +1,15 @@
 import type { FastifyInstance } from 'fastify';
 import { consoleRoutes, type ConsoleEvent } from '../console/console-routes.js';
 import { OperationalError, describeError } from '../errors.js';
-import type { Runtime } from '../runtime.js';
+import type { AppConfig } from '../config/load-config.js';
+import { planReload, type ReloadPlan } from '../config/reload-plan.js';
+import { ConfigError } from '../errors.js';
+import { addAccount, buildAccount, closeAccount, registerSecrets, removeAccount, type AccountParts, type AccountRuntime, type Runtime } from '../runtime.js';
 import { buildHttpServer, type ServerLimits } from '../server/http-server.js';
 import { CrmMetrics } from '../server/crm-metrics.js';
 import { isLedgerError } from '../ledger/write-probe.js';
 import { releaseLeases } from '../ledger/outbox.js';
+import { voiceFilePath } from '../ledger/voice-files.js';
 import { acquireWriterLock } from '../ledger/writer-lock.js';
 import { AccountLeases, LEASE_HEARTBEAT_MS } from '../ledger/leases.js';
 import { healthReport } from './health.js';
@@ -13,10 +17,11 @@ import { applyRetention } from './retention.js';
 import { Metrics } from '../server/metrics.js';
 import { HEARTBEAT_SECONDS, recordPoll, writeHeartbeat } from '../status/daemon-heartbeat.js';
 import { DaemonState } from './daemon-state.js';
+import { requireAvitoCredentials } from '../config/load-config.js';
 import { fetchStubChats, pollAccount, type PollContext } from './poller.js';
 import { Scheduler, type Job } from './scheduler.js';
 import { CrmWebhooks } from './crm-webhooks.js';
-import { Delivery } from './delivery.js';
+import { Delivery, type DeliveryUnit } from './delivery.js';
 import { READ_RECEIPTS_SECONDS } from './read-receipts.js';
 import { voiceLinkTtlSeconds, voiceSignatureOk } from './voice-links.js';
 import { AvitoWebhookIntake } from './webhook-intake.js';
@@ -50,9 +55,19 @@ export interface Daemon {
   leases: AccountLeases;
   /** CRM webhooks: routing, verification by the connector, storing replies. */
   crmWebhooks: CrmWebhooks;
+  /**
+   * Applies a new configuration's accounts without a restart (SIGHUP): added accounts start,
+   * removed ones stop their jobs cleanly, changed ones restart theirs. `load` reads and validates
+   * the configuration; a bad one (ConfigError: a sentence naming the key) is refused and logged,
+   * and the running accounts stay as they are. Reloads run one at a time.
+   */
+  reload(load: () => AppConfig): Promise<ReloadResult>;
   /** Stops intake, finishes in-flight work, closes the ledger. */
   stop(): Promise<void>;
 }
+
+/** What a reload did, or why it was refused (nothing changed then). */
+export type ReloadResult = ({ applied: true } & ReloadPlan) | { applied: false; error: string; key?: string };
 
 /** How long shutdown may take before it stops waiting for jobs (SIGTERM must exit within 10 s). */
 const STOP_BUDGET_MS = 8_000;
@@ -84,14 +99,15 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
 
   // Know every account's Avito user id before webhooks arrive: they are routed by it.
   const accountsByUserId = new Map<string, string>();
-  for (const acc of rt.accounts) {
+  const learnUserId = async (acc: AccountRuntime) => {
     acc.client.onCall((e) => metrics.recordApiCall('avito', e.operation, e.status));
     try {
       accountsByUserId.set(await acc.client.userId(), acc.config.id);
     } catch (err) {
       log.error({ account: acc.config.id, err: describeError(err) }, 'Avito account not reachable at start; polling will keep trying');
     }
-  }
+  };
+  for (const acc of rt.accounts) await learnUserId(acc);
 
   const scheduler = new Scheduler(log);
   const stopSignal = new AbortController();
@@ -100,7 +116,8 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
   // holding its lease. Webhooks are taken by any process, and deliveries are claimed row by row
   // (FOR UPDATE SKIP LOCKED) by any process. On SQLite this process holds every account.
   let leasesStarted = false;
-  const leases = new AccountLeases(ledger, rt.accounts.map((a) => a.config.id), {
+  // The accounts of the current configuration (a SIGHUP reload adds and removes some).
+  const leases = new AccountLeases(ledger, () => rt.accounts.map((a) => a.config.id), {
     log,
     onAcquired: (accountId) => {
       if (leasesStarted) startAccountWork(accountId); // taken over from a process that died or handed it back
@@ -110,10 +127,15 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
   const pollJobs = new Map<string, Job>();
   const detailJobs = new Map<string, Job>();
   const voiceJobs = new Map<string, Job>();
-  for (const acc of rt.accounts) {
+  /** Each account's own stop signal: a reload that removes or restarts it aborts its work. */
+  const accountStops = new Map<string, AbortController>();
+  const startAccountJobs = (acc: AccountRuntime) => {
     const id = acc.config.id;
+    const own = new AbortController();
+    accountStops.set(id, own);
+    const signal = AbortSignal.any([stopSignal.signal, own.signal]);
     const ctx: PollContext = {
-      ledger, client: acc.client, log, voice: rt.voice, signal: stopSignal.signal,
+      ledger, client: acc.client, log, voice: rt.voice, signal,
       onStored: (accountId, n) => {
         metrics.messagesStored.inc({ account: accountId, source: 'poll' }, n);
         kickDelivery(accountId);
@@ -128,6 +150,7 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
         metrics.pollRuns.inc({ account: id, result: 'ok' });
         await recordPoll(ledger.db, id, true).catch(() => undefined);
       } catch (err) {
+        if (own.signal.aborted) return; // stopped by a reload: not a failure of the account
         state.pollFailed(id, describeError(err));
         if (isLedgerError(err)) state.writeFailed(describeError(err));
         metrics.pollRuns.inc({ account: id, result: 'failed' });
@@ -139,10 +162,13 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
       await fetchStubChats(ctx, await acc.client.userId());
       kickDelivery(id); // messages waiting for the chat's details can go now
     })));
-    voiceJobs.set(id, scheduler.add(`voice:${id}`, leased(id, () => rt.voice.keepPending(acc.client, stopSignal.signal)), 300));
-  }
+    voiceJobs.set(id, scheduler.add(`voice:${id}`, leased(id, () => rt.voice.keepPending(acc.client, signal)), 300));
+    state.setAccountState(id, 'running');
+  };
+  for (const acc of rt.accounts) startAccountJobs(acc);
   // `status` (another process) reads this to say whether a daemon runs and when it last polled.
-  const heartbeat = scheduler.add('heartbeat', () => writeHeartbeat(ledger.db, state.startedAt), HEARTBEAT_SECONDS);
+  const accountStates = () => Object.fromEntries([...state.accountStates].map(([id, a]) => [id, { state: a.state, since: a.since }]));
+  const heartbeat = scheduler.add('heartbeat', () => writeHeartbeat(ledger.db, state.startedAt, false, accountStates()), HEARTBEAT_SECONDS);
   // RETENTION_DAYS: old webhook bodies and voice files go, at start and then hourly.
   const retention = scheduler.add('retention', () => applyRetention(ledger, rt.voice, config.retentionDays, log), 3600);
   scheduler.add('token-refresh', async () => {
@@ -158,7 +184,12 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
   // Delivery to connectors: right after every intake (poll or webhook) and on schedule for retries.
   const delivery = new Delivery(rt, config.publicUrl ? { voice: { publicUrl: config.publicUrl, secret, ttlSeconds: voiceLinkTtlSeconds(config.retentionDays) } } : {});
   const dispatchJobs = new Map<string, Job>();
-  for (const u of delivery.units) {
+  const replyJobs = new Map<string, Job>();
+  const sendJobs = new Map<string, Job>();
+  const readJobs = new Map<string, Job>();
+  // CRM → Avito: replies and operator actions, polled always; webhooks only make it sooner.
+  const crmEvery = config.publicUrl ? config.crmPollIntervalWithWebhooksSeconds : config.crmPollIntervalSeconds;
+  const startUnitJobs = (u: DeliveryUnit) => {
     dispatchJobs.set(`${u.accountId}/${u.connectorId}`, scheduler.add(`dispatch:${u.accountId}/${u.connectorId}`, async () => {
       if (stopSignal.signal.aborted) return;
       crmMetrics.dispatched(u.accountId, u.connectorId, await tracked('delivery', u.accountId, u.connectorId, () => u.dispatcher.run()));
@@ -166,14 +197,16 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
       backlog = backlog.filter((b) => !(b.account === u.accountId && b.queue.startsWith(`${u.connectorId}_`)));
       backlog.push({ account: u.accountId, queue: `${u.connectorId}_pending`, depth: counts.pending + counts.leased }, { account: u.accountId, queue: `${u.connectorId}_dead`, depth: counts.dead });
     }, 30));
-  }
-  // CRM → Avito: replies and operator actions, polled always; webhooks only make it sooner.
-  const crmEvery = config.publicUrl ? config.crmPollIntervalWithWebhooksSeconds : config.crmPollIntervalSeconds;
-  const replyJobs = new Map<string, Job>();
-  const sendJobs = new Map<string, Job>();
-  for (const u of delivery.units) {
-    if (!u.replies) continue;
     const key = `${u.accountId}/${u.connectorId}`;
+    // Avito's read marks on our replies, for connectors that show them (capability readReceipts).
+    if (u.reads?.enabled) {
+      readJobs.set(key, scheduler.add(`read-receipts:${key}`, leased(u.accountId, async () => {
+        if (stopSignal.signal.aborted) return;
+        const r = await u.reads!.run(stopSignal.signal);
+        if (r.read || r.reported) log.debug({ account: u.accountId, connector: u.connectorId, ...r }, 'read receipts');
+      }), READ_RECEIPTS_SECONDS));
+    }
+    if (!u.replies) return;
     // One job sends, so two runs never take the same reply; polling and webhooks both trigger it.
     const send = scheduler.add(`reply-send:${key}`, leased(u.accountId, async () => {
       if (stopSignal.signal.aborted) return;
@@ -190,16 +223,8 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
       else state.loopSucceeded('replies', u.accountId, u.connectorId);
       await send.trigger({ coalesce: true });
     }), crmEvery));
-  }
-  // Avito's read marks on our replies, for connectors that show them (capability readReceipts).
-  for (const u of delivery.units) {
-    if (!u.reads?.enabled) continue;
-    scheduler.add(`read-receipts:${u.accountId}/${u.connectorId}`, leased(u.accountId, async () => {
-      if (stopSignal.signal.aborted) return;
-      const r = await u.reads!.run(stopSignal.signal);
-      if (r.read || r.reported) log.debug({ account: u.accountId, connector: u.connectorId, ...r }, 'read receipts');
-    }), READ_RECEIPTS_SECONDS);
-  }
+  };
+  for (const u of delivery.units) startUnitJobs(u);
   /** Runs one loop's work, keeping its run of failures for `/healthz`. */
   async function tracked<T>(loop: 'delivery' | 'reply-send', accountId: string, connectorId: string, fn: () => Promise<T>): Promise<T> {
     try {
@@ -262,8 +287,8 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
     ...(opts.serverLimits ? { limits: opts.serverLimits } : {}),
     voiceFile: async (accountId, voiceId, sig, exp) => {
       if (!voiceSignatureOk(secret, accountId, voiceId, sig, exp)) return undefined;
-      const row = await ledger.db.selectFrom('voice_files').select('path').where('account_id', '=', accountId).where('voice_id', '=', voiceId).executeTakeFirst();
-      return row?.path ? rt.voice.absolutePath(row.path) : undefined;
+      const kept = await voiceFilePath(ledger.db, accountId, voiceId);
+      return kept ? rt.voice.absolutePath(kept) : undefined;
     },
   });
   if (config.consolePassword) {
@@ -308,31 +333,30 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
   const port = typeof address === 'object' && address ? address.port : (opts.port ?? config.port);
   log.info({ port, webhooks: webhooksOn, pollEverySeconds: pollEvery, accounts: rt.accounts.length }, 'avito-sync is running');
 
-  if (config.publicUrl) {
+  const subscribeAvito = async (acc: AccountRuntime) => {
+    if (!config.publicUrl) return;
     const url = avitoWebhookUrl(config.publicUrl, secret);
-    for (const acc of rt.accounts) {
-      try {
-        const subs = await acc.client.listSubscriptions();
-        if (!subs.some((s) => s.url === url)) {
-          await acc.client.subscribeWebhook(url);
-          log.info({ account: acc.config.id }, 'subscribed to Avito webhooks');
-        }
-      } catch (err) {
-        log.error({ account: acc.config.id, err: describeError(err) }, 'could not subscribe to Avito webhooks; polling covers until the next start');
+    try {
+      const subs = await acc.client.listSubscriptions();
+      if (!subs.some((s) => s.url === url)) {
+        await acc.client.subscribeWebhook(url);
+        log.info({ account: acc.config.id }, 'subscribed to Avito webhooks');
       }
+    } catch (err) {
+      log.error({ account: acc.config.id, err: describeError(err) }, 'could not subscribe to Avito webhooks; polling covers until the next start');
     }
-  }
-
-  if (config.publicUrl) {
-    for (const u of delivery.units) {
-      const c = rt.connectors.find((x) => x.accountId === u.accountId && x.definition.id === u.connectorId)!;
-      if (!c.definition.capabilities.webhooks || !c.instance.ensureWebhook) continue;
-      await c.instance.ensureWebhook(`${config.publicUrl}/webhooks/${u.connectorId}/${secret}`).then(
-        () => log.info({ account: u.accountId, connector: u.connectorId }, 'CRM webhook in place'),
-        (err: unknown) => log.error({ account: u.accountId, connector: u.connectorId, err: describeError(err) }, 'could not subscribe to CRM webhooks; polling covers'),
-      );
-    }
-  }
+  };
+  const subscribeCrm = async (u: DeliveryUnit) => {
+    if (!config.publicUrl) return;
+    const c = rt.connectors.find((x) => x.accountId === u.accountId && x.definition.id === u.connectorId)!;
+    if (!c.definition.capabilities.webhooks || !c.instance.ensureWebhook) return;
+    await c.instance.ensureWebhook(`${config.publicUrl}/webhooks/${u.connectorId}/${secret}`).then(
+      () => log.info({ account: u.accountId, connector: u.connectorId }, 'CRM webhook in place'),
+      (err: unknown) => log.error({ account: u.accountId, connector: u.connectorId, err: describeError(err) }, 'could not subscribe to CRM webhooks; polling covers'),
+    );
+  };
+  for (const acc of rt.accounts) await subscribeAvito(acc);
+  for (const u of delivery.units) await subscribeCrm(u);
 
   await heartbeat.trigger();
   // The accounts this process works, taken before the first poll (on SQLite: all of them).
@@ -348,11 +372,91 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
   for (const job of dispatchJobs.values()) void job.trigger({ coalesce: true });
   void retention.trigger();
 
+  /** Stops one account's jobs cleanly (the run in progress finishes or is aborted), then forgets it. */
+  const stopAccountJobs = async (id: string) => {
+    accountStops.get(id)?.abort();
+    accountStops.delete(id);
+    const jobs: (Job | undefined)[] = [pollJobs.get(id), detailJobs.get(id), voiceJobs.get(id)];
+    for (const m of [pollJobs, detailJobs, voiceJobs]) m.delete(id);
+    for (const u of delivery.remove(id)) {
+      const key = `${u.accountId}/${u.connectorId}`;
+      jobs.push(dispatchJobs.get(key), replyJobs.get(key), sendJobs.get(key), readJobs.get(key));
+      for (const m of [dispatchJobs, replyJobs, sendJobs, readJobs]) m.delete(key);
+    }
+    await Promise.all(jobs.filter((j): j is Job => j !== undefined).map((j) => scheduler.remove(j)));
+    for (const [uid, acc] of accountsByUserId) if (acc === id) accountsByUserId.delete(uid);
+    backlog = backlog.filter((b) => b.account !== id);
+  };
+  /** Starts a built account: it joins the runtime, its jobs are scheduled, webhooks subscribed, a first poll runs. */
+  const startAccount = async (parts: AccountParts) => {
+    await addAccount(rt, parts);
+    // Its lease first (on PostgreSQL another daemon may take it; then this one only takes webhooks).
+    if (leasesStarted) await leases.tick().catch((err: unknown) => log.warn({ account: parts.id, err: describeError(err) }, 'account lease round failed; the next one takes it'));
+    for (const c of parts.connectors) crmMetrics.instrument(c);
+    const units = delivery.add(parts.connectors);
+    if (parts.account) {
+      await learnUserId(parts.account);
+      startAccountJobs(parts.account);
+    } else state.setAccountState(parts.id, 'running');
+    for (const u of units) startUnitJobs(u);
+    if (parts.account) await subscribeAvito(parts.account);
+    for (const u of units) await subscribeCrm(u);
+    void pollJobs.get(parts.id)?.trigger();
+    for (const u of units) {
+      void replyJobs.get(`${u.accountId}/${u.connectorId}`)?.trigger();
+      void dispatchJobs.get(`${u.accountId}/${u.connectorId}`)?.trigger({ coalesce: true });
+    }
+  };
+  let reloading: Promise<unknown> = Promise.resolve();
+  const reload = (load: () => AppConfig): Promise<ReloadResult> => {
+    const run = reloading.then(async (): Promise<ReloadResult> => {
+      let next: AppConfig;
+      let plan: ReloadPlan;
+      const built: AccountParts[] = [];
+      try {
+        next = load();
+        requireAvitoCredentials(next);
+        plan = planReload(rt.config, next);
+        // Only the accounts change; the rest of the running configuration stays until a restart.
+        const merged: AppConfig = { ...rt.config, accounts: next.accounts };
+        // Everything is built (and so checked by each connector's schema) before anything stops.
+        for (const a of merged.accounts) if (plan.added.includes(a.id) || plan.changed.includes(a.id)) built.push(buildAccount(merged, a.id, ledger, log, rt.options));
+        next = merged;
+      } catch (err) {
+        for (const b of built) await closeAccount(b);
+        if (!(err instanceof ConfigError)) throw err;
+        log.error({ key: err.key }, `configuration reload refused: ${err.message} The running configuration stays.`);
+        return { applied: false, error: err.message, ...(err.key ? { key: err.key } : {}) };
+      }
+      for (const id of plan.removed) state.setAccountState(id, 'stopping');
+      for (const id of plan.changed) state.setAccountState(id, 'restarting');
+      for (const id of [...plan.removed, ...plan.changed]) {
+        await stopAccountJobs(id);
+        await removeAccount(rt, id);
+      }
+      for (const id of plan.removed) state.forgetAccount(id);
+      rt.config = next;
+      registerSecrets(next);
+      for (const parts of built) await startAccount(parts);
+      // Accounts in the file's order again (status, /healthz and the console list them so).
+      const order = new Map(next.accounts.map((a, i) => [a.id, i]));
+      rt.accounts.sort((x, y) => order.get(x.config.id)! - order.get(y.config.id)!);
+      rt.connectors.sort((x, y) => order.get(x.accountId)! - order.get(y.accountId)!);
+      await heartbeat.trigger();
+      log.info({ added: plan.added, removed: plan.removed, changed: plan.changed, unchanged: plan.unchanged.length }, 'configuration reloaded');
+      if (plan.restartKeys.length) log.warn({ keys: plan.restartKeys }, `configuration reload: ${plan.restartKeys.join(', ')} changed; these take effect at the next restart`);
+      return { applied: true, ...plan };
+    });
+    reloading = run.catch(() => undefined);
+    return run;
+  };
+
   let stopping: Promise<void> | undefined;
   return {
-    app, port, webhookSecret: secret, metrics, state, scheduler, pollJobs, dispatchJobs, replyJobs, crmWebhooks, leases,
+    app, port, webhookSecret: secret, metrics, state, scheduler, pollJobs, dispatchJobs, replyJobs, crmWebhooks, reload, leases,
     stop() {
       stopping ??= (async () => {
+        await reloading; // a reload in progress finishes first: no account is left half started
         log.info('stopping: no new webhooks, finishing in-flight work');
         await app.close();
         stopSignal.abort();
@@ -364,7 +468,7 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
         await delivery.drain();
         // The accounts are free for the other daemons at once, not when the leases run out.
         await leases.stop().catch((err: unknown) => log.warn({ err: describeError(err) }, 'account leases could not be handed back; they run out by themselves'));
-        await writeHeartbeat(ledger.db, state.startedAt, true).catch(() => undefined);
+        await writeHeartbeat(ledger.db, state.startedAt, true, accountStates()).catch(() => undefined);
         await rt.close();
         lock.release();
         log.info('stopped');

@@ -1,4 +1,5 @@
 import { describeError } from '../errors.js';
+import type { ActiveConnector } from '../connector/registry.js';
 import type { Runtime } from '../runtime.js';
 import { Dispatcher, type DispatchReport } from './dispatcher.js';
 import { ReadReceiptService } from './read-receipts.js';
@@ -27,37 +28,55 @@ export interface DeliveryOptions {
  * is marked read on Avito once its buyer messages reached the CRM.
  */
 export class Delivery {
+  /** One per running (account, connector); a config reload adds and removes units. */
   readonly units: DeliveryUnit[];
   private readonly reads = new Set<Promise<void>>();
 
-  constructor(private readonly rt: Runtime, opts: DeliveryOptions = {}) {
-    this.units = rt.connectors.map((c) => {
-      const account = rt.accounts.find((a) => a.config.id === c.accountId);
-      const markRead = account?.config.avito.markRead === 'after-delivery';
-      const capabilities = { ...c.definition.capabilities, ...c.instance.limits };
-      return {
+  constructor(private readonly rt: Runtime, private readonly opts: DeliveryOptions = {}) {
+    this.units = rt.connectors.map((c) => this.unitOf(c));
+  }
+
+  /** Units for connectors added to the runtime (an account added by a config reload). */
+  add(connectors: readonly ActiveConnector[]): DeliveryUnit[] {
+    const added = connectors.map((c) => this.unitOf(c));
+    this.units.push(...added);
+    return added;
+  }
+
+  /** Takes an account's units out (its jobs are stopped by the caller). */
+  remove(accountId: string): DeliveryUnit[] {
+    const gone = this.units.filter((u) => u.accountId === accountId);
+    for (const u of gone) this.units.splice(this.units.indexOf(u), 1);
+    return gone;
+  }
+
+  private unitOf(c: ActiveConnector): DeliveryUnit {
+    const { rt, opts } = this;
+    const account = rt.accounts.find((a) => a.config.id === c.accountId);
+    const markRead = account?.config.avito.markRead === 'after-delivery';
+    const capabilities = { ...c.definition.capabilities, ...c.instance.limits };
+    return {
+      accountId: c.accountId,
+      connectorId: c.definition.id,
+      ...(capabilities.replies && account
+        ? { replies: new ReplyService({ ledger: rt.ledger, log: rt.log, accountId: c.accountId, connectorId: c.definition.id, connector: c.instance, capabilities, client: account.client, ...(opts.backoff ? { backoff: opts.backoff } : {}) }) }
+        : {}),
+      ...(capabilities.readReceipts && capabilities.replies && account
+        ? { reads: new ReadReceiptService({ ledger: rt.ledger, log: rt.log, accountId: c.accountId, connectorId: c.definition.id, connector: c.instance, capabilities, client: account.client }) }
+        : {}),
+      dispatcher: new Dispatcher({
+        ledger: rt.ledger,
+        log: rt.log,
         accountId: c.accountId,
         connectorId: c.definition.id,
-        ...(capabilities.replies && account
-          ? { replies: new ReplyService({ ledger: rt.ledger, log: rt.log, accountId: c.accountId, connectorId: c.definition.id, connector: c.instance, capabilities, client: account.client, ...(opts.backoff ? { backoff: opts.backoff } : {}) }) }
-          : {}),
-        ...(capabilities.readReceipts && capabilities.replies && account
-          ? { reads: new ReadReceiptService({ ledger: rt.ledger, log: rt.log, accountId: c.accountId, connectorId: c.definition.id, connector: c.instance, capabilities, client: account.client }) }
-          : {}),
-        dispatcher: new Dispatcher({
-          ledger: rt.ledger,
-          log: rt.log,
-          accountId: c.accountId,
-          connectorId: c.definition.id,
-          connector: c.instance,
-          capabilities,
-          ...(account ? { noticeChats: account.config.avito.noticeChats } : {}),
-          ...(opts.voice ? { voiceUrl: (acc: string, voiceId: string) => voiceLink(opts.voice!.publicUrl, opts.voice!.secret, acc, voiceId, opts.voice!.ttlSeconds ?? 30 * 86_400) } : {}),
-          ...(opts.backoff ? { backoff: opts.backoff } : {}),
-          ...(markRead && account ? { onDelivered: (chatIds: string[]) => this.markRead(account.client, chatIds) } : {}),
-        }),
-      };
-    });
+        connector: c.instance,
+        capabilities,
+        ...(account ? { noticeChats: account.config.avito.noticeChats } : {}),
+        ...(opts.voice ? { voiceUrl: (acc: string, voiceId: string) => voiceLink(opts.voice!.publicUrl, opts.voice!.secret, acc, voiceId, opts.voice!.ttlSeconds ?? 30 * 86_400) } : {}),
+        ...(opts.backoff ? { backoff: opts.backoff } : {}),
+        ...(markRead && account ? { onDelivered: (chatIds: string[]) => this.markRead(account.client, chatIds) } : {}),
+      }),
+    };
   }
 
   /** Runs every dispatcher once (until its due work is done). */

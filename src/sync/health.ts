@@ -41,12 +41,15 @@ export async function healthReport(rt: Runtime, state: DaemonState, pollEverySec
   const accounts = rt.accounts.map((a) => {
     const h = state.account(a.config.id);
     const exp = a.client.tokens.expiresAt;
+    // An account added by a reload is judged from when it started, not from the daemon's start.
+    const since = h.lastGoodPollAt ?? state.accountStates.get(a.config.id)?.since ?? state.startedAt;
     // An account another daemon holds is polled there (several daemons on PostgreSQL).
-    const stale = holds(a.config.id) && (h.lastGoodPollAt ?? state.startedAt) < now - staleAfter;
-    if (stale) reasons.push(`no good poll of ${a.config.id} for ${Math.round((now - (h.lastGoodPollAt ?? state.startedAt)) / 1000)} s`);
+    const stale = holds(a.config.id) && since < now - staleAfter;
+    if (stale) reasons.push(`no good poll of ${a.config.id} for ${Math.round((now - since) / 1000)} s`);
     const pollStreak = [...state.loops.values()].find((l) => l.loop === 'poll' && l.account === a.config.id)?.failuresInARow ?? 0;
     return {
       id: a.config.id,
+      state: state.accountStates.get(a.config.id)?.state ?? 'running',
       lastGoodPoll: h.lastGoodPollAt ? new Date(h.lastGoodPollAt).toISOString() : null,
       lastPollError: h.lastPollError ? { at: new Date(h.lastPollError.at).toISOString(), message: h.lastPollError.message } : null,
       lastWebhook: h.lastWebhookAt ? new Date(h.lastWebhookAt).toISOString() : null,
@@ -56,5 +59,7 @@ export async function healthReport(rt: Runtime, state: DaemonState, pollEverySec
     };
   });
   const status = writeProblem ? 'down' : reasons.length ? 'degraded' : 'ok';
-  return { status, ledger: writeProblem ? 'unwritable' : 'ok', reasons, uptimeSeconds: Math.round((now - state.startedAt) / 1000), accounts, loops };
+  // Accounts a config reload took out: listed so an operator sees the reload took effect.
+  const removed = [...state.accountStates].filter(([, s]) => s.state === 'removed').map(([id, s]) => ({ id, since: new Date(s.since).toISOString() }));
+  return { status, ledger: writeProblem ? 'unwritable' : 'ok', reasons, uptimeSeconds: Math.round((now - state.startedAt) / 1000), accounts, removedAccounts: removed, loops };
 }

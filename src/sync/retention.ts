@@ -2,9 +2,8 @@ import { rm } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { Ledger } from '../ledger/database.js';
 import type { VoiceKeeper } from '../avito/voice-keeper.js';
-
-/** A voice file deleted by retention is never fetched again (its Avito link is long dead anyway). */
-const RETIRED_ATTEMPTS = 1_000;
+import { blankWebhookBodiesBefore } from '../ledger/webhook-events.js';
+import { voiceFilesKeptBefore, voiceRetired } from '../ledger/voice-files.js';
 
 export interface RetentionReport {
   webhookBodies: number;
@@ -20,16 +19,14 @@ export interface RetentionReport {
 export async function applyRetention(ledger: Ledger, voice: VoiceKeeper, days: number, log: Logger, now = Date.now()): Promise<RetentionReport> {
   if (days <= 0) return { webhookBodies: 0, voiceFiles: 0 };
   const cutoff = now - days * 86_400_000;
-  const bodies = await ledger.db.updateTable('webhook_events').set({ body: '' }).where('received_at', '<', cutoff).where('body', '!=', '').executeTakeFirst();
-  const old = await ledger.db.selectFrom('voice_files').select(['account_id', 'voice_id', 'path']).where('path', 'is not', null).where('fetched_at', '<', cutoff).limit(10_000).execute();
+  const bodies = await blankWebhookBodiesBefore(ledger.db, cutoff);
   let files = 0;
-  for (const f of old) {
-    await rm(voice.absolutePath(f.path!), { force: true });
-    await ledger.db.updateTable('voice_files').set({ path: null, error: `deleted after ${days} days (RETENTION_DAYS)`, attempts: RETIRED_ATTEMPTS })
-      .where('account_id', '=', f.account_id).where('voice_id', '=', f.voice_id).execute();
+  for (const f of await voiceFilesKeptBefore(ledger.db, cutoff)) {
+    await rm(voice.absolutePath(f.path), { force: true });
+    await voiceRetired(ledger.db, f.accountId, f.voiceId, `deleted after ${days} days (RETENTION_DAYS)`);
     files++;
   }
-  const report = { webhookBodies: Number(bodies.numUpdatedRows ?? 0n), voiceFiles: files };
+  const report = { webhookBodies: bodies, voiceFiles: files };
   if (report.webhookBodies || report.voiceFiles) log.info({ ...report, days }, 'retention: old webhook bodies and voice files deleted');
   return report;
 }

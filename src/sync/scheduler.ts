@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 export class Job {
   private running: Promise<void> | undefined;
   private again = false;
+  private retired = false;
   runs = 0;
 
   constructor(
@@ -21,6 +22,8 @@ export class Job {
   }
 
   trigger(opts: { coalesce?: boolean } = {}): Promise<void> {
+    // A removed job (its account left the configuration) starts no new run.
+    if (this.retired) return this.running ?? Promise.resolve();
     if (this.running) {
       if (opts.coalesce) this.again = true;
       return this.running;
@@ -29,6 +32,12 @@ export class Job {
       this.running = undefined;
     });
     return this.running;
+  }
+
+  /** No new runs from now on; a coalesced follow-up is dropped. */
+  retire(): void {
+    this.retired = true;
+    this.again = false;
   }
 
   /** Resolves when the current run (and a coalesced follow-up) is over. */
@@ -45,7 +54,7 @@ export class Job {
       } catch (err) {
         this.log.error({ job: this.name, err }, `job ${this.name} failed`);
       }
-    } while (this.again);
+    } while (this.again && !this.retired);
   }
 }
 
@@ -117,6 +126,19 @@ export class Scheduler {
       this.arm();
     }
     return job;
+  }
+
+  /**
+   * Takes a job off the schedule for good (an account removed by a config reload): no new run
+   * starts, and this resolves when the one in progress is over.
+   */
+  async remove(job: Job): Promise<void> {
+    job.retire();
+    const i = this.jobs.indexOf(job);
+    if (i >= 0) this.jobs.splice(i, 1);
+    const t = this.timed.findIndex((x) => x.job === job);
+    if (t >= 0) this.timed.splice(t, 1);
+    await job.idle();
   }
 
   /** Stops the schedule and waits for running jobs. */

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { ConfigError } from '../../errors.js';
-import { CONNECTOR_AUTH_PREFIX } from '../../ledger/connector-state.js';
+import { forgetConnectorGrant } from '../../ledger/connector-state.js';
+import { forgetTokens } from '../../ledger/tokens.js';
 import { out, withRuntime, type GlobalOptions } from '../context.js';
 
 /**
@@ -25,12 +26,11 @@ export function registerAuth(program: Command): void {
         if (accounts.length === 0) throw new ConfigError(`No account "${g.account}" in the configuration (--account).`, '--account');
         for (const account of accounts) {
           if (opts.connector) {
-            const r = await rt.ledger.db.deleteFrom('connector_state').where('account_id', '=', account).where('connector', '=', opts.connector)
-              .where((eb) => eb(eb.fn('substr', ['key', eb.val(1), eb.val(CONNECTOR_AUTH_PREFIX.length)]), '=', CONNECTOR_AUTH_PREFIX)).executeTakeFirst();
-            out(`${account}: ${opts.connector} grant ${Number(r.numDeletedRows) > 0 ? 'forgotten' : 'was not stored'}; the next start uses its configured authorization code.`);
+            const forgot = await forgetConnectorGrant(rt.ledger.db, account, opts.connector);
+            out(`${account}: ${opts.connector} grant ${forgot ? 'forgotten' : 'was not stored'}; the next start uses its configured authorization code.`);
           } else {
-            const r = await rt.ledger.db.deleteFrom('tokens').where('account_id', '=', account).where('provider', '=', 'avito').executeTakeFirst();
-            out(`${account}: Avito tokens ${Number(r.numDeletedRows) > 0 ? 'forgotten' : 'were not stored'}; the next start uses AVITO_AUTH_CODE (or the client credentials).`);
+            const forgot = await forgetTokens(rt.ledger.db, account, 'avito');
+            out(`${account}: Avito tokens ${forgot ? 'forgotten' : 'were not stored'}; the next start uses AVITO_AUTH_CODE (or the client credentials).`);
           }
         }
       });

@@ -5,6 +5,7 @@ import { loadConfig, requireAvitoCredentials, type AppConfig } from '../../confi
 import { howToEnableConnectors } from '../../connector/enable-hint.js';
 import { knownConnectors } from '../../connector/load-modules.js';
 import { connectorSettings, createConnectors, enabledDefinitions, type ActiveConnector } from '../../connector/registry.js';
+import { newestChatId } from '../../ledger/chats.js';
 import { avitoChecks, ledgerChecks, webhookReachability, type CheckResult } from '../../doctor/checks.js';
 import { ConfigError, OperationalError, describeError } from '../../errors.js';
 import { createLogger } from '../../log/logger.js';
@@ -79,8 +80,8 @@ async function runChecks(g: GlobalOptions, print: (r: CheckResult) => void): Pro
   try {
     const hookUrl = rt.config.publicUrl ? avitoWebhookUrl(rt.config.publicUrl, await webhookSecret(rt.ledger.db, rt.config.webhookSecret)) : undefined;
     for (const acc of rt.accounts) {
-      const known = await rt.ledger.db.selectFrom('chats').select('chat_id').where('account_id', '=', acc.config.id).orderBy('updated', 'desc').limit(1).executeTakeFirst();
-      const checks = await avitoChecks(acc.client, { configuredUserId: acc.config.avito.userId, publicWebhookUrl: hookUrl, knownChatId: known?.chat_id });
+      const knownChatId = await newestChatId(rt.ledger.db, acc.config.id);
+      const checks = await avitoChecks(acc.client, { configuredUserId: acc.config.avito.userId, publicWebhookUrl: hookUrl, knownChatId });
       add(...checks.map((c) => (rt!.accounts.length > 1 ? { ...c, check: `${acc.config.id}: ${c.check}` } : c)));
     }
     add(await webhookReachability(hookUrl));

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { ConfigError, OperationalError, ValidationError } from '../../errors.js';
-import { listDeadLetters, retryDeadLetters } from '../../ops/dead-letters.js';
+import { listDeadLetters, retryDeadLetters } from '../../ledger/dead-letters.js';
+import { countMessages } from '../../ledger/messages.js';
 import { reconcileAccount } from '../../ops/reconcile.js';
 import { resetForReplay } from '../../ops/replay.js';
 import { Delivery } from '../../sync/delivery.js';
@@ -54,7 +55,7 @@ export function registerOps(program: Command): void {
         const delivery = new Delivery(rt);
         try {
           for (const u of delivery.units.filter((x) => x.connectorId === opts.connector && targets.some((t) => t.accountId === x.accountId))) {
-            const total = Number((await rt.ledger.db.selectFrom('messages').select((eb) => eb.fn.countAll<number>().as('n')).where('account_id', '=', u.accountId).executeTakeFirstOrThrow()).n);
+            const total = await countMessages(rt.ledger.db, u.accountId);
             let delivered = 0;
             let halted: string | undefined;
             for (;;) {

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import type { Logger } from 'pino';
-import { requireAvitoCredentials } from '../../config/load-config.js';
+import { loadConfig, requireAvitoCredentials } from '../../config/load-config.js';
 import { howToEnableConnectors } from '../../connector/enable-hint.js';
 import { OperationalError, RemoteApiError, describeError } from '../../errors.js';
 import { createRuntime, type Runtime } from '../../runtime.js';
@@ -29,11 +29,12 @@ export async function checkAvitoAtStart(rt: Runtime, log: Logger): Promise<void>
 export function registerRun(program: Command): void {
   program
     .command('run')
-    .description('the daemon: webhook server, scheduled polling, delivery; SIGTERM drains and exits 0')
+    .description('the daemon: webhook server, scheduled polling, delivery; SIGHUP reloads the accounts; SIGTERM drains and exits 0')
     .option('--port <n>', 'listen on this port (overrides PORT)')
     .action(async (opts: { port?: string }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
-      const { config, log } = await loadCliConfig({ ...g, ...(opts.port !== undefined ? { port: opts.port } : {}) });
+      const flags = { ...g, ...(opts.port !== undefined ? { port: opts.port } : {}) };
+      const { config, log } = await loadCliConfig(flags);
       requireAvitoCredentials(config);
       const rt = await createRuntime(config, log);
       let daemon;
@@ -57,6 +58,12 @@ export function registerRun(program: Command): void {
         };
         process.once('SIGTERM', () => stop('SIGTERM'));
         process.once('SIGINT', () => stop('SIGINT'));
+        // SIGHUP: the configuration file is read again; accounts added, changed or removed take
+        // effect without a restart (a bad file is refused with a log line naming the key).
+        process.on('SIGHUP', () => {
+          log.info({ signal: 'SIGHUP' }, 'signal received: reloading the configuration');
+          void daemon.reload(() => loadConfig({ flags, known: config.connectorDefinitions })).catch((err: unknown) => log.error({ err: describeError(err) }, 'configuration reload failed'));
+        });
       });
     });
 }

@@ -19,7 +19,7 @@ export function registerStatus(program: Command): void {
       out(d.running ? `daemon: running (pid ${d.pid} on ${d.host}, since ${d.startedAt}, last heartbeat ${d.lastSeen})`
         : d.lastSeen ? `daemon: not running (last seen ${d.lastSeen}${d.host ? ` on ${d.host}` : ''})` : 'daemon: not running (never started on this ledger)');
       for (const a of report.accounts) {
-        out(`account ${a.id} (Avito user ${a.avitoUserId ?? 'not known yet'})`);
+        out(`account ${a.id} (Avito user ${a.avitoUserId ?? 'not known yet'})${a.state ? `: ${a.state}${a.state !== 'running' && report.daemon.accounts[a.id] ? ` since ${report.daemon.accounts[a.id]!.since}` : ''}` : ''}`);
         out(`  chats ${a.chats}, messages ${a.messages}, voice files pending ${a.voicePending}`);
         const p = a.lastPoll;
         out(`  last poll: ${p ? (p.ok ? `${p.at}, ok` : `${p.at}, FAILED: ${p.error ?? 'unknown error'}${p.lastGoodAt ? ` (last good ${p.lastGoodAt})` : ''}`) : 'never (by a daemon)'}`);

@@ -1,4 +1,4 @@
-import type { LedgerDb } from '../ledger/database.js';
+import type { LedgerDb } from './database.js';
 
 export interface DeadLetter {
   /** `d<n>` a delivery to a CRM, `r<n>` a reply to Avito. */
