@@ -20,12 +20,25 @@ try {
   const rt = await createRuntime(config, createLogger({ level: 'warn', pretty: false }));
   const started = performance.now();
   let ledgerMs = 0;
+  let phase = 'start';
+  const gcTimer = process.env.FORCEGC && globalThis.gc ? setInterval(() => globalThis.gc!(), Number(process.env.FORCEGC)) : undefined;
+  // MEMTRACE=1: one line a second on stderr with the phase and where the memory is.
+  const trace = process.env.MEMTRACE
+    ? setInterval(() => {
+        const m = process.memoryUsage();
+        const mb = (n: number) => Math.round(n / 2 ** 20);
+        process.stderr.write(`${Math.round(performance.now() - started)} ms ${phase}: rss ${mb(m.rss)} heapTotal ${mb(m.heapTotal)} heapUsed ${mb(m.heapUsed)} external ${mb(m.external)} arrayBuffers ${mb(m.arrayBuffers)}\n`);
+      }, 1000)
+    : undefined;
   const report = await backfillAccount(rt, rt.accounts[0]!, {
     onProgress: (p) => {
+      phase = `${p.phase} ${p.done}/${p.total}`;
       if (p.phase === 'delivery' && !ledgerMs) ledgerMs = performance.now() - started;
     },
   });
   const ms = performance.now() - started;
+  if (trace) clearInterval(trace);
+  if (gcTimer) clearInterval(gcTimer);
   await rt.close();
   process.stdout.write(`${JSON.stringify({ ms, ledgerMs, report, maxRssMb: process.resourceUsage().maxRSS / 1024 })}\n`);
 } finally {

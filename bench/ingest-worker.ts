@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../src/config/load-config.js';
@@ -14,7 +15,23 @@ import { pollAccount } from '../src/sync/poller.js';
  */
 const [mode, url, clientId, clientSecret, userId] = process.argv.slice(2) as [string, string, string, string, string];
 
-async function bare(): Promise<{ requests: number; messages: number }> {
+interface Measured { ms: number; cpuMs: number; requests: number; messages: number; setupMs?: number; closeMs?: number }
+
+/** Wall and CPU time of `fn` (the main thread's CPU plus any thread of the process). */
+async function timed<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number; cpuMs: number }> {
+  const started = performance.now();
+  const before = process.cpuUsage();
+  const value = await fn();
+  const cpu = process.cpuUsage(before);
+  return { value, ms: performance.now() - started, cpuMs: (cpu.user + cpu.system) / 1000 };
+}
+
+async function bare(): Promise<Measured> {
+  const { value, ms, cpuMs } = await timed(bareLoop);
+  return { ms, cpuMs, ...value };
+}
+
+async function bareLoop(): Promise<{ requests: number; messages: number }> {
   let requests = 0;
   const tokenRes = await fetch(`${url}/token`, { method: 'POST', body: new URLSearchParams({ grant_type: 'client_credentials', client_id: clientId, client_secret: clientSecret }) });
   requests++;
@@ -43,7 +60,11 @@ async function bare(): Promise<{ requests: number; messages: number }> {
   return { requests, messages };
 }
 
-async function ours(): Promise<{ requests: number; messages: number }> {
+/**
+ * The poller's pass is what is timed: opening a fresh ledger (migrations) before it and closing
+ * it after are reported beside it (`setupMs`, `closeMs`), as the bare loop has neither.
+ */
+async function ours(): Promise<Measured> {
   const dir = mkdtempSync(path.join(tmpdir(), 'avito-bench-'));
   try {
     const config = loadConfig({
@@ -53,19 +74,29 @@ async function ours(): Promise<{ requests: number; messages: number }> {
       },
     });
     const log = createLogger({ level: 'warn', pretty: false });
-    const rt = await createRuntime(config, log);
+    const setup = await timed(() => createRuntime(config, log));
+    const rt = setup.value;
     const acc = rt.accounts[0]!;
-    await pollAccount({ ledger: rt.ledger, client: acc.client, log, voice: rt.voice }, { chatTypes: ['u2i', 'u2u'] });
+    // PASS_PROFILE=prefix writes a CPU profile of the pass alone (how docs/benchmarks.md's were taken).
+    const session = process.env.PASS_PROFILE ? new Session() : undefined;
+    if (session) {
+      session.connect();
+      await session.post('Profiler.enable');
+      await session.post('Profiler.start');
+    }
+    const pass = await timed(() => pollAccount({ ledger: rt.ledger, client: acc.client, log, voice: rt.voice }, { chatTypes: ['u2i', 'u2u'] }));
+    if (session) {
+      const { profile } = await session.post('Profiler.stop');
+      writeFileSync(`${process.env.PASS_PROFILE}.${process.pid}.cpuprofile`, JSON.stringify(profile));
+    }
     const messages = await countMessages(rt.ledger.db);
     const requests = acc.client.requestCount;
-    await rt.close();
-    return { requests, messages };
+    const close = await timed(() => rt.close());
+    return { ms: pass.ms, cpuMs: pass.cpuMs, requests, messages, setupMs: setup.ms, closeMs: close.ms };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-const started = performance.now();
 const r = mode === 'bare' ? await bare() : await ours();
-const ms = performance.now() - started;
-process.stdout.write(`${JSON.stringify({ mode, ms, ...r, maxRssMb: process.resourceUsage().maxRSS / 1024 })}\n`);
+process.stdout.write(`${JSON.stringify({ mode, ...r, maxRssMb: process.resourceUsage().maxRSS / 1024 })}\n`);

@@ -60,12 +60,34 @@ function largestImage(sizes: unknown): string | undefined {
   return best?.[1];
 }
 
+/**
+ * One formatter per time zone, kept: a formatter holds ICU memory outside the JS heap that is
+ * freed only when the GC collects it, and the GC does not see its size — one per note grew a
+ * 100,000-message backfill by some 600 MB (docs/benchmarks.md). null: the zone is unknown.
+ */
+const timeFormats = new Map<string, Intl.DateTimeFormat | null>();
+
+function timeFormat(timeZone: string): Intl.DateTimeFormat | null {
+  let f = timeFormats.get(timeZone);
+  if (f === undefined) {
+    try {
+      f = new Intl.DateTimeFormat('ru-RU', { timeZone, day: '2-digit', month: '2-digit', year: 'numeric', hour: '2-digit', minute: '2-digit' });
+    } catch {
+      f = null;
+    }
+    timeFormats.set(timeZone, f);
+  }
+  return f;
+}
+
 function formatTime(seconds: number, timeZone: string): string {
   try {
-    return new Intl.DateTimeFormat('ru-RU', { timeZone, day: '2-digit', month: '2-digit', year: 'numeric', hour: '2-digit', minute: '2-digit' }).format(new Date(seconds * 1000));
+    const f = timeFormat(timeZone);
+    if (f) return f.format(new Date(seconds * 1000));
   } catch {
-    return new Date(seconds * 1000).toISOString().replace('T', ' ').slice(0, 16) + ' UTC';
+    // a date out of the formatter's range: the ISO form below
   }
+  return new Date(seconds * 1000).toISOString().replace('T', ' ').slice(0, 16) + ' UTC';
 }
 
 /** The body of a message, readable for each Avito type. */

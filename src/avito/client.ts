@@ -14,7 +14,7 @@ import { avitoHttpError, avitoNetworkError, withKind } from './errors.js';
 import {
   avitoChatListSchema, avitoChatSchema, avitoItemListSchema, avitoItemSchema, avitoMessageListSchema,
   avitoMessageSchema, avitoSelfSchema, avitoSubscriptionsSchema, avitoTokenSchema, avitoUploadSchema,
-  avitoVoiceFilesSchema, type AvitoChat, type AvitoItem, type AvitoMessage, type AvitoSelf, type AvitoToken,
+  avitoVoiceFilesSchema, readAvitoMessage, type AvitoChat, type AvitoItem, type AvitoMessage, type AvitoSelf, type AvitoToken,
 } from './schemas.js';
 import { AvitoTokenProvider, type TokenGrant } from './token-provider.js';
 
@@ -215,7 +215,7 @@ export class AvitoClient {
       this.listShapeLogged = true;
       this.log.debug('Avito answered the messages list as {messages:[…]}, not the documented bare array; both are accepted');
     }
-    return this.parseEach(res.messages, avitoMessageSchema, 'message');
+    return this.parseEach(res.messages, avitoMessageSchema, 'message', readAvitoMessage);
   }
 
   /** POST /messenger/v1/accounts/{user_id}/chats/{chat_id}/messages (postSendMessage). Not idempotent. */
@@ -504,9 +504,15 @@ export class AvitoClient {
     setTimeout(() => this.queue.start(), pauseMs).unref();
   }
 
-  private parseEach<T>(items: readonly unknown[], schema: z.ZodType<T>, what: string): T[] {
+  /** `fast`: a cheaper reader giving the schema's result, or undefined to let the schema decide. */
+  private parseEach<T>(items: readonly unknown[], schema: z.ZodType<T>, what: string, fast?: (item: unknown) => T | undefined): T[] {
     const out: T[] = [];
     for (const item of items) {
+      const quick = fast?.(item);
+      if (quick !== undefined) {
+        out.push(quick);
+        continue;
+      }
       const parsed = schema.safeParse(item);
       if (parsed.success) out.push(parsed.data);
       else {

@@ -57,3 +57,35 @@ export async function newestChatId(db: LedgerDb, accountId: string): Promise<str
   const row = await db.selectFrom('chats').select('chat_id').where('account_id', '=', accountId).orderBy('updated', 'desc').limit(1).executeTakeFirst();
   return row?.chat_id;
 }
+
+/** Which of these chat ids the ledger knows for the account. */
+export async function knownChatIds(db: LedgerDb, accountId: string, chatIds: readonly string[]): Promise<Set<string>> {
+  const out = new Set<string>();
+  for (const part of chunks(chatIds, 500)) {
+    for (const r of await db.selectFrom('chats').select('chat_id').where('account_id', '=', accountId).where('chat_id', 'in', part).execute()) out.add(r.chat_id);
+  }
+  return out;
+}
+
+/** A chat's buyer and item, as far as the ledger knows them. */
+export async function chatParties(db: LedgerDb, accountId: string, chatId: string): Promise<{ buyerId: string | null; itemId: string | null } | undefined> {
+  const row = await db.selectFrom('chats').select(['buyer_id', 'item_id']).where('account_id', '=', accountId).where('chat_id', '=', chatId).executeTakeFirst();
+  return row ? { buyerId: row.buyer_id, itemId: row.item_id } : undefined;
+}
+
+/**
+ * Chats known only from a webhook (details not fetched yet) whose first message arrived after
+ * `since` (ms): their messages wait a little for the details.
+ */
+export async function youngStubChats(db: LedgerDb, accountId: string, since: number): Promise<Set<string>> {
+  const rows = await db
+    .selectFrom('chats')
+    .innerJoin('messages', (j) => j.onRef('messages.account_id', '=', 'chats.account_id').onRef('messages.chat_id', '=', 'chats.chat_id'))
+    .select(['chats.chat_id'])
+    .select((eb) => eb.fn.min('messages.inserted_at').as('first'))
+    .where('chats.account_id', '=', accountId)
+    .where('chats.needs_fetch', '=', 1)
+    .groupBy('chats.chat_id')
+    .execute();
+  return new Set(rows.filter((r) => Number(r.first) > since).map((r) => r.chat_id));
+}

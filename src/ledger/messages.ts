@@ -1,3 +1,4 @@
+import { chunks } from './chats.js';
 import type { LedgerDb } from './database.js';
 import type { MessageRow } from './tables.js';
 
@@ -12,4 +13,13 @@ export async function countMessages(db: LedgerDb, accountId?: string): Promise<n
 /** An account's messages created at or after `sinceSeconds` (Avito's unix seconds). */
 export async function messagesSince(db: LedgerDb, accountId: string, sinceSeconds: number): Promise<MessageRow[]> {
   return db.selectFrom('messages').selectAll().where('account_id', '=', accountId).where('created', '>=', sinceSeconds).execute();
+}
+
+/** Messages of an account by Avito id (those the ledger has). */
+export async function messagesByIds(db: LedgerDb, accountId: string, messageIds: readonly string[]): Promise<Map<string, MessageRow>> {
+  const out = new Map<string, MessageRow>();
+  for (const part of chunks(messageIds, 500)) {
+    for (const r of await db.selectFrom('messages').selectAll().where('account_id', '=', accountId).where('message_id', 'in', part).execute()) out.set(r.message_id, r);
+  }
+  return out;
 }

@@ -3,10 +3,12 @@ import type {
 } from '../connector-sdk/contract.js';
 import { isAvitoNotice } from '../avito/mappers.js';
 import { describeError, RemoteApiError, ValidationError } from '../errors.js';
-import { chunks } from '../ledger/chats.js';
+import { chatRows, chunks, youngStubChats } from '../ledger/chats.js';
 import { connectorStore, INDEFINITE, pauseEnd, pausedState } from '../ledger/connector-state.js';
 import { loadConversations, saveConversations } from '../ledger/conversations.js';
+import { messagesByIds } from '../ledger/messages.js';
 import type { ClaimedDelivery, Outbox } from '../ledger/outbox.js';
+import { chatsWithPartsInFlight, linkedAvitoIds } from '../ledger/replies.js';
 import type { ChatRow, MessageRow } from '../ledger/tables.js';
 import { backoffMs, type ConnectorWorkOptions } from './backoff.js';
 
@@ -325,32 +327,17 @@ export class Dispatcher {
     };
   }
 
-  private async loadMessages(ids: readonly string[]): Promise<Map<string, MessageRow>> {
-    const out = new Map<string, MessageRow>();
-    for (const part of chunks(ids, 500)) {
-      const rows = await this.o.ledger.db.selectFrom('messages').selectAll().where('account_id', '=', this.o.accountId).where('message_id', 'in', part).execute();
-      for (const r of rows) out.set(r.message_id, r);
-    }
-    return out;
+  private loadMessages(ids: readonly string[]): Promise<Map<string, MessageRow>> {
+    return messagesByIds(this.o.ledger.db, this.o.accountId, ids);
   }
 
-  private async loadChats(ids: readonly string[]): Promise<Map<string, ChatRow>> {
-    const out = new Map<string, ChatRow>();
-    for (const part of chunks(ids, 500)) {
-      const rows = await this.o.ledger.db.selectFrom('chats').selectAll().where('account_id', '=', this.o.accountId).where('chat_id', 'in', part).execute();
-      for (const r of rows) out.set(r.chat_id, r);
-    }
-    return out;
+  private loadChats(ids: readonly string[]): Promise<Map<string, ChatRow>> {
+    return chatRows(this.o.ledger.db, this.o.accountId, ids);
   }
 
   /** Own messages that are echoes of replies this daemon sent (linked by Avito message id). */
-  private async echoLinked(messageIds: readonly string[]): Promise<Set<string>> {
-    const out = new Set<string>();
-    for (const part of chunks(messageIds, 500)) {
-      const rows = await this.o.ledger.db.selectFrom('reply_sends').select('avito_message_id').where('account_id', '=', this.o.accountId).where('avito_message_id', 'in', part).execute();
-      for (const r of rows) if (r.avito_message_id) out.add(r.avito_message_id);
-    }
-    return out;
+  private echoLinked(messageIds: readonly string[]): Promise<Set<string>> {
+    return linkedAvitoIds(this.o.ledger.db, this.o.accountId, messageIds);
   }
 
   /**
@@ -359,31 +346,9 @@ export class Dispatcher {
    * linked, and must not be delivered as a new message).
    */
   private async chatsWaiting(): Promise<Set<string>> {
-    const sending = await this.o.ledger.db
-      .selectFrom('reply_sends')
-      .innerJoin('replies', 'replies.id', 'reply_sends.reply_id')
-      .select('replies.chat_id')
-      .distinct()
-      .where('reply_sends.account_id', '=', this.o.accountId)
-      .where('reply_sends.status', '=', 'sending')
-      .execute();
-    const out = await this.stubChatsWaiting();
-    for (const r of sending) out.add(r.chat_id);
+    const out = await youngStubChats(this.o.ledger.db, this.o.accountId, this.now() - (this.o.stubGraceMs ?? 300_000));
+    for (const chatId of await chatsWithPartsInFlight(this.o.ledger.db, this.o.accountId)) out.add(chatId);
     return out;
-  }
-
-  private async stubChatsWaiting(): Promise<Set<string>> {
-    const grace = this.o.stubGraceMs ?? 300_000;
-    const rows = await this.o.ledger.db
-      .selectFrom('chats')
-      .innerJoin('messages', (j) => j.onRef('messages.account_id', '=', 'chats.account_id').onRef('messages.chat_id', '=', 'chats.chat_id'))
-      .select(['chats.chat_id'])
-      .select((eb) => eb.fn.min('messages.inserted_at').as('first'))
-      .where('chats.account_id', '=', this.o.accountId)
-      .where('chats.needs_fetch', '=', 1)
-      .groupBy('chats.chat_id')
-      .execute();
-    return new Set(rows.filter((r) => Number(r.first) > this.now() - grace).map((r) => r.chat_id));
   }
 }
 

@@ -4,9 +4,14 @@ import type { AvitoMessage } from '../avito/schemas.js';
 import type { ConversationRef, IncomingReply, PollStart, ReplyOutcome, SkippedItem } from '../connector-sdk/contract.js';
 import { describeError, RemoteApiError } from '../errors.js';
 import { chatsOfConversations, firstConversationAt, loadConversations } from '../ledger/conversations.js';
-import { getCursor, setCursor } from '../ledger/cursors.js';
+import { chatParties, knownChatIds } from '../ledger/chats.js';
+import { getCursor } from '../ledger/cursors.js';
 import type { LedgerDb } from '../ledger/database.js';
 import { recordItemError } from '../ledger/item-errors.js';
+import {
+  actionSeen, advanceActionsCursor, dueReplies, linkedAvitoIds, markRepliesReported, planReplyParts, recordAction, replyParts, storeReplies, unreportedOutcomes,
+  updateReply, updateReplyPart, type NewReply,
+} from '../ledger/replies.js';
 import type { ReplySendsTable } from '../ledger/tables.js';
 import { backoffMs, type ConnectorWorkOptions } from './backoff.js';
 import { classifyFailure } from './dispatcher.js';
@@ -142,36 +147,24 @@ export class ReplyService {
     });
     const byConversation = await chatsOfConversations(ledger.db, accountId, connectorId, [...new Set(replies.filter((r) => !r.chatId).map((r) => r.conversationId))]);
     const named = [...new Set(replies.map((r) => r.chatId).filter((c): c is string => Boolean(c)))];
-    const knownChats = new Set<string>();
-    for (let k = 0; k < named.length; k += 500) {
-      const rows = await ledger.db.selectFrom('chats').select('chat_id').where('account_id', '=', accountId).where('chat_id', 'in', named.slice(k, k + 500)).execute();
-      for (const r of rows) knownChats.add(r.chat_id);
-    }
+    const knownChats = await knownChatIds(ledger.db, accountId, named);
     const convOfChat = await loadConversations(ledger.db, accountId, connectorId, [...knownChats]);
     const now = this.now();
-    let added = 0;
     let skipped = bad.length;
-    await ledger.transaction(async (trx) => {
-      await recordSkipped(trx, accountId, `replies.poll`, connectorId, bad);
-      for (const r of replies) {
-        const chatId = r.chatId ? (knownChats.has(r.chatId) ? r.chatId : undefined) : byConversation.get(r.conversationId);
-        if (!chatId || !r.text.trim() && r.attachments.length === 0) {
-          skipped++;
-          continue;
-        }
-        const conversationId = r.chatId ? convOfChat.get(chatId)?.id ?? r.conversationId ?? chatId : r.conversationId;
-        const res = await trx
-          .insertInto('replies')
-          .values({
-            account_id: accountId, connector: connectorId, remote_id: r.remoteId, chat_id: chatId, conversation_id: conversationId || chatId,
-            text: r.text, attachments: JSON.stringify(r.attachments), status: 'pending', attempts: 0, next_attempt_at: now, last_error: null,
-            reported: 0, created_at: now, updated_at: now,
-          })
-          .onConflict((oc) => oc.columns(['account_id', 'connector', 'remote_id']).doNothing())
-          .executeTakeFirst();
-        added += Number(res.numInsertedOrUpdatedRows ?? 0n);
+    const rows: NewReply[] = [];
+    for (const r of replies) {
+      const chatId = r.chatId ? (knownChats.has(r.chatId) ? r.chatId : undefined) : byConversation.get(r.conversationId);
+      if (!chatId || !r.text.trim() && r.attachments.length === 0) {
+        skipped++;
+        continue;
       }
-      if (cursor !== undefined) await setCursor(trx, accountId, this.cursorName, cursor);
+      const conversationId = r.chatId ? convOfChat.get(chatId)?.id ?? r.conversationId ?? chatId : r.conversationId;
+      rows.push({ remoteId: r.remoteId, chatId, conversationId: conversationId || chatId, text: r.text, attachments: JSON.stringify(r.attachments) });
+    }
+    const added = await storeReplies(ledger, {
+      accountId, connector: connectorId, replies: rows, now,
+      itemErrors: bad.map((i) => ({ scope: 'replies.poll', ref: `${connectorId} ${i.ref}`, error: i.reason })),
+      ...(cursor !== undefined ? { cursor: { name: this.cursorName, value: cursor } } : {}),
     });
     if (added) this.o.log.info({ account: accountId, connector: connectorId, replies: added }, 'replies found in the CRM');
     if (bad.length) this.o.log.warn({ account: accountId, connector: connectorId, skipped: bad.slice(0, 5) }, 'CRM items that could not be read were recorded and skipped');
@@ -184,16 +177,7 @@ export class ReplyService {
    */
   async run(opts: { interruptedOnly?: boolean } = {}): Promise<ReplyReport> {
     const report: ReplyReport = { found: 0, sent: 0, failed: 0, dead: 0, reported: 0, actions: 0 };
-    const due = await this.o.ledger.db
-      .selectFrom('replies')
-      .selectAll()
-      .where('account_id', '=', this.o.accountId)
-      .where('connector', '=', this.o.connectorId)
-      .where('status', 'in', opts.interruptedOnly ? ['sending'] : ['pending', 'sending'])
-      .where('next_attempt_at', '<=', this.now())
-      .orderBy('id')
-      .limit(200)
-      .execute();
+    const due = await dueReplies(this.o.ledger.db, this.o.accountId, this.o.connectorId, opts.interruptedOnly ? ['sending'] : ['pending', 'sending'], this.now());
     for (const reply of due) {
       // One bad reply never stops the others (invariant 8): whatever it throws is its own failure.
       report[await this.sendOne(reply).catch((err: unknown) => this.failReply(reply, err))]++;
@@ -205,7 +189,7 @@ export class ReplyService {
   private async sendOne(reply: { id: number; chat_id: string; text: string; attachments: string; attempts: number }): Promise<'sent' | 'failed' | 'dead'> {
     const { ledger, client, accountId } = this.o;
     const attempts = reply.attempts + 1;
-    await ledger.db.updateTable('replies').set({ status: 'sending', attempts, updated_at: this.now() }).where('id', '=', reply.id).execute();
+    await updateReply(ledger.db, reply.id, { status: 'sending', attempts, updated_at: this.now() });
     let recent: AvitoMessage[] | undefined;
     const used = new Set<string>();
     try {
@@ -221,8 +205,7 @@ export class ReplyService {
           if (!recent) {
             recent = await client.listMessages(reply.chat_id, { limit: RECENT_MESSAGES });
             // Messages already linked to other replies are not this one.
-            const linked = await ledger.db.selectFrom('reply_sends').select('avito_message_id').where('account_id', '=', accountId).where('avito_message_id', 'in', recent.map((m) => m.id).concat([''])).execute();
-            for (const l of linked) if (l.avito_message_id) used.add(l.avito_message_id);
+            for (const id of await linkedAvitoIds(ledger.db, accountId, recent.map((m) => m.id))) used.add(id);
           }
           const found = recent.find((m) => !used.has(m.id) && m.author_id === uid && sameContent(p, m) && m.created >= Math.floor(p.updated_at / 1000) - RECOVERY_WINDOW_S);
           if (found) {
@@ -250,7 +233,7 @@ export class ReplyService {
         await this.partSent(reply, p, sent, uid);
         used.add(sent.id);
       }
-      await ledger.db.updateTable('replies').set({ status: 'sent', last_error: null, updated_at: this.now() }).where('id', '=', reply.id).execute();
+      await updateReply(ledger.db, reply.id, { status: 'sent', last_error: null, updated_at: this.now() });
       return 'sent';
     } catch (err) {
       return this.failReply({ ...reply, attempts: reply.attempts }, err);
@@ -265,12 +248,12 @@ export class ReplyService {
       const message = describeError(err);
       const outcome = classifyFailure(err);
       if (outcome === 'permanent' || attempts >= MAX_REPLY_ATTEMPTS) {
-        await ledger.db.updateTable('replies').set({ status: 'dead', last_error: message, updated_at: this.now() }).where('id', '=', reply.id).execute();
+        await updateReply(ledger.db, reply.id, { status: 'dead', last_error: message, updated_at: this.now() });
         this.o.log.warn({ account: accountId, reply: reply.id, chat: reply.chat_id, err: message }, 'reply failed for good: dead letter, reported in the CRM');
         return 'dead';
       }
       const wait = backoffMs(attempts, this.o.backoff ?? REPLY_BACKOFF);
-      await ledger.db.updateTable('replies').set({ status: 'pending', attempts, last_error: message, next_attempt_at: this.now() + wait, updated_at: this.now() }).where('id', '=', reply.id).execute();
+      await updateReply(ledger.db, reply.id, { status: 'pending', attempts, last_error: message, next_attempt_at: this.now() + wait, updated_at: this.now() });
       return 'failed';
     }
   }
@@ -278,7 +261,7 @@ export class ReplyService {
   /** The parts of a reply, recorded on first sight: texts split to ≤ 1,000 characters, then images. */
   private async plan(reply: { id: number; text: string; attachments: string }): Promise<Part[]> {
     const { ledger, accountId } = this.o;
-    const existing = await ledger.db.selectFrom('reply_sends').selectAll().where('reply_id', '=', reply.id).orderBy('part').execute();
+    const existing = await replyParts(ledger.db, reply.id);
     if (existing.length) return existing;
     const texts = splitText(reply.text);
     const images = JSON.parse(reply.attachments) as { url: string; name: string; mime: string }[];
@@ -286,12 +269,11 @@ export class ReplyService {
       ...texts.map((body, i) => ({ reply_id: reply.id, part: i, account_id: accountId, kind: 'text' as const, body, image_id: null, status: 'planned' as const, avito_message_id: null, updated_at: this.now() })),
       ...images.map((a, i) => ({ reply_id: reply.id, part: texts.length + i, account_id: accountId, kind: 'image' as const, body: JSON.stringify(a), image_id: null, status: 'planned' as const, avito_message_id: null, updated_at: this.now() })),
     ];
-    if (rows.length) await ledger.db.insertInto('reply_sends').values(rows).onConflict((oc) => oc.columns(['reply_id', 'part']).doNothing()).execute();
-    return ledger.db.selectFrom('reply_sends').selectAll().where('reply_id', '=', reply.id).orderBy('part').execute();
+    return planReplyParts(ledger.db, reply.id, rows);
   }
 
   private async markPart(replyId: number, part: number, set: Partial<Pick<ReplySendsTable, 'status' | 'image_id' | 'body'>>): Promise<void> {
-    await this.o.ledger.db.updateTable('reply_sends').set({ ...set, updated_at: this.now() }).where('reply_id', '=', replyId).where('part', '=', part).execute();
+    await updateReplyPart(this.o.ledger.db, replyId, part, { ...set, updated_at: this.now() });
   }
 
   /**
@@ -310,21 +292,12 @@ export class ReplyService {
   private async reportOutcomes(): Promise<number> {
     const { ledger, accountId, connectorId, connector } = this.o;
     if (!connector.reportReplies) return 0;
-    const done = await ledger.db
-      .selectFrom('replies')
-      .select(['id', 'remote_id', 'chat_id', 'conversation_id', 'status', 'last_error'])
-      .where('account_id', '=', accountId)
-      .where('connector', '=', connectorId)
-      .where('status', 'in', ['sent', 'dead'])
-      .where('reported', '=', 0)
-      .limit(250)
-      .execute();
+    const done = await unreportedOutcomes(ledger.db, accountId, connectorId);
     if (done.length === 0) return 0;
-    const parts = await ledger.db.selectFrom('reply_sends').select(['reply_id']).select((eb) => eb.fn.countAll<number>().as('n')).where('reply_id', 'in', done.map((d) => d.id)).groupBy('reply_id').execute();
     const convs = await loadConversations(ledger.db, accountId, connectorId, [...new Set(done.map((d) => d.chat_id))]);
     const items = done.map((d) => {
       const conv: ConversationRef = convs.get(d.chat_id)?.id === d.conversation_id ? convs.get(d.chat_id)! : { id: d.conversation_id };
-      const outcome: ReplyOutcome = d.status === 'sent' ? { sent: true, parts: Number(parts.find((p) => p.reply_id === d.id)?.n ?? 1) } : { sent: false, reason: shortReason(d.last_error) };
+      const outcome: ReplyOutcome = d.status === 'sent' ? { sent: true, parts: d.parts } : { sent: false, reason: shortReason(d.last_error) };
       return { conversation: conv, remoteId: d.remote_id, outcome };
     });
     try {
@@ -344,12 +317,12 @@ export class ReplyService {
           if (classifyFailure(one) !== 'permanent') return reported;
           await recordItemError(ledger.db, { accountId, scope: 'replies.report', ref: `${connectorId} reply ${done[i]!.remote_id}`, error: describeError(one) });
         }
-        await ledger.db.updateTable('replies').set({ reported: 1 }).where('id', '=', done[i]!.id).execute();
+        await markRepliesReported(ledger.db, [done[i]!.id]);
         reported++;
       }
       return reported;
     }
-    await ledger.db.updateTable('replies').set({ reported: 1 }).where('id', 'in', done.map((d) => d.id)).execute();
+    await markRepliesReported(ledger.db, done.map((d) => d.id));
     return done.length;
   }
 
@@ -378,13 +351,12 @@ export class ReplyService {
     for (const a of actions) {
       const chatId = chats.get(a.conversationId);
       if (!chatId) continue;
-      const seen = await ledger.db.selectFrom('crm_actions').select('status').where('account_id', '=', accountId).where('connector', '=', connectorId).where('conversation_id', '=', a.conversationId).where('action', '=', a.action).executeTakeFirst();
-      if (seen) continue;
-      const chat = await ledger.db.selectFrom('chats').select(['buyer_id', 'item_id']).where('account_id', '=', accountId).where('chat_id', '=', chatId).executeTakeFirst();
+      if (await actionSeen(ledger.db, accountId, connectorId, a.conversationId, a.action)) continue;
+      const chat = await chatParties(ledger.db, accountId, chatId);
       let outcome: { done: true } | { done: false; reason: string };
       try {
-        if (!chat?.buyer_id) throw new Error("the chat's buyer is not known yet");
-        await client.blacklist(chat.buyer_id, { ...(chat.item_id ? { itemId: chat.item_id } : {}) });
+        if (!chat?.buyerId) throw new Error("the chat's buyer is not known yet");
+        await client.blacklist(chat.buyerId, { ...(chat.itemId ? { itemId: chat.itemId } : {}) });
         outcome = { done: true };
       } catch (err) {
         if (err instanceof RemoteApiError && err.transient) {
@@ -393,12 +365,12 @@ export class ReplyService {
         }
         outcome = { done: false, reason: shortReason(describeError(err)) };
       }
-      await ledger.db.insertInto('crm_actions').values({ account_id: accountId, connector: connectorId, conversation_id: a.conversationId, action: a.action, status: outcome.done ? 'done' : 'failed', error: outcome.done ? null : outcome.reason, updated_at: this.now() }).execute();
+      await recordAction(ledger.db, { account_id: accountId, connector: connectorId, conversation_id: a.conversationId, action: a.action, status: outcome.done ? 'done' : 'failed', error: outcome.done ? null : outcome.reason, updated_at: this.now() });
       done++;
       await connector.reportAction?.({ id: a.conversationId }, a.action, outcome).catch((err: unknown) => this.o.log.warn({ err: describeError(err) }, 'could not report the action'));
     }
     if (res.cursor !== undefined && !retryLater) {
-      await ledger.transaction((trx) => setCursor(trx, accountId, name, res.cursor!));
+      await advanceActionsCursor(ledger, accountId, name, res.cursor);
     }
     return done;
   }
