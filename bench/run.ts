@@ -9,6 +9,7 @@ import { httpBench } from './http.js';
 import { ingestBench } from './ingest.js';
 import { replyBench } from './replies.js';
 import { webhookBench } from './webhooks.js';
+import { scaleBench } from './scale.js';
 
 /** `npm run bench [-- name …]`: runs the named benchmarks (default all) and prints markdown. */
 const BENCHES: Record<string, () => Promise<string>> = {
@@ -22,6 +23,7 @@ const BENCHES: Record<string, () => Promise<string>> = {
   burst: () => burstBench(),
   http: () => httpBench(),
   accounts: () => accountsBench(),
+  scale: () => scaleBench(),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

@@ -6,6 +6,7 @@ import type { AppConfig } from './config/load-config.js';
 import type { AccountConfig } from './config/schema.js';
 import type { RetryPolicy } from './http/retry-policy.js';
 import { ensureAccount } from './ledger/accounts.js';
+import { tokenLock } from './ledger/tokens.js';
 import { openLedger, type Ledger } from './ledger/database.js';
 import { secretScrubber } from './log/logger.js';
 import { VoiceKeeper } from './avito/voice-keeper.js';
@@ -85,7 +86,7 @@ export function buildAccount(config: AppConfig, accountId: string, ledger: Ledge
   const index = config.accounts.findIndex((a) => a.id === accountId);
   const account = config.accounts[index];
   if (!account) throw new Error(`no account ${accountId} in the configuration`);
-  const connectors = options.connectors === false ? [] : createConnectors(config, ledger.db, log, options.known ?? config.connectorDefinitions, options.retry, index);
+  const connectors = options.connectors === false ? [] : createConnectors(config, ledger.db, log, options.known ?? config.connectorDefinitions, options.retry, index, ledger.dialect);
   if (options.avito === false || !account.avito.clientId || !account.avito.clientSecret) return { id: accountId, account: undefined, connectors };
   return {
     id: accountId,
@@ -100,6 +101,7 @@ export function buildAccount(config: AppConfig, accountId: string, ledger: Ledge
         authCode: account.avito.authCode,
         userId: account.avito.userId,
         db: ledger.db,
+        lockToken: tokenLock(ledger, account.id, 'avito'),
         log,
         requestsPerSecond: account.avito.requestsPerSecond,
         concurrency: account.avito.concurrency,
@@ -141,7 +143,7 @@ export async function createRuntime(config: AppConfig, log: Logger, options: Run
   const ledger = await openLedger(config.db, { poolSize: config.dbPool, mustExist: options.existingLedger === true });
   let connectors: ActiveConnector[];
   try {
-    connectors = options.connectors === false ? [] : createConnectors(config, ledger.db, log, options.known ?? config.connectorDefinitions, options.retry);
+    connectors = options.connectors === false ? [] : createConnectors(config, ledger.db, log, options.known ?? config.connectorDefinitions, options.retry, undefined, ledger.dialect);
   } catch (err) {
     await ledger.close();
     throw err;

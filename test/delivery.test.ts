@@ -7,6 +7,8 @@ import { syncOnce } from '../src/sync/sync-once.js';
 import { SandboxAmo } from '../connectors/amocrm/sandbox.js';
 import { SandboxAvito } from '../src/sandbox/sandbox-avito.js';
 import { deliveredIds, fakeEnvWithAmo, runCli, tempDir, testRuntime, waitFor } from './helpers.js';
+import { isPostgresUrl, openLedger } from '../src/ledger/database.js';
+import { LEASE_TTL_MS } from '../src/ledger/leases.js';
 
 let avito: SandboxAvito;
 let amo: SandboxAmo;
@@ -236,6 +238,16 @@ describe('invariant 2: every ledger message reaches each enabled connector exact
     expect(first.signal).toBe('SIGKILL');
     const afterCrash = deliveredIds(amo);
     expect(afterCrash.length).toBe(200); // two requests of 100 notes reached amoCRM; the ledger knows one
+    if (isPostgresUrl(env.AVITO_SYNC_DB!)) {
+      // Several processes share a PostgreSQL ledger: the killed one's claims are free once its
+      // registration runs out (no heartbeat for LEASE_TTL_MS), not on a pid check.
+      const ledger = await openLedger(env.AVITO_SYNC_DB!);
+      try {
+        await waitFor(async () => !(await ledger.db.selectFrom('lease_owners').select('owner').where('pid', '=', child!.pid!).where('expires_at', '>=', Date.now()).executeTakeFirst()), LEASE_TTL_MS + 10_000, "the killed process's registration to run out");
+      } finally {
+        await ledger.close();
+      }
+    }
     const second = await runCli(['sync', '--once'], env);
     expect(second.code, second.stderr).toBe(0);
     expect(second.stdout).toMatch(/amocrm: 100 delivered/);

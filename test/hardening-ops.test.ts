@@ -1,7 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { LEASE_MS, LEASE_OWNER } from '../src/ledger/outbox.js';
+import { LEASE_MS } from '../src/ledger/outbox.js';
 import type { Runtime } from '../src/runtime.js';
 import { startDaemon, type Daemon } from '../src/sync/daemon.js';
 import { Delivery } from '../src/sync/delivery.js';
@@ -107,7 +107,7 @@ describe('issue 9: a restart picks up where the killed process left', () => {
     await (outbox as unknown as { catchUp?: () => Promise<unknown> }).catchUp?.();
     expect(await outbox.claim(100)).toHaveLength(3);
     const leased = await rt.ledger.db.selectFrom('deliveries').select(['lease_owner', 'lease_until']).execute();
-    expect(leased.every((l) => l.lease_owner === LEASE_OWNER && l.lease_until! > Date.now() + LEASE_MS / 2)).toBe(true);
+    expect(leased.every((l) => l.lease_owner === rt!.ledger.owner && l.lease_until! > Date.now() + LEASE_MS / 2)).toBe(true);
     daemon = await startDaemon(rt, { port: 0, host: '127.0.0.1', initialPoll: false });
     await waitFor(() => deliveredIds(amo!).length === 3, 20_000, 'orphaned deliveries sent at start');
   });

@@ -3,6 +3,10 @@ import { openLedger, type Ledger, type LedgerDialect } from '../src/ledger/datab
 import type { NewChat, NewMessage } from '../src/ledger/tables.js';
 import { markReadsReported, readsToReport, recordReadCheck, repliesAwaitingRead } from '../src/ledger/read-receipts.js';
 import { DIALECTS, ledgerLocation } from './dialects.js';
+import { sql } from 'kysely';
+import type { ConfigError } from '../src/errors.js';
+import { AccountLeases, LEASE_TTL_MS } from '../src/ledger/leases.js';
+import { memoryLogger } from '../src/log/logger.js';
 import { tempDir } from './helpers.js';
 
 /** The ledger boundary on every dialect (SQLite always; PostgreSQL when AVITO_SYNC_TEST_PG is set). */
@@ -37,6 +41,40 @@ const message = (chatId: string, id: string, created: number, extra: Partial<New
 });
 
 describe.each(DIALECTS)('ledger on %s', (dialect) => {
+  it('a ledger migrated by a newer avito-sync is refused (exit 2, AVITO_SYNC_DB) and left as it is', async () => {
+    const { ledger, again } = await open(dialect);
+    await sql`INSERT INTO kysely_migration (name, timestamp) VALUES ('999-future', ${new Date().toISOString()})`.execute(ledger.db);
+    const err = await again().then(() => undefined, (e: unknown) => e as ConfigError);
+    expect(err?.name).toBe('ConfigError');
+    expect(err?.key).toBe('AVITO_SYNC_DB');
+    expect(err?.message).toMatch(/was written by a newer avito-sync \(migration 999-future\); upgrade avito-sync to use it\. Do not delete the ledger/);
+    expect((await sql<{ n: number }>`SELECT count(*) AS n FROM kysely_migration WHERE name = '999-future'`.execute(ledger.db)).rows[0]!.n).toEqual(1);
+  });
+
+  it('account leases: one holder per account; a lease that ran out is taken over and records whom it replaced', async () => {
+    const { ledger, again } = await open(dialect);
+    const other = await again();
+    const log = memoryLogger('warn').logger;
+    const first = new AccountLeases(ledger, ['a', 'b'], { log });
+    await first.tick();
+    expect(first.held()).toEqual(['a', 'b']);
+    const rows = await ledger.db.selectFrom('account_leases').selectAll().orderBy('account_id').execute();
+    expect(rows.map((r) => r.owner)).toEqual([ledger.owner, ledger.owner]);
+    expect(Number(rows[0]!.expires_at) - Number(rows[0]!.heartbeat_at)).toBe(LEASE_TTL_MS);
+    // The holder dies: its leases run out; the other process takes them at its next tick.
+    await ledger.db.updateTable('account_leases').set({ expires_at: Date.now() - 1 }).execute();
+    await ledger.db.updateTable('lease_owners').set({ expires_at: Date.now() - 1 }).where('owner', '=', ledger.owner).execute();
+    const second = new AccountLeases(other, ['a', 'b'], { log });
+    await second.tick();
+    expect(second.held()).toEqual(['a', 'b']);
+    const taken = await other.db.selectFrom('account_leases').selectAll().orderBy('account_id').execute();
+    expect(taken.every((r) => r.owner === other.owner && r.previous_owner === ledger.owner)).toBe(true);
+    // The old holder finds out at its next heartbeat and stops working them.
+    await first.tick();
+    expect(first.held()).toEqual(dialect === 'sqlite' ? ['a', 'b'] : []); // SQLite: the writer lock's single daemon takes all
+    await second.stop();
+  });
+
   it('ids, counts and epoch-ms times come back as numbers', async () => {
     const { ledger } = await open(dialect);
     await ledger.ingest.writeChat('a', { chatId: 'c1', updated: 1_700_000_100, row: chat('c1'), messages: [message('c1', 'm1', 1_700_000_001)] });

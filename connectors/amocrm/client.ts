@@ -2,8 +2,8 @@ import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
 import {
-  READ_POLICY, RemoteApiError, SpacingGate, WRITE_POLICY, networkCode, parseRetryAfter, withRetry,
-  type ConnectorContext, type ConnectorStore, type RemoteErrorKind, type RetryPolicy,
+  LocalRequestGate, READ_POLICY, RemoteApiError, WRITE_POLICY, networkCode, parseRetryAfter, withRetry,
+  type ConnectorContext, type ConnectorStore, type RemoteErrorKind, type RequestGate, type RetryPolicy,
 } from '../../src/connector-sdk/index.js';
 import type { AmoConfig } from './config.js';
 import { amoProblemSchema, amoTokenSchema } from './schemas.js';
@@ -42,6 +42,8 @@ export interface AmoClientOptions {
   registerSecret: (s: string | undefined | null) => void;
   retry?: Partial<RetryPolicy>;
   timeoutMs?: number;
+  /** The account's request gate (`ctx.requestGate`): shared by every daemon on the ledger. Default: in-process. */
+  gate?: RequestGate;
 }
 
 const REFRESH_AHEAD_MS = 10 * 60 * 1000;
@@ -53,7 +55,7 @@ const REFRESH_AHEAD_MS = 10 * 60 * 1000;
  */
 export class AmoClient {
   private readonly queue: PQueue;
-  private readonly gate: SpacingGate;
+  private readonly gate: RequestGate;
   private readonly readPolicy: RetryPolicy;
   private readonly writePolicy: RetryPolicy;
   private token: { value: string; expiresAt: number } | undefined;
@@ -64,7 +66,7 @@ export class AmoClient {
   constructor(private readonly o: AmoClientOptions) {
     // Two in flight at most, and starts evenly spaced: never more than 7 in any sliding second.
     this.queue = new PQueue({ concurrency: 2 });
-    this.gate = new SpacingGate(Math.ceil(1000 / o.config.requestsPerSecond));
+    this.gate = o.gate ?? new LocalRequestGate(Math.ceil(1000 / o.config.requestsPerSecond));
     this.readPolicy = { ...READ_POLICY, ...o.retry, retryOn: 'transient' };
     this.writePolicy = { ...WRITE_POLICY, ...o.retry, retryOn: 'undelivered' };
     if (o.config.accessToken) {

@@ -66,6 +66,8 @@ export class AmoConnector implements ConnectorInstance {
     this.limits = { maxBatch: ctx.config.notesPerRequest, readReceipts: false };
     this.client = new AmoClient({
       config: ctx.config, store: ctx.store, pauses: ctx, log: ctx.log, registerSecret: ctx.registerSecret,
+      // amoCRM counts 7 requests per second per account, whichever process sends them.
+      ...(ctx.requestGate ? { gate: ctx.requestGate({ intervalMs: Math.ceil(1000 / ctx.config.requestsPerSecond), name: 'rest' }) } : {}),
       ...(ctx.retry ? { retry: ctx.retry } : {}),
       ...clientOptions,
     });

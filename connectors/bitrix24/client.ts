@@ -1,11 +1,10 @@
 import type { Logger } from 'pino';
 import type { z } from 'zod';
 import {
-  READ_POLICY, RemoteApiError, WRITE_POLICY, networkCode, parseRetryAfter, withRetry,
-  type ConnectorContext, type RemoteErrorKind, type RetryPolicy,
+  LocalRequestGate, READ_POLICY, RemoteApiError, WRITE_POLICY, networkCode, parseRetryAfter, withRetry,
+  type ConnectorContext, type RemoteErrorKind, type RequestGate, type RetryPolicy,
 } from '../../src/connector-sdk/index.js';
 import type { B24Config } from './config.js';
-import { LeakyBucket } from './leaky-bucket.js';
 import { buildQuery } from './query.js';
 import { b24BatchResultSchema, b24EnvelopeSchema, b24ErrorSchema, type B24BatchResult } from './schemas.js';
 
@@ -41,16 +40,19 @@ export interface B24ClientOptions {
   pauses: Pick<ConnectorContext<unknown>, 'pause' | 'paused'>;
   retry?: Partial<RetryPolicy> | undefined;
   timeoutMs?: number;
+  /** The portal's request gate (`ctx.requestGate`): shared by every daemon. Default: in-process. */
+  gate?: RequestGate;
 }
 
 /**
  * A thin typed Bitrix24 REST client on `fetch` for an incoming webhook (`{base}{method}.json`,
- * POST JSON; b24restdocs `local-integrations/local-webhooks.md`): a client-side leaky bucket under
+ * POST JSON; b24restdocs `local-integrations/local-webhooks.md`): a client-side leaky bucket (the request gate, GCRA) under
  * the portal's, `batch` with up to 50 commands for one bucket unit, 503 QUERY_LIMIT_EXCEEDED backs
  * off and retries (also for writes: the call was not run), OVERLOAD_LIMIT pauses the account.
  */
 export class B24Client {
-  private readonly bucket: LeakyBucket;
+  /** Bitrix24's per-portal leaky bucket, modelled as a request gate (burst = its capacity). */
+  private readonly bucket: RequestGate;
   private readonly readPolicy: RetryPolicy;
   private readonly writePolicy: RetryPolicy;
   /** How long a QUERY_LIMIT_EXCEEDED holds everything: ≥ 1 s (limits.md), shorter when tests shorten backoff. */
@@ -61,7 +63,7 @@ export class B24Client {
   commandCount = 0;
 
   constructor(private readonly o: B24ClientOptions) {
-    this.bucket = new LeakyBucket(o.config.burst, o.config.requestsPerSecond);
+    this.bucket = o.gate ?? new LocalRequestGate(1000 / o.config.requestsPerSecond, o.config.burst);
     this.readPolicy = { ...READ_POLICY, ...o.retry, retryOn: 'transient' };
     this.writePolicy = { ...WRITE_POLICY, ...o.retry, retryOn: 'undelivered' };
     this.holdMs = Math.min(1000, this.writePolicy.maxTimeoutMs);
@@ -106,7 +108,7 @@ export class B24Client {
 
   private async attempt(method: string, params: Record<string, unknown>, operation: string, commands: number) {
     await this.assertNotPaused(operation);
-    await this.bucket.take();
+    await this.bucket.wait();
     // A pause may have begun while this request waited its turn.
     await this.assertNotPaused(operation);
     this.requestCount++;
@@ -135,7 +137,7 @@ export class B24Client {
       const code = error.success ? error.data.error : '';
       const said = error.success ? [error.data.error, error.data.error_description].filter(Boolean).join(': ') : text.replace(/<[^>]*>/g, ' ').replace(/\s+/g, ' ').trim().slice(0, 200);
       const kind = classify(res.status, code);
-      if (code === 'QUERY_LIMIT_EXCEEDED' || res.status === 429) this.bucket.fill(this.holdMs);
+      if (code === 'QUERY_LIMIT_EXCEEDED' || res.status === 429) this.bucket.holdFor(this.holdMs);
       if (code === 'OVERLOAD_LIMIT') await this.overloaded(said);
       throw new RemoteApiError({ provider: 'Bitrix24', kind, status: res.status, remoteMessage: said.slice(0, 500), hint: B24_HINTS[kind], operation, retryAfterSeconds: parseRetryAfter(res.headers.get('retry-after')) });
     }

@@ -44,7 +44,7 @@ export class B24Connector implements ConnectorInstance {
     ctx.registerSecret(new URL(ctx.config.webhookUrl).pathname.split('/').filter(Boolean)[2]);
     ctx.registerSecret(ctx.config.webhookUrl);
     ctx.registerSecret(ctx.config.applicationToken);
-    this.client = new B24Client({ config: ctx.config, log: ctx.log, pauses: ctx, retry: ctx.retry });
+    this.client = new B24Client({ config: ctx.config, log: ctx.log, pauses: ctx, retry: ctx.retry, ...(ctx.requestGate ? { gate: ctx.requestGate({ intervalMs: 1000 / ctx.config.requestsPerSecond, burst: ctx.config.burst }) } : {}) });
   }
 
   private get responsibleId(): number {

@@ -8,6 +8,7 @@ import { SpacingGate } from '../http/spacing-gate.js';
 import { Transport, type TransportResponse } from '../http/transport.js';
 import { recordItemError } from '../ledger/item-errors.js';
 import type { LedgerDb } from '../ledger/database.js';
+import type { TokenLock } from '../ledger/tokens.js';
 import { getAccount, setAvitoUserId } from '../ledger/accounts.js';
 import { avitoHttpError, avitoNetworkError, withKind } from './errors.js';
 import {
@@ -26,6 +27,8 @@ export interface AvitoClientOptions {
   /** Known user id; otherwise read from the ledger or `GET /core/v1/accounts/self`. */
   userId?: string | undefined;
   db: LedgerDb;
+  /** Refreshes the token with its ledger row locked (PostgreSQL: one refresh across processes). */
+  lockToken?: TokenLock;
   log: Logger;
   /** Default 10. */
   requestsPerSecond?: number;
@@ -109,6 +112,7 @@ export class AvitoClient {
       authCode: opts.authCode,
       log: this.log,
       requestToken: (grant) => this.requestToken(grant),
+      ...(opts.lockToken ? { lockToken: opts.lockToken } : {}),
     });
   }
 

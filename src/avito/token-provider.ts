@@ -1,7 +1,8 @@
 import type { Logger } from 'pino';
 import { RemoteApiError } from '../errors.js';
 import type { LedgerDb } from '../ledger/database.js';
-import { getToken, saveToken } from '../ledger/tokens.js';
+import type { TokenRow } from '../ledger/tokens.js';
+import { getToken, saveToken, type TokenLock } from '../ledger/tokens.js';
 import { secretScrubber } from '../log/logger.js';
 import { AVITO_HINTS } from './errors.js';
 import type { AvitoToken } from './schemas.js';
@@ -23,6 +24,11 @@ export interface TokenProviderDeps {
   log: Logger;
   /** POST /token with the grant (authorization.json); throws RemoteApiError. */
   requestToken: (grant: TokenGrant) => Promise<AvitoToken>;
+  /**
+   * Runs a refresh with the token's ledger row locked (PostgreSQL: several processes never spend
+   * one single-use refresh token twice). Default: no lock (one process).
+   */
+  lockToken?: TokenLock;
   now?: () => number;
 }
 
@@ -33,6 +39,8 @@ export interface TokenProviderDeps {
  */
 export class AvitoTokenProvider {
   private cached: { token: string; expiresAt: number } | undefined;
+  /** `updated_at` of the ledger's token row when this process last read or wrote it. */
+  private seenUpdatedAt = 0;
   private inflight: Promise<string> | undefined;
   private readonly now: () => number;
 
@@ -53,6 +61,7 @@ export class AvitoTokenProvider {
         secretScrubber.add(row.access_token);
         secretScrubber.add(row.refresh_token);
         this.cached = { token: row.access_token, expiresAt: row.expires_at };
+        this.seenUpdatedAt = row.updated_at;
         return row.access_token;
       }
     }
@@ -113,9 +122,24 @@ export class AvitoTokenProvider {
     });
   }
 
-  private async doRefresh(reason: string, forced?: TokenGrant): Promise<string> {
-    const { db, accountId, log } = this.deps;
-    const row = await getToken(db, accountId, AVITO_PROVIDER);
+  private doRefresh(reason: string, forced?: TokenGrant): Promise<string> {
+    const lock: TokenLock = this.deps.lockToken ?? (async (fn) => fn(await getToken(this.deps.db, this.deps.accountId, AVITO_PROVIDER), this.deps.db));
+    return lock(async (row, db) => {
+      // Another process refreshed while this one waited for the row: its token is the one to use
+      // (the refresh token this one read is spent).
+      if (!forced && row && row.updated_at > this.seenUpdatedAt && row.access_token !== this.cached?.token && row.expires_at !== null && row.expires_at - REFRESH_AHEAD_MS > this.now()) {
+        secretScrubber.add(row.access_token);
+        secretScrubber.add(row.refresh_token);
+        this.cached = { token: row.access_token, expiresAt: row.expires_at };
+        this.seenUpdatedAt = row.updated_at;
+        return row.access_token;
+      }
+      return this.refreshWith(reason, row, db, forced);
+    });
+  }
+
+  private async refreshWith(reason: string, row: TokenRow | undefined, db: LedgerDb, forced?: TokenGrant): Promise<string> {
+    const { accountId, log } = this.deps;
     let grant: TokenGrant;
     if (forced) grant = forced;
     else if (row?.refresh_token) grant = { grant_type: 'refresh_token', refresh_token: row.refresh_token };
@@ -153,6 +177,7 @@ export class AvitoTokenProvider {
       expiresAt,
     });
     this.cached = { token: token.access_token, expiresAt };
+    this.seenUpdatedAt = (await getToken(db, accountId, AVITO_PROVIDER))?.updated_at ?? this.now();
     log.info({ grant: grant.grant_type, reason, expiresAt: new Date(expiresAt).toISOString() }, 'Avito token refreshed');
     return token.access_token;
   }

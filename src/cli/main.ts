@@ -14,6 +14,7 @@ import { registerRun } from './commands/run.js';
 import { registerWebhooks } from './commands/webhooks.js';
 import { registerStatus } from './commands/status.js';
 import { registerSync } from './commands/sync.js';
+import { registerMigrateLedger } from './commands/migrate-ledger.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -40,6 +41,7 @@ export function buildProgram(): Command {
   registerOperator(program);
   registerConnector(program);
   registerAuth(program);
+  registerMigrateLedger(program);
   return program;
 }
 

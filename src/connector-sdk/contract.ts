@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { z } from 'zod';
+import type { RequestGate, RequestGateOptions } from '../http/request-gate.js';
 import type { RetryPolicy } from '../http/retry-policy.js';
 
 /**
@@ -189,6 +190,15 @@ export interface ConnectorContext<Config> {
   resume(): Promise<void>;
   /** Called when the connector learns a secret (a token) so logs never show it. */
   registerSecret(value: string | undefined | null): void;
+  /**
+   * The CRM's per-account rate limit as a gate: `await gate.wait()` before each request,
+   * `gate.holdFor(ms)` after a 429. One gate per `name` for this account and connector, shared by
+   * every daemon on the same PostgreSQL ledger (a CRM counts requests per account, not per
+   * process); in-process on SQLite. Connectors use this rather than a gate of their own. Always
+   * given by the core; a context built by hand in a connector's own test may leave it out (then
+   * fall back to `new LocalRequestGate(…)`).
+   */
+  requestGate?(options: RequestGateOptions): RequestGate;
   /** Overrides for the connector's retry backoff (tests shorten it); the policy's shape stays. */
   retry?: Partial<RetryPolicy>;
 }

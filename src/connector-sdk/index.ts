@@ -43,6 +43,7 @@ export {
   type RetryPolicy,
 } from '../http/retry-policy.js';
 export { SpacingGate } from '../http/spacing-gate.js';
+export { LocalRequestGate, type RequestGate, type RequestGateOptions } from '../http/request-gate.js';
 export { closeServer, freePort, listenLoopback, readBody } from '../sandbox/net.js';
 /** The zod the core validates config with: a connector's `configSchema` can use it without its own copy. */
 export { z } from 'zod';

@@ -3,7 +3,9 @@ import { describeIssue, type AppConfig } from '../config/load-config.js';
 import { ConfigError } from '../errors.js';
 import type { RetryPolicy } from '../http/retry-policy.js';
 import { connectorPauses, connectorStore } from '../ledger/connector-state.js';
-import type { LedgerDb } from '../ledger/database.js';
+import type { LedgerDb, LedgerDialect } from '../ledger/database.js';
+import { LocalRequestGate, type RequestGate, type RequestGateOptions } from '../http/request-gate.js';
+import { SharedRequestGate } from '../ledger/request-slots.js';
 import { secretScrubber } from '../log/logger.js';
 import type { ConnectorDefinition, ConnectorInstance } from '../connector-sdk/contract.js';
 
@@ -44,8 +46,17 @@ export function checkConnectorSettings(config: AppConfig, known: readonly Connec
  * (a bad value names its key: the connector's env variable, or its path in the file) and creates one instance per account
  * (only the account at `onlyAccountIndex` when given: one added by a config reload).
  */
-export function createConnectors(config: AppConfig, db: LedgerDb, log: Logger, known: readonly ConnectorDefinition[], retry?: Partial<RetryPolicy>, onlyAccountIndex?: number): ActiveConnector[] {
+export function createConnectors(config: AppConfig, db: LedgerDb, log: Logger, known: readonly ConnectorDefinition[], retry?: Partial<RetryPolicy>, onlyAccountIndex?: number, dialect: LedgerDialect = 'sqlite'): ActiveConnector[] {
   const out: ActiveConnector[] = [];
+  // One gate per (account, connector, name), shared by the instance's clients; on PostgreSQL shared
+  // with every other process through the ledger, so a CRM's per-account limit holds across daemons.
+  const gates = new Map<string, RequestGate>();
+  const gate = (accountId: string, connectorId: string, o: RequestGateOptions): RequestGate => {
+    const key = `${accountId}/${connectorId}/${o.name ?? 'default'}`;
+    let g = gates.get(key);
+    if (!g) gates.set(key, (g = dialect === 'postgres' ? new SharedRequestGate(db, key, o.intervalMs, o.burst) : new LocalRequestGate(o.intervalMs, o.burst)));
+    return g;
+  };
   for (const def of enabledDefinitions(config, known)) {
     config.accounts.forEach((account, i) => {
       if (onlyAccountIndex !== undefined && i !== onlyAccountIndex) return;
@@ -60,6 +71,7 @@ export function createConnectors(config: AppConfig, db: LedgerDb, log: Logger, k
           store: connectorStore(db, account.id, def.id),
           ...connectorPauses(db, account.id, def.id),
           registerSecret: (s) => secretScrubber.add(s),
+          requestGate: (o) => gate(account.id, def.id, o),
           ...(retry ? { retry } : {}),
         }),
       });

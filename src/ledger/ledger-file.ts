@@ -37,7 +37,12 @@ export function refuseNewerLedger(sqlite: Database.Database, file: string, known
   const applied = (sqlite.prepare('SELECT name FROM kysely_migration ORDER BY name').all() as { name: string }[]).map((r) => r.name);
   const unknown = applied.filter((n) => !known.includes(n));
   if (unknown.length === 0) return;
-  throw new ConfigError(
+  throw newerLedger(file, unknown);
+}
+
+/** The refusal for a ledger holding migrations this build does not know (either dialect). */
+export function newerLedger(file: string, unknown: readonly string[]): ConfigError {
+  return new ConfigError(
     `The ledger ${file} was written by a newer avito-sync (migration ${unknown.join(', ')}); upgrade avito-sync to use it. Do not delete the ledger: it records what reached the CRM.`,
     'AVITO_SYNC_DB',
   );

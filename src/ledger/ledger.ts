@@ -78,6 +78,12 @@ export interface Ledger {
   readonly dialect: LedgerDialect;
   /** The typed query builder (both dialects). */
   readonly db: LedgerDb;
+  /**
+   * This process's lease owner id (`host:pid:random`, unique per process and ledger): delivery
+   * and account leases carry it. On PostgreSQL it is registered in `lease_owners` and renewed
+   * while the ledger is open; leases of an owner whose registration ran out are free.
+   */
+  readonly owner: string;
   /** Where the ledger is: the SQLite file's absolute path, or the PostgreSQL URL without its password. */
   readonly file: string;
   /** Runs `fn` in one transaction; it commits when `fn` resolves and rolls back when it throws. */

@@ -1,6 +1,5 @@
 import type { Ledger } from './ledger.js';
 import type Database from 'better-sqlite3';
-import { hostname } from 'node:os';
 
 /** A claimed delivery: one message (or one deletion) for one connector. */
 export interface ClaimedDelivery {
@@ -23,26 +22,6 @@ export interface OutboxCounts {
 /** How long a claim holds a delivery; an expired lease is claimable again (a crashed process). */
 export const LEASE_MS = 120_000;
 
-/** Who holds a lease: this host and process. */
-export const LEASE_OWNER = `${hostname()}:${process.pid}`;
-
-/**
- * A lease held by a process that no longer exists on this host is free now (it was killed).
- * Owners are `host:pid`, or `host:pid#id` where one process holds several ledgers (PostgreSQL);
- * a lease of another host is free when it expires.
- */
-export function leaseOrphaned(owner: string | null, self = LEASE_OWNER): boolean {
-  if (!owner || owner === self) return false;
-  owner = owner.split('#')[0]!;
-  const sep = owner.lastIndexOf(':');
-  if (owner.slice(0, sep) !== hostname()) return false;
-  try {
-    process.kill(Number(owner.slice(sep + 1)), 0);
-    return false;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'ESRCH';
-  }
-}
 
 /**
  * The delivery outbox of one (account, connector): a row per message (or deletion), with status,
@@ -86,6 +65,8 @@ export class SqliteOutbox implements Outbox {
     private readonly readSync: <T>(fn: () => T) => Promise<T>,
     readonly accountId: string,
     readonly connector: string,
+    /** This process's lease owner id (`Ledger.owner`). */
+    private readonly owner: string,
   ) {
     this.s = {
       cursor: db.prepare(`SELECT value FROM cursors WHERE account_id = ? AND name = ?`).pluck(),
@@ -155,12 +136,9 @@ export class SqliteOutbox implements Outbox {
       const cuts = [pending, leased].filter((l) => l.length === take).map((l) => l[l.length - 1]!).sort(order);
       const upTo = cuts[0];
       const rows = [...pending, ...leased].filter((r) => !upTo || order(r, upTo) <= 0).sort(order);
-      const orphaned = new Map<string, boolean>();
-      const isOrphaned = (owner: string | null) => {
-        if (!owner) return false;
-        if (!orphaned.has(owner)) orphaned.set(owner, leaseOrphaned(owner));
-        return orphaned.get(owner)!;
-      };
+      // One writer per SQLite ledger (the writer lock): a lease of another owner was left by a
+      // process that is gone (killed), so it is free now, not when it expires.
+      const isOrphaned = (owner: string | null) => owner !== null && owner !== this.owner;
       const out: ClaimedDelivery[] = [];
       let blockedChat: string | undefined;
       for (const r of rows) {
@@ -173,7 +151,7 @@ export class SqliteOutbox implements Outbox {
         }
         out.push({ id: r.id, messageId: r.message_id, kind: r.kind, chatId: r.chat_id, priorAttempts: r.attempts });
       }
-      for (const c of out) this.s.lease!.run(now + LEASE_MS, LEASE_OWNER, now, c.id);
+      for (const c of out) this.s.lease!.run(now + LEASE_MS, this.owner, now, c.id);
       return out;
     });
   }

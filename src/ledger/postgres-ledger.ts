@@ -1,12 +1,12 @@
-import { randomUUID } from 'node:crypto';
 import { Kysely, Migrator, PostgresDialect, sql, type Transaction } from 'kysely';
 import pg from 'pg';
 import { ConfigError, OperationalError } from '../errors.js';
 import type { Ledger } from './ledger.js';
 import { redactUrl } from './location.js';
-import { migrationProvider } from './migrations/index.js';
+import { MIGRATION_NAMES, migrationProvider } from './migrations/index.js';
+import { newerLedger } from './ledger-file.js';
+import { LEASE_HEARTBEAT_MS, beatLeaseOwner, dropLeaseOwner, newLeaseOwner } from './leases.js';
 import { PostgresIngest } from './postgres-ingest.js';
-import { LEASE_OWNER, leaseOrphaned } from './outbox.js';
 import { PostgresOutbox } from './postgres-outbox.js';
 import type { LedgerTables } from './tables.js';
 
@@ -46,6 +46,13 @@ export async function openPostgresLedger(url: string, opts: PostgresLedgerOption
     throw explainConnectError(err, shown);
   }
   const db = new Kysely<LedgerTables>({ dialect: new PostgresDialect({ pool }) });
+  // A ledger migrated by a newer avito-sync: refuse (exit 2) rather than run on a schema we do not know.
+  const applied = await sql<{ name: string }>`SELECT name FROM kysely_migration`.execute(db).then((r) => r.rows.map((x) => x.name), () => [] as string[]);
+  const unknown = applied.filter((n) => !MIGRATION_NAMES.includes(n));
+  if (unknown.length) {
+    await db.destroy();
+    throw newerLedger(shown, unknown);
+  }
   const { error, results } = await new Migrator({ db, provider: migrationProvider('postgres') }).migrateToLatest();
   if (error) {
     await db.destroy();
@@ -64,20 +71,27 @@ export async function openPostgresLedger(url: string, opts: PostgresLedgerOption
       }
     }
   };
-  const owner = `${LEASE_OWNER}#${randomUUID().slice(0, 8)}`;
+  // Registered while the ledger is open: delivery leases of an owner whose registration ran out
+  // (the process died) are free for the others.
+  const owner = newLeaseOwner();
+  const beat = () => beatLeaseOwner(db, owner, 'process').catch(() => undefined);
+  await beat();
+  const beating = setInterval(() => void beat(), LEASE_HEARTBEAT_MS);
+  beating.unref();
   const routes = new Map<string, readonly string[]>();
   const ingest = new PostgresIngest(db, run, (accountId) => routes.get(accountId) ?? []);
   const outboxes = new Map<string, PostgresOutbox>();
   return {
     dialect: 'postgres',
     db,
+    owner,
     file: shown,
     transaction: (fn) => db.transaction().execute(fn),
     ingest,
     outbox(accountId, connector) {
       const key = `${accountId}\u0000${connector}`;
       let o = outboxes.get(key);
-      if (!o) outboxes.set(key, (o = new PostgresOutbox(db, run, owner, async (o) => leaseOrphaned(o, owner), accountId, connector)));
+      if (!o) outboxes.set(key, (o = new PostgresOutbox(db, run, owner, accountId, connector)));
       return o;
     },
     routeDeliveries(accountId, connectors) {
@@ -87,6 +101,8 @@ export async function openPostgresLedger(url: string, opts: PostgresLedgerOption
       await sql`SELECT 1`.execute(db);
     },
     async close() {
+      clearInterval(beating);
+      await dropLeaseOwner(db, owner).catch(() => undefined);
       await db.destroy();
     },
   };

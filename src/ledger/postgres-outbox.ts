@@ -28,10 +28,8 @@ export class PostgresOutbox implements Outbox {
   constructor(
     private readonly db: LedgerDb,
     private readonly run: <T>(fn: (trx: Trx) => Promise<T>) => Promise<T>,
-    /** This process's lease owner id. */
+    /** This process's lease owner id (registered in `lease_owners` while the ledger is open). */
     private readonly owner: string,
-    /** Whether a lease's owner is gone (its heartbeat stopped): its rows are free now. */
-    private readonly ownerGone: (owner: string) => Promise<boolean>,
     readonly accountId: string,
     readonly connector: string,
   ) {}
@@ -72,19 +70,20 @@ export class PostgresOutbox implements Outbox {
   }
 
   async claim(limit: number, now = Date.now(), skipChat?: (chatId: string) => boolean): Promise<ClaimedDelivery[]> {
-    // Owners whose heartbeat stopped, looked up before the transaction (it stays short).
-    const leasedOwners = await this.db
-      .selectFrom('deliveries')
-      .select('lease_owner')
+    // Owners whose registration ran out (the process died: its heartbeat stopped), looked up
+    // before the transaction (it stays short): their leases are free now, not when they expire.
+    const goneOwners = await this.db
+      .selectFrom('deliveries as d')
+      .select('d.lease_owner')
       .distinct()
-      .where('account_id', '=', this.accountId)
-      .where('connector', '=', this.connector)
-      .where('status', '=', 'leased')
-      .where('lease_owner', 'is not', null)
-      .where('lease_owner', '!=', this.owner)
+      .where('d.account_id', '=', this.accountId)
+      .where('d.connector', '=', this.connector)
+      .where('d.status', '=', 'leased')
+      .where('d.lease_owner', 'is not', null)
+      .where('d.lease_owner', '!=', this.owner)
+      .where(({ not, exists, selectFrom }) => not(exists(selectFrom('lease_owners as o').select('o.owner').whereRef('o.owner', '=', 'd.lease_owner').where('o.expires_at', '>=', now))))
       .execute();
-    const gone = new Set<string>();
-    for (const r of leasedOwners) if (r.lease_owner && (await this.ownerGone(r.lease_owner))) gone.add(r.lease_owner);
+    const gone = new Set(goneOwners.map((r) => r.lease_owner!));
 
     return this.run(async (trx) => {
       const take = limit * 2;

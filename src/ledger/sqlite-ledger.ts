@@ -8,6 +8,7 @@ import { notALedger, refuseNewerLedger, requireExistingLedger } from './ledger-f
 import { MIGRATION_NAMES, migrationProvider } from './migrations/index.js';
 import { SqliteOutbox } from './outbox.js';
 import { SqliteIngest } from './sqlite-ingest.js';
+import { newLeaseOwner } from './leases.js';
 import type { LedgerTables } from './tables.js';
 
 /** Prepared statements kept for reuse by SQL text (most recently used). */
@@ -94,16 +95,18 @@ export async function openSqliteLedger(file: string, options: { mustExist?: bool
   const routes = new Map<string, readonly string[]>();
   const ingest = new SqliteIngest(sqlite, writeSync, readSync, (accountId) => routes.get(accountId) ?? []);
   const outboxes = new Map<string, SqliteOutbox>();
+  const owner = newLeaseOwner();
   return {
     dialect: 'sqlite',
     db,
+    owner,
     file: resolved,
     transaction: (fn) => db.transaction().execute(fn),
     ingest,
     outbox(accountId, connector) {
       const key = `${accountId}\u0000${connector}`;
       let o = outboxes.get(key);
-      if (!o) outboxes.set(key, (o = new SqliteOutbox(sqlite, writeSync, readSync, accountId, connector)));
+      if (!o) outboxes.set(key, (o = new SqliteOutbox(sqlite, writeSync, readSync, accountId, connector, owner)));
       return o;
     },
     routeDeliveries(accountId, connectors) {

@@ -212,7 +212,38 @@ export interface CrmActionsTable {
   updated_at: number;
 }
 
+/** A process that may hold leases, alive while its heartbeat keeps `expires_at` ahead. */
+export interface LeaseOwnersTable {
+  owner: string;
+  host: string;
+  pid: number;
+  kind: 'daemon' | 'process';
+  started_at: number;
+  heartbeat_at: number;
+  expires_at: number;
+}
+
+/** Which process works an account: polls Avito, refreshes its token, sends its replies. */
+export interface AccountLeasesTable {
+  account_id: string;
+  owner: string;
+  acquired_at: number;
+  heartbeat_at: number;
+  expires_at: number;
+  previous_owner: string | null;
+  previous_expires_at: number | null;
+}
+
+/** A spacing gate shared by every process: the earliest start of the next request. */
+export interface RequestSlotsTable {
+  key: string;
+  next_at: number;
+}
+
 export interface LedgerTables {
+  lease_owners: LeaseOwnersTable;
+  account_leases: AccountLeasesTable;
+  request_slots: RequestSlotsTable;
   conversation_links: ConversationLinksTable;
   crm_actions: CrmActionsTable;
   replies: RepliesTable;

@@ -1,5 +1,5 @@
 import type { Selectable } from 'kysely';
-import type { LedgerDb } from './database.js';
+import type { Ledger, LedgerDb } from './database.js';
 import type { TokensTable } from './tables.js';
 
 export type TokenRow = Selectable<TokensTable>;
@@ -34,6 +34,26 @@ export async function saveToken(
     .execute();
 }
 
+
+/** Runs a token refresh with the token's row locked; what it saves goes through `db` (the same transaction). */
+export type TokenLock = <T>(fn: (row: TokenRow | undefined, db: LedgerDb) => Promise<T>) => Promise<T>;
+
+/**
+ * A refresh under the token row's lock (design.md §8.5): on PostgreSQL `SELECT … FOR UPDATE` in a
+ * transaction that also saves the new token, so two processes never spend one single-use refresh
+ * token — the second waits for the lock, then finds the token the first saved. On SQLite (one
+ * process, and a transaction would hold the only connection through the HTTP call) `fn` runs
+ * without one; the provider's in-process sharing of a refresh is enough there.
+ */
+export function tokenLock(ledger: Pick<Ledger, 'db' | 'dialect' | 'transaction'>, accountId: string, provider: string): TokenLock {
+  return async (fn) => {
+    if (ledger.dialect !== 'postgres') return fn(await getToken(ledger.db, accountId, provider), ledger.db);
+    return ledger.transaction(async (trx) => {
+      const row = await trx.selectFrom('tokens').selectAll().where('account_id', '=', accountId).where('provider', '=', provider).forUpdate().executeTakeFirst();
+      return fn(row, trx);
+    });
+  };
+}
 
 /** Forgets an account's stored tokens of one provider (`auth reset`). True when there were any. */
 export async function forgetTokens(db: LedgerDb, accountId: string, provider: string): Promise<boolean> {

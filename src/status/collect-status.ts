@@ -4,6 +4,7 @@ import { listCursors } from '../ledger/cursors.js';
 import { recentItemErrors } from '../ledger/item-errors.js';
 import { connectorStore, pauseEnd, pausedState } from '../ledger/connector-state.js';
 import { readDaemonStatus, readLastPoll, type DaemonStatus } from './daemon-heartbeat.js';
+import { listAccountLeases } from '../ledger/leases.js';
 
 export interface AccountStatus {
   id: string;
@@ -23,6 +24,12 @@ export interface AccountStatus {
   token: { expiresAt: string | null; expired: boolean } | null;
   lastErrors: { at: string; scope: string; ref: string | null; error: string }[];
   connectors: ConnectorStatus[];
+  /**
+   * Which daemon works this account (polls it, refreshes its token, sends its replies): its
+   * lease's owner (`host:pid:id`), host and pid, and whether the lease is in force (`held`) or ran
+   * out (its process stopped or died; another daemon takes it within 30 s). Null: never leased.
+   */
+  lease: { owner: string; host: string | null; pid: number | null; acquiredAt: string; expiresAt: string; held: boolean } | null;
 }
 
 export interface ConnectorStatus {
@@ -54,10 +61,12 @@ async function count(db: LedgerDb, table: 'chats' | 'messages', accountId: strin
 /** What `status` shows: read from the ledger only, no remote calls. */
 export async function collectStatus(db: LedgerDb, ledgerFile: string, now = Date.now(), displayNames: ReadonlyMap<string, string> = new Map()): Promise<StatusReport> {
   const accounts: AccountStatus[] = [];
+  const leases = new Map((await listAccountLeases(db)).map((l) => [l.accountId, l]));
   const daemon = await readDaemonStatus(db, now);
   // A daemon too old to say per account: every account counts as running while it runs.
   const perAccount = Object.keys(daemon.accounts).length > 0;
   for (const a of await listAccounts(db)) {
+    const lease = leases.get(a.id);
     const token = await db.selectFrom('tokens').select(['expires_at']).where('account_id', '=', a.id).where('provider', '=', 'avito').executeTakeFirst();
     const voice = await db.selectFrom('voice_files').select((eb) => eb.fn.countAll<number>().as('n')).where('account_id', '=', a.id).where('path', 'is', null).executeTakeFirstOrThrow();
     const cursors: Record<string, string> = {};
@@ -75,6 +84,10 @@ export async function collectStatus(db: LedgerDb, ledgerFile: string, now = Date
       token: token ? { expiresAt: token.expires_at ? new Date(token.expires_at).toISOString() : null, expired: token.expires_at !== null && token.expires_at <= now } : null,
       lastErrors: (await recentItemErrors(db, 5, a.id)).map((e) => ({ at: new Date(e.at).toISOString(), scope: e.scope, ref: e.ref, error: e.error })),
       connectors: await connectorStatuses(db, a.id, now, displayNames),
+      lease: lease ? {
+        owner: lease.owner, host: lease.host, pid: lease.pid, acquiredAt: new Date(lease.acquiredAt).toISOString(),
+        expiresAt: new Date(lease.expiresAt).toISOString(), held: lease.expiresAt > now,
+      } : null,
     });
   }
   return { ledger: ledgerFile, daemon, accounts };

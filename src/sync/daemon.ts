@@ -11,6 +11,7 @@ import { isLedgerError } from '../ledger/write-probe.js';
 import { releaseLeases } from '../ledger/outbox.js';
 import { voiceFilePath } from '../ledger/voice-files.js';
 import { acquireWriterLock } from '../ledger/writer-lock.js';
+import { AccountLeases, LEASE_HEARTBEAT_MS } from '../ledger/leases.js';
 import { healthReport } from './health.js';
 import { applyRetention } from './retention.js';
 import { Metrics } from '../server/metrics.js';
@@ -50,6 +51,8 @@ export interface Daemon {
   replyJobs: Map<string, Job>;
   /** The dispatch job of each (account, connector), keyed `account/connector`. */
   dispatchJobs: Map<string, Job>;
+  /** The accounts this process works (polls, refreshes, sends replies for): its account leases. */
+  leases: AccountLeases;
   /** CRM webhooks: routing, verification by the connector, storing replies. */
   crmWebhooks: CrmWebhooks;
   /**
@@ -108,6 +111,19 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
 
   const scheduler = new Scheduler(log);
   const stopSignal = new AbortController();
+  // Several daemons on one PostgreSQL ledger share the accounts (design.md §8.5): each account's
+  // Avito polling, token refresh, CRM reply look-ups and reply sending run only in the process
+  // holding its lease. Webhooks are taken by any process, and deliveries are claimed row by row
+  // (FOR UPDATE SKIP LOCKED) by any process. On SQLite this process holds every account.
+  let leasesStarted = false;
+  // The accounts of the current configuration (a SIGHUP reload adds and removes some).
+  const leases = new AccountLeases(ledger, () => rt.accounts.map((a) => a.config.id), {
+    log,
+    onAcquired: (accountId) => {
+      if (leasesStarted) startAccountWork(accountId); // taken over from a process that died or handed it back
+    },
+  });
+  const leased = <T>(accountId: string, fn: () => Promise<T>) => () => leases.use(accountId, fn).then(() => undefined);
   const pollJobs = new Map<string, Job>();
   const detailJobs = new Map<string, Job>();
   const voiceJobs = new Map<string, Job>();
@@ -125,7 +141,7 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
         kickDelivery(accountId);
       },
     };
-    pollJobs.set(id, scheduler.add(`poll:${id}`, async () => {
+    pollJobs.set(id, scheduler.add(`poll:${id}`, leased(id, async () => {
       try {
         const uid = await acc.client.userId();
         accountsByUserId.set(uid, id);
@@ -141,12 +157,12 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
         await recordPoll(ledger.db, id, false, describeError(err)).catch(() => undefined);
         throw err;
       }
-    }, pollEvery));
-    detailJobs.set(id, scheduler.add(`chat-details:${id}`, async () => {
+    }), pollEvery));
+    detailJobs.set(id, scheduler.add(`chat-details:${id}`, leased(id, async () => {
       await fetchStubChats(ctx, await acc.client.userId());
       kickDelivery(id); // messages waiting for the chat's details can go now
-    }));
-    voiceJobs.set(id, scheduler.add(`voice:${id}`, () => rt.voice.keepPending(acc.client, signal), 300));
+    })));
+    voiceJobs.set(id, scheduler.add(`voice:${id}`, leased(id, () => rt.voice.keepPending(acc.client, signal)), 300));
     state.setAccountState(id, 'running');
   };
   for (const acc of rt.accounts) startAccountJobs(acc);
@@ -156,7 +172,10 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
   // RETENTION_DAYS: old webhook bodies and voice files go, at start and then hourly.
   const retention = scheduler.add('retention', () => applyRetention(ledger, rt.voice, config.retentionDays, log), 3600);
   scheduler.add('token-refresh', async () => {
-    for (const acc of rt.accounts) if (!stopSignal.signal.aborted) await acc.client.tokens.get().catch((err: unknown) => log.warn({ account: acc.config.id, err: describeError(err) }, 'token refresh failed'));
+    for (const acc of rt.accounts) {
+      if (stopSignal.signal.aborted) break;
+      await leases.use(acc.config.id, () => acc.client.tokens.get()).catch((err: unknown) => log.warn({ account: acc.config.id, err: describeError(err) }, 'token refresh failed'));
+    }
   }, 60);
 
   // CRM-side metrics: every connector call counted (wrapped before delivery takes the instances).
@@ -181,29 +200,29 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
     const key = `${u.accountId}/${u.connectorId}`;
     // Avito's read marks on our replies, for connectors that show them (capability readReceipts).
     if (u.reads?.enabled) {
-      readJobs.set(key, scheduler.add(`read-receipts:${key}`, async () => {
+      readJobs.set(key, scheduler.add(`read-receipts:${key}`, leased(u.accountId, async () => {
         if (stopSignal.signal.aborted) return;
         const r = await u.reads!.run(stopSignal.signal);
         if (r.read || r.reported) log.debug({ account: u.accountId, connector: u.connectorId, ...r }, 'read receipts');
-      }, READ_RECEIPTS_SECONDS));
+      }), READ_RECEIPTS_SECONDS));
     }
     if (!u.replies) return;
     // One job sends, so two runs never take the same reply; polling and webhooks both trigger it.
-    const send = scheduler.add(`reply-send:${key}`, async () => {
+    const send = scheduler.add(`reply-send:${key}`, leased(u.accountId, async () => {
       if (stopSignal.signal.aborted) return;
       const r = await tracked('reply-send', u.accountId, u.connectorId, () => u.replies!.run());
       crmMetrics.replied(u.accountId, u.connectorId, r);
       // A send that was cut short (a kill) held its chat's buyer messages: they go now, not at the next tick.
       if (r.sent || r.dead) kickDelivery(u.accountId);
-    });
+    }));
     sendJobs.set(key, send);
-    replyJobs.set(key, scheduler.add(`replies:${key}`, async () => {
+    replyJobs.set(key, scheduler.add(`replies:${key}`, leased(u.accountId, async () => {
       if (stopSignal.signal.aborted) return;
       const problem = await delivery.lookForReplies(u);
       if (problem) state.loopFailed('replies', u.accountId, u.connectorId, problem);
       else state.loopSucceeded('replies', u.accountId, u.connectorId);
       await send.trigger({ coalesce: true });
-    }, crmEvery));
+    }), crmEvery));
   };
   for (const u of delivery.units) startUnitJobs(u);
   /** Runs one loop's work, keeping its run of failures for `/healthz`. */
@@ -221,6 +240,23 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
   const kickDelivery = (accountId: string) => {
     for (const u of delivery.units) if (u.accountId === accountId) void dispatchJobs.get(`${u.accountId}/${u.connectorId}`)?.trigger({ coalesce: true });
   };
+  /** An account this process just took: its poll, reply look-ups and sends (a killed holder's half-sent replies) go now. */
+  function startAccountWork(accountId: string): void {
+    void pollJobs.get(accountId)?.trigger({ coalesce: true });
+    void detailJobs.get(accountId)?.trigger({ coalesce: true });
+    for (const [key, job] of [...replyJobs, ...sendJobs]) if (key.startsWith(`${accountId}/`)) void job.trigger({ coalesce: true });
+    kickDelivery(accountId);
+  }
+  if (ledger.dialect === 'postgres') {
+    // Work another process stored for an account this one holds (a webhook's new chat, a CRM
+    // webhook's reply) has no in-process trigger here: look for it at every lease heartbeat.
+    scheduler.add('leased-work', async () => {
+      for (const accountId of leases.held()) {
+        void detailJobs.get(accountId)?.trigger({ coalesce: true });
+        for (const [key, job] of sendJobs) if (key.startsWith(`${accountId}/`)) void job.trigger({ coalesce: true });
+      }
+    }, LEASE_HEARTBEAT_MS / 1000);
+  }
 
   const crmWebhooks = new CrmWebhooks(
     () => delivery.units.flatMap((u) => {
@@ -245,7 +281,7 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
       if (r.newChat) void detailJobs.get(r.accountId)?.trigger({ coalesce: true });
       void voiceJobs.get(r.accountId)?.trigger({ coalesce: true });
     },
-    health: () => healthReport(rt, state, pollEvery),
+    health: () => healthReport(rt, state, pollEvery, (id) => leases.holds(id)),
     crmRoutes: crmWebhooks,
     ...(config.metricsToken ? { metricsToken: config.metricsToken } : {}),
     ...(opts.serverLimits ? { limits: opts.serverLimits } : {}),
@@ -274,7 +310,7 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
         c.instance.ensureWebhook(`${config.publicUrl}/webhooks/${e.provider}/${secret}`).catch((err: unknown) => log.error({ account: e.accountId, connector: e.provider, err: describeError(err) }, 'could not subscribe to CRM webhooks; polling covers'));
       }
     };
-    await app.register(consoleRoutes({ rt, password: config.consolePassword, publicUrl: config.publicUrl, health: () => healthReport(rt, state, pollEvery), onEvent: onConsoleEvent }));
+    await app.register(consoleRoutes({ rt, password: config.consolePassword, publicUrl: config.publicUrl, health: () => healthReport(rt, state, pollEvery, (id) => leases.holds(id)), onEvent: onConsoleEvent }));
   }
   const listenPort = opts.port ?? config.port;
   const listenHost = opts.host ?? config.host;
@@ -323,6 +359,9 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
   for (const u of delivery.units) await subscribeCrm(u);
 
   await heartbeat.trigger();
+  // The accounts this process works, taken before the first poll (on SQLite: all of them).
+  await leases.start();
+  leasesStarted = true;
   if (opts.initialPoll !== false) {
     for (const job of pollJobs.values()) void job.trigger();
     for (const job of replyJobs.values()) void job.trigger();
@@ -351,6 +390,8 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
   /** Starts a built account: it joins the runtime, its jobs are scheduled, webhooks subscribed, a first poll runs. */
   const startAccount = async (parts: AccountParts) => {
     await addAccount(rt, parts);
+    // Its lease first (on PostgreSQL another daemon may take it; then this one only takes webhooks).
+    if (leasesStarted) await leases.tick().catch((err: unknown) => log.warn({ account: parts.id, err: describeError(err) }, 'account lease round failed; the next one takes it'));
     for (const c of parts.connectors) crmMetrics.instrument(c);
     const units = delivery.add(parts.connectors);
     if (parts.account) {
@@ -412,7 +453,7 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
 
   let stopping: Promise<void> | undefined;
   return {
-    app, port, webhookSecret: secret, metrics, state, scheduler, pollJobs, dispatchJobs, replyJobs, crmWebhooks, reload,
+    app, port, webhookSecret: secret, metrics, state, scheduler, pollJobs, dispatchJobs, replyJobs, crmWebhooks, reload, leases,
     stop() {
       stopping ??= (async () => {
         await reloading; // a reload in progress finishes first: no account is left half started
@@ -425,6 +466,8 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
         if (!inTime) log.warn('some work did not finish in time; it resumes from the ledger at the next start');
         await crmWebhooks.drain();
         await delivery.drain();
+        // The accounts are free for the other daemons at once, not when the leases run out.
+        await leases.stop().catch((err: unknown) => log.warn({ err: describeError(err) }, 'account leases could not be handed back; they run out by themselves'));
         await writeHeartbeat(ledger.db, state.startedAt, true, accountStates()).catch(() => undefined);
         await rt.close();
         lock.release();

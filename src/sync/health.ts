@@ -13,7 +13,7 @@ export const LOOP_FAILURES_DEGRADED = 3;
  * failed lately, a loop failed LOOP_FAILURES_DEGRADED times in a row, an account has not polled
  * for three intervals, or a connector is paused — each with its reason in `reasons`; else `ok`.
  */
-export async function healthReport(rt: Runtime, state: DaemonState, pollEverySeconds: number): Promise<HealthReport> {
+export async function healthReport(rt: Runtime, state: DaemonState, pollEverySeconds: number, holds: (accountId: string) => boolean = () => true): Promise<HealthReport> {
   const now = Date.now();
   const writeProblem = await probeLedgerWrite(rt.ledger);
   const reasons: string[] = [];
@@ -43,7 +43,8 @@ export async function healthReport(rt: Runtime, state: DaemonState, pollEverySec
     const exp = a.client.tokens.expiresAt;
     // An account added by a reload is judged from when it started, not from the daemon's start.
     const since = h.lastGoodPollAt ?? state.accountStates.get(a.config.id)?.since ?? state.startedAt;
-    const stale = since < now - staleAfter;
+    // An account another daemon holds is polled there (several daemons on PostgreSQL).
+    const stale = holds(a.config.id) && since < now - staleAfter;
     if (stale) reasons.push(`no good poll of ${a.config.id} for ${Math.round((now - since) / 1000)} s`);
     const pollStreak = [...state.loops.values()].find((l) => l.loop === 'poll' && l.account === a.config.id)?.failuresInARow ?? 0;
     return {

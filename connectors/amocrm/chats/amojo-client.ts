@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { z } from 'zod';
 import {
-  RemoteApiError, READ_POLICY, WRITE_POLICY, SpacingGate, networkCode, parseRetryAfter, withRetry, type RemoteErrorKind, type RetryPolicy,
+  LocalRequestGate, RemoteApiError, READ_POLICY, WRITE_POLICY, networkCode, parseRetryAfter, withRetry, type RemoteErrorKind, type RequestGate, type RetryPolicy,
 } from '../../../src/connector-sdk/index.js';
 import { signRequest } from './signing.js';
 import { amojoChatSchema, amojoConnectSchema, amojoHistorySchema, amojoSendResultSchema, anySchema, type AmojoHistory } from './schemas.js';
@@ -23,6 +23,8 @@ export interface AmojoClientOptions {
   timeoutMs?: number;
   /** Replaces `new Date()` for the Date header (tests). */
   now?: () => Date;
+  /** The account's amojo request gate (`ctx.requestGate`): shared by every daemon. Default: in-process. */
+  gate?: RequestGate;
 }
 
 /** Who sends a message into the chat (`payload.sender` / `payload.receiver`). */
@@ -70,7 +72,7 @@ const HINTS = {
 } as const;
 
 export class AmojoClient {
-  private readonly gate: SpacingGate;
+  private readonly gate: RequestGate;
   private readonly readPolicy: RetryPolicy;
   /** amojo refuses a repeated msgid, so a send may be retried after any transient failure. */
   private readonly idempotentPolicy: RetryPolicy;
@@ -78,7 +80,7 @@ export class AmojoClient {
   requestCount = 0;
 
   constructor(private readonly o: AmojoClientOptions) {
-    this.gate = new SpacingGate(Math.ceil(1000 / o.requestsPerSecond));
+    this.gate = o.gate ?? new LocalRequestGate(Math.ceil(1000 / o.requestsPerSecond));
     this.readPolicy = { ...READ_POLICY, ...o.retry, retryOn: 'transient' };
     this.idempotentPolicy = { ...WRITE_POLICY, ...o.retry, retryOn: 'transient' };
     this.writePolicy = { ...WRITE_POLICY, ...o.retry, retryOn: 'undelivered' };

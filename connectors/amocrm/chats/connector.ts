@@ -89,7 +89,8 @@ export class ChatsConnector implements ConnectorInstance {
     this.rest = new AmoConnector(ctx);
     this.amojo = new AmojoClient({
       amojoUrl: c.amojoUrl, channelId: c.channelId ?? '', channelSecret: c.channelSecret ?? '', log: ctx.log,
-      requestsPerSecond: c.requestsPerSecond, ...(ctx.retry ? { retry: ctx.retry } : {}), ...amojoOptions,
+      requestsPerSecond: c.requestsPerSecond, ...(ctx.retry ? { retry: ctx.retry } : {}),
+      ...(ctx.requestGate ? { gate: ctx.requestGate({ intervalMs: Math.ceil(1000 / c.requestsPerSecond), name: 'amojo' }) } : {}), ...amojoOptions,
     });
     // The scope id routes hooks (`matchesWebhook` is synchronous): known before the first hook.
     this.loaded = this.loadScope().catch(() => undefined);

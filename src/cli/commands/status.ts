@@ -23,6 +23,8 @@ export function registerStatus(program: Command): void {
         out(`  chats ${a.chats}, messages ${a.messages}, voice files pending ${a.voicePending}`);
         const p = a.lastPoll;
         out(`  last poll: ${p ? (p.ok ? `${p.at}, ok` : `${p.at}, FAILED: ${p.error ?? 'unknown error'}${p.lastGoodAt ? ` (last good ${p.lastGoodAt})` : ''}`) : 'never (by a daemon)'}`);
+        const l = a.lease;
+        if (l) out(`  worked by: ${l.held ? `pid ${l.pid ?? '?'} on ${l.host ?? '?'} (${l.owner}), since ${l.acquiredAt}, lease until ${l.expiresAt}` : `nobody now (the lease of ${l.owner} ran out at ${l.expiresAt})`}`);
         out(`  token: ${a.token ? (a.token.expired ? 'expired' : `valid until ${a.token.expiresAt ?? 'forever'}`) : 'none yet'}`);
         // Cursors are internal progress marks; shown, labelled, only when asked for.
         if (g.verbose) for (const [name, value] of Object.entries(a.cursors)) out(`  internal cursor ${name} = ${value}${/^\d{10}$/.test(value) ? ` (${new Date(Number(value) * 1000).toISOString()})` : ''}`);

@@ -5,6 +5,7 @@ import { memoryLogger } from '../../log/logger.js';
 import { classifyFailure, Dispatcher } from '../../sync/dispatcher.js';
 import type { ConnectorContext, ConnectorDefinition, ConnectorInstance, ConversationRef } from '../contract.js';
 import type { RetryPolicy } from '../../http/retry-policy.js';
+import { LocalRequestGate } from '../../http/request-gate.js';
 
 /**
  * The one place the test kit touches the core: an in-memory ledger behind the connector's
@@ -61,6 +62,7 @@ export async function createTestBench(): Promise<TestBench> {
         store: connectorStore(ledger.db, accountId, definition.id),
         ...connectorPauses(ledger.db, accountId, definition.id),
         registerSecret: () => undefined,
+        requestGate: (o) => new LocalRequestGate(o.intervalMs, o.burst),
         retry: options.retry ?? FAST_RETRY,
       };
     },

@@ -3,6 +3,7 @@ import type { LedgerDialect } from '../ledger.js';
 import * as m001 from './001-foundation.js';
 import * as m002 from './002-delivery.js';
 import * as m003 from './003-read-receipts.js';
+import * as m004 from './004-leases.js';
 import { POSTGRES_TYPES, SQLITE_TYPES, type ColumnTypes } from './column-types.js';
 
 type Up = (db: Kysely<unknown>, t: ColumnTypes) => Promise<void>;
@@ -12,6 +13,7 @@ const MIGRATIONS: [string, Up][] = [
   ['001-foundation', m001.up],
   ['002-delivery', m002.up],
   ['003-read-receipts', m003.up],
+  ['004-leases', m004.up],
 ];
 
 /** The migrations for one dialect (its column types bound in). */

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ConnectorInstance, ConversationRef, DeliveryItem } from '../../../src/connector-sdk/index.js';
-import { RemoteApiError } from '../../../src/connector-sdk/index.js';
+import { LocalRequestGate, RemoteApiError } from '../../../src/connector-sdk/index.js';
 import { connectorPauses, connectorStore, pausedState } from '../../../src/ledger/connector-state.js';
 import { openLedger, type Ledger } from '../../../src/ledger/database.js';
 import { memoryLogger } from '../../../src/log/logger.js';
@@ -53,6 +53,7 @@ describe('Bitrix24 connector', () => {
       store: connectorStore(ledger.db, 'default', 'bitrix24'),
       ...connectorPauses(ledger.db, 'default', 'bitrix24'),
       registerSecret: () => undefined,
+      requestGate: (o) => new LocalRequestGate(o.intervalMs, o.burst),
       retry,
     }) as B24Connector & ConnectorInstance;
   const conv = async (c: ConnectorInstance, info = chat(1)) => {
