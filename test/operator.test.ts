@@ -88,6 +88,34 @@ describe('backfill', () => {
     expect(amo.leads.size).toBe(1300);
   });
 
+  it('delivery overlaps the fetching: notes reach the CRM while partitions are still being read (issue 13 item 3)', async () => {
+    await setup();
+    const ids = items(120);
+    for (const id of ids) avito.addItem({ id });
+    avito.seed(1300, 1, { itemIds: ids });
+    const env = fakeEnvWithAmo(avito, amo, dir, fast);
+    // The item partitions after the first one wait until amoCRM has a note: a backfill that
+    // delivers only after the last partition would never finish (the test times out).
+    let noteSeen!: () => void;
+    const firstNote = new Promise<void>((resolve) => (noteSeen = resolve));
+    amo.onRequest = (r) => {
+      if (r.method === 'POST' && r.path.includes('/notes')) noteSeen();
+    };
+    let partitionPages = 0;
+    avito.onRequest = (req) => {
+      if (req.op === 'getChatsV2' && req.query.includes('item_ids')) partitionPages++;
+    };
+    avito.hold('getChatsV2', firstNote, 14); // the unfiltered pass (12 pages) and the first partition page go through
+    const r = await runCli(['backfill', '--json'], env);
+    expect(r.code, r.stderr).toBe(0);
+    const ids2 = deliveredIds(amo);
+    expect(ids2).toHaveLength(1300);
+    expect(new Set(ids2).size).toBe(1300);
+    expect(partitionPages).toBeGreaterThan(1);
+    const [report] = JSON.parse(r.stdout) as { delivery: { connector: string; report: { delivered: number } }[] }[];
+    expect(report!.delivery).toEqual([{ connector: 'amocrm', report: expect.objectContaining({ delivered: 1300 }) }]);
+  });
+
   it('--dry-run says how many contacts, leads and notes it would create, and writes nothing to the CRM', async () => {
     await setup();
     const chats = avito.seed(3, 4);

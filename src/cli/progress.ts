@@ -41,7 +41,7 @@ export class Progress {
         stderrGuard.after = () => (bar as unknown as { render?: () => void }).render?.();
       }
       if (!counter) this.bar!.setTotal(Math.max(total, 1));
-      const messages = typeof extra.messages === 'number' && unit !== 'messages' ? ` | ${extra.messages} messages` : '';
+      const messages = (typeof extra.messages === 'number' && unit !== 'messages' ? ` | ${extra.messages} messages` : '') + (typeof extra.delivered === 'number' && unit !== 'messages' ? ` | ${extra.delivered} delivered` : '');
       this.bar!.update(done, { rate: ((done / Math.max(1, Date.now() - this.started)) * 1000).toFixed(1), extra: messages });
     } else if (label !== this.label || Date.now() - this.lastLog >= this.everyMs || done === total) {
       this.lastLog = Date.now();

@@ -30,6 +30,8 @@ export interface BackfillProgress {
   total: number;
   messages: number;
   unit: string;
+  /** Messages delivered into the CRM so far in this run (delivery runs while the ledger fills). */
+  delivered: number;
 }
 
 export interface BackfillReport {
@@ -67,9 +69,10 @@ export async function backfillAccount(rt: Runtime, acc: AccountRuntime, opts: Ba
     account: accountId, run, resumed, partitions: { total: 0, skipped: 0, fetched: 0 }, items: 0, chatsSeen: 0, chatsInLedger: 0, messagesNew: 0, avitoRequests: 0, unreachable: [], delivery: [],
   };
   const requestsBefore = acc.client.requestCount;
+  let deliveredSoFar = 0;
   const progress = (phase: BackfillProgress['phase'], done: number, total: number, unit: string) => {
     currentPhase = { phase, done, total, unit };
-    opts.onProgress?.({ account: accountId, phase, done, total, messages: report.messagesNew, unit });
+    opts.onProgress?.({ account: accountId, phase, done, total, messages: report.messagesNew, unit, delivered: deliveredSoFar });
   };
   // Chats stored so far in this run: the bar moves while a pass stores chats, not only between passes.
   let chatsStored = 0;
@@ -80,10 +83,20 @@ export async function backfillAccount(rt: Runtime, acc: AccountRuntime, opts: Ba
     onStored: (_: string, n: number) => {
       chatsStored++;
       messagesStored += n;
-      if (currentPhase?.phase === 'recent chats') opts.onProgress?.({ account: accountId, phase: 'recent chats', done: chatsStored, total: 0, messages: messagesStored, unit: 'chats stored' });
+      if (n > 0) deliverer?.wake();
+      if (currentPhase?.phase === 'recent chats') opts.onProgress?.({ account: accountId, phase: 'recent chats', done: chatsStored, total: 0, messages: messagesStored, unit: 'chats stored', delivered: deliveredSoFar });
     },
   };
   const since = opts.since;
+
+  // 3 (overlapping 1 and 2). Into the CRM while the ledger fills (issue 13 item 3): the wall time
+  // is the longer of the Avito and the CRM phase, not their sum. Routing the connectors before
+  // the first partition enqueues each message's deliveries in the transaction that stores it.
+  const deliverer = opts.dryRun || opts.ledgerOnly ? undefined : new BackfillDeliverer(rt, accountId, (n) => {
+    deliveredSoFar = n;
+    if (currentPhase && currentPhase.phase !== 'delivery') opts.onProgress?.({ account: accountId, ...currentPhase, messages: report.messagesNew, delivered: n });
+  });
+  const delivering = deliverer?.run();
 
   /** One partition: skipped when this run already finished it. */
   const partition = async (name: string, chatTypes: readonly string[], itemIds?: readonly string[]): Promise<PollReport | undefined> => {
@@ -151,32 +164,105 @@ export async function backfillAccount(rt: Runtime, acc: AccountRuntime, opts: Ba
     await setSetting(rt.ledger.db, runKey, `done:${run}`);
   } catch (err) {
     report.error = describeError(err);
+    deliverer?.stop(); // what was stored stays in the ledger; the resumed run delivers it
   }
   report.avitoRequests = acc.client.requestCount - requestsBefore;
   report.chatsInLedger = Number((await rt.ledger.db.selectFrom('chats').select((eb) => eb.fn.countAll<number>().as('n')).where('account_id', '=', accountId).executeTakeFirstOrThrow()).n);
-  if (report.error) return report;
+  if (report.error) {
+    if (delivering) report.delivery = await delivering;
+    return report;
+  }
 
-  // 3. Into the CRM (or what it would get).
+  // 3. Into the CRM (or what it would get): the rest of the delivery, after the last partition.
   if (opts.dryRun) report.dryRun = await dryRunCounts(rt, accountId);
-  else if (!opts.ledgerOnly) {
-    const delivery = new Delivery(rt);
-    for (const u of delivery.units.filter((x) => x.accountId === accountId)) {
-      const total = await deliveriesToMake(rt, accountId, u.connectorId);
-      // Summed over every round: the last round alone said "0 new conversations" after 1,500.
-      const sum: DispatchReport = { enqueued: 0, delivered: 0, reconciled: 0, retried: 0, dead: 0, skipped: 0, conversationsCreated: 0 };
-      for (;;) {
-        const r = await u.dispatcher.run();
-        for (const k of ['enqueued', 'delivered', 'reconciled', 'retried', 'dead', 'skipped', 'conversationsCreated'] as const) sum[k] += r[k];
-        if (r.halted) sum.halted = r.halted;
-        const delivered = sum.delivered + sum.reconciled;
-        progress('delivery', delivered, Math.max(total, delivered), 'messages');
-        if (r.halted || (r.delivered === 0 && r.reconciled === 0)) break;
-      }
-      report.delivery.push({ connector: u.connectorId, report: { ...sum, delivered: sum.delivered + sum.reconciled } });
-    }
-    await delivery.drain();
+  if (deliverer) {
+    deliverer.fetchingDone(async (connector) => Math.max(deliveredSoFar, deliveredSoFar + (await deliveriesToMake(rt, accountId, connector))), (done, total) => progress('delivery', done, total, 'messages'));
+    report.delivery = await delivering!;
   }
   return report;
+}
+
+/**
+ * The delivery side of a backfill: dispatch rounds while partitions are still being fetched,
+ * waiting for new messages when a round finds nothing, and on until the outbox is empty once the
+ * fetching is done (or a connector halts).
+ */
+class BackfillDeliverer {
+  private fetching = true;
+  private stopped = false;
+  private waiting: (() => void) | undefined;
+  /** Messages were stored since the last round began (a wake with no one waiting is not lost). */
+  private stored = false;
+  private finalTotal: ((connector: string) => Promise<number>) | undefined;
+  private onFinalProgress: ((done: number, total: number) => void) | undefined;
+
+  constructor(private readonly rt: Runtime, private readonly accountId: string, private readonly onDelivered: (n: number) => void) {
+    this.delivery = new Delivery(rt);
+  }
+
+  private readonly delivery: Delivery;
+
+  /** New messages are in the ledger: a waiting round starts. */
+  wake(): void {
+    this.stored = true;
+    const w = this.waiting;
+    this.waiting = undefined;
+    w?.();
+  }
+
+  /** The fetch phase ended: deliver what is left, then stop; `total` sizes the final bar. */
+  fetchingDone(total: (connector: string) => Promise<number>, onProgress: (done: number, total: number) => void): void {
+    this.fetching = false;
+    this.finalTotal = total;
+    this.onFinalProgress = onProgress;
+    this.wake();
+  }
+
+  /** The fetch phase failed: stop after the round in progress. */
+  stop(): void {
+    this.stopped = true;
+    this.fetching = false;
+    this.wake();
+  }
+
+  async run(): Promise<{ connector: string; report: DispatchReport }[]> {
+    const units = this.delivery.units.filter((x) => x.accountId === this.accountId);
+    // Summed over every round: the last round alone said "0 new conversations" after 1,500.
+    const sums = new Map(units.map((u) => [u.connectorId, { enqueued: 0, delivered: 0, reconciled: 0, retried: 0, dead: 0, skipped: 0, conversationsCreated: 0 } as DispatchReport]));
+    const active = new Set(units);
+    let total = 0;
+    try {
+      while (active.size > 0 && !this.stopped) {
+        const lastRound = !this.fetching;
+        if (lastRound && this.finalTotal && total === 0) for (const u of active) total = Math.max(total, await this.finalTotal(u.connectorId));
+        let progressed = false;
+        this.stored = false;
+        for (const u of [...active]) {
+          const r = await u.dispatcher.run();
+          const sum = sums.get(u.connectorId)!;
+          for (const k of ['enqueued', 'delivered', 'reconciled', 'retried', 'dead', 'skipped', 'conversationsCreated'] as const) sum[k] += r[k];
+          if (r.halted) {
+            sum.halted = r.halted;
+            active.delete(u);
+          }
+          if (r.delivered || r.reconciled) progressed = true;
+        }
+        const delivered = Math.max(...[...sums.values()].map((x) => x.delivered + x.reconciled), 0);
+        this.onDelivered(delivered);
+        if (lastRound) this.onFinalProgress?.(delivered, Math.max(total, delivered));
+        if (progressed || (this.stored && !lastRound)) continue;
+        if (lastRound) break;
+        // Nothing due now: wait for the next stored chat or the end of the fetch phase.
+        await new Promise<void>((resolve) => (this.waiting = resolve));
+      }
+    } finally {
+      await this.delivery.drain();
+    }
+    return units.map((u) => {
+      const sum = sums.get(u.connectorId)!;
+      return { connector: u.connectorId, report: { ...sum, delivered: sum.delivered + sum.reconciled } };
+    });
+  }
 }
 
 /** Deliveries still to make (after catching up on messages stored while the connector was not routed). */

@@ -37,7 +37,7 @@ export function registerBackfill(program: Command): void {
           for (const acc of rt.accounts.filter((a) => !g.account || a.config.id === g.account)) {
             all.push(await backfillAccount(rt, acc, {
               ...(since !== undefined ? { since } : {}), dryRun: Boolean(opts.dryRun), ledgerOnly: Boolean(opts.ledgerOnly),
-              onProgress: (p) => progress.update(`${rt.accounts.length > 1 ? `${p.account} ` : ''}${p.phase}`, p.done, p.total, p.unit, { messages: p.messages }),
+              onProgress: (p) => progress.update(`${rt.accounts.length > 1 ? `${p.account} ` : ''}${p.phase}`, p.done, p.total, p.unit, { messages: p.messages, delivered: p.delivered }),
             }));
           }
         } finally {
