@@ -1,4 +1,4 @@
-import type { ChatInfo, OutgoingMessage } from '../../src/connector-sdk/index.js';
+import { formatAvitoTime, largestImage, type ChatInfo, type OutgoingMessage } from '../../src/connector-sdk/index.js';
 import type { B24Config } from './config.js';
 
 /**
@@ -63,47 +63,7 @@ export function entityComments(chat: ChatInfo, lang: Lang): string {
   return [`${t.chat}: ${chat.chatUrl}`, chat.item.url ? `${t.item}: ${chat.item.url}` : undefined].filter(Boolean).join('\n');
 }
 
-function largestImage(sizes: unknown): string | undefined {
-  if (typeof sizes !== 'object' || sizes === null) return undefined;
-  let best: [number, string] | undefined;
-  for (const [k, v] of Object.entries(sizes)) {
-    const m = /^(\d+)x(\d+)$/.exec(k);
-    if (typeof v !== 'string') continue;
-    const area = m ? Number(m[1]) * Number(m[2]) : 0;
-    if (!best || area > best[0]) best = [area, v];
-  }
-  return best?.[1];
-}
 
-/**
- * One formatter per time zone, kept: a formatter holds ICU memory outside the JS heap that is
- * freed only when the GC collects it, and the GC does not see its size — one per note grew a
- * 100,000-message backfill by some 600 MB (docs/benchmarks.md). null: the zone is unknown.
- */
-const timeFormats = new Map<string, Intl.DateTimeFormat | null>();
-
-function timeFormat(timeZone: string): Intl.DateTimeFormat | null {
-  let f = timeFormats.get(timeZone);
-  if (f === undefined) {
-    try {
-      f = new Intl.DateTimeFormat('ru-RU', { timeZone, day: '2-digit', month: '2-digit', year: 'numeric', hour: '2-digit', minute: '2-digit' });
-    } catch {
-      f = null;
-    }
-    timeFormats.set(timeZone, f);
-  }
-  return f;
-}
-
-function formatTime(seconds: number, timeZone: string): string {
-  try {
-    const f = timeFormat(timeZone);
-    if (f) return f.format(new Date(seconds * 1000));
-  } catch {
-    // a date out of the formatter's range: the ISO form below
-  }
-  return new Date(seconds * 1000).toISOString().replace('T', ' ').slice(0, 16) + ' UTC';
-}
 
 /** The body of a message, readable for each Avito type; media become links. */
 export function messageBody(m: OutgoingMessage, lang: Lang): string {
@@ -163,7 +123,7 @@ export function commentText(m: OutgoingMessage, chat: Pick<ChatInfo, 'item' | 'c
     if (chat.item.url) lines.push(`${t.item}: ${chat.item.url}`);
     lines.push(`${t.chat}: ${chat.chatUrl}`, '');
   }
-  lines.push(`${who} · ${formatTime(m.created, config.timeZone)}`);
+  lines.push(`${who} · ${formatAvitoTime(m.created, config.timeZone)}`);
   lines.push(messageBody(m, config.language));
   lines.push(`${MARKER_PREFIX}${m.messageId}`);
   return lines.join('\n');
