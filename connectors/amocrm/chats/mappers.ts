@@ -1,4 +1,4 @@
-import type { ChatInfo, IncomingReply, OutgoingMessage } from '../../../src/connector-sdk/index.js';
+import { largestImage, type ChatInfo, type IncomingReply, type OutgoingMessage } from '../../../src/connector-sdk/index.js';
 import type { AmoConfig } from '../config.js';
 import { messageBody } from '../mappers.js';
 import type { AmojoMessage, AmojoSendPayload, AmojoUser } from './amojo-client.js';
@@ -22,18 +22,6 @@ export function buyerUser(chat: ChatInfo): AmojoUser {
 /** The seller writing in the Avito app: imported as the channel bot (`ref_id`), never as the client. */
 export function sellerUser(accountId: string, botId: string, lang: 'ru' | 'en'): AmojoUser {
   return { id: `avito-seller:${accountId}`, ref_id: botId, name: lang === 'ru' ? 'Продавец (приложение Авито)' : 'Seller (Avito app)' };
-}
-
-function largestImage(sizes: unknown): string | undefined {
-  if (typeof sizes !== 'object' || sizes === null) return undefined;
-  let best: [number, string] | undefined;
-  for (const [k, v] of Object.entries(sizes)) {
-    const m = /^(\d+)x(\d+)$/.exec(k);
-    if (typeof v !== 'string') continue;
-    const area = m ? Number(m[1]) * Number(m[2]) : 0;
-    if (!best || area > best[0]) best = [area, v];
-  }
-  return best?.[1];
 }
 
 /** The amojo message for an Avito message: images, voice and locations as their own types. */
