@@ -1,4 +1,4 @@
-import { formatAvitoTime, largestImage, type ChatInfo, type OutgoingMessage } from '../../src/connector-sdk/index.js';
+import { formatAvitoTime, messageBody, type ChatInfo, type OutgoingMessage } from '../../src/connector-sdk/index.js';
 import type { AmoConfig } from './config.js';
 
 /**
@@ -46,53 +46,6 @@ export function leadName(chat: ChatInfo, lang: Lang): string {
 
 export function contactName(chat: ChatInfo): string {
   return (chat.buyer.name?.trim() || `Avito ${chat.buyer.id ?? chat.chatId}`).slice(0, 250);
-}
-
-
-
-/** The body of a message, readable for each Avito type. */
-export function messageBody(m: OutgoingMessage, lang: Lang): string {
-  const t = L[lang];
-  const c = m.content as Record<string, Record<string, unknown> | string | undefined>;
-  const obj = (k: string) => (typeof c[k] === 'object' && c[k] !== null ? (c[k] as Record<string, unknown>) : {});
-  const s = (v: unknown) => (typeof v === 'string' && v ? v : undefined);
-  switch (m.type) {
-    case 'text':
-      return m.text ?? '';
-    case 'image': {
-      const url = largestImage(obj('image').sizes);
-      return `[${t.image}] ${url ?? ''}`.trim();
-    }
-    case 'voice':
-      return m.voiceUrl ? `[${t.voice}] ${m.voiceUrl}` : `[${t.voice}] (${t.voiceKept})`;
-    case 'link': {
-      const l = obj('link');
-      const p = typeof l.preview === 'object' && l.preview !== null ? (l.preview as Record<string, unknown>) : {};
-      // A manager wants the preview's title (an item link's title is the item), then the link.
-      const title = s(p.title) ? `[${t.link}] ${s(p.title)}` : undefined;
-      const link = [s(l.text), s(l.url) && s(l.url) !== s(l.text) ? s(l.url) : undefined].filter(Boolean).join(' ');
-      return [title, link].filter(Boolean).join('\n') || `[${t.link}]`;
-    }
-    case 'item': {
-      const i = obj('item');
-      return `[${t.item}] ${[s(i.title), s(i.price_string), s(i.item_url)].filter(Boolean).join(' · ')}`;
-    }
-    case 'location': {
-      const l = obj('location');
-      const lat = typeof l.lat === 'number' ? l.lat : undefined;
-      const lon = typeof l.lon === 'number' ? l.lon : undefined;
-      const map = lat !== undefined && lon !== undefined ? ` https://yandex.ru/maps/?pt=${lon},${lat}&z=16` : '';
-      return `[${t.location}] ${s(l.text) ?? s(l.title) ?? ''}${map}`.trim();
-    }
-    case 'call':
-      return `[${t.call}] ${s(obj('call').status) === 'missed' ? t.missed : s(obj('call').status) ?? ''}`.trim();
-    case 'deleted':
-      return m.messageId.endsWith(':deleted') ? `[${t.deletedLater}]` : `[${t.deleted}]`;
-    case 'system':
-      return m.text ?? '';
-    default:
-      return m.text ?? `[${t.unsupported} ${m.type}: ${t.unsupportedTail}]`;
-  }
 }
 
 /** Content fields each type is shown by; anything else in a message's content is listed after the body. */

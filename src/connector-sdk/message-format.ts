@@ -1,7 +1,23 @@
+import type { OutgoingMessage } from './contract.js';
+
 /**
  * Helpers for showing Avito messages in a CRM, shared by connectors (exported from
  * `avito-crm-sync/connector`).
  */
+
+/** The words `messageBody` uses, per language. */
+const BODY_LABELS = {
+  ru: {
+    item: 'Объявление', image: 'Изображение', voice: 'Голосовое сообщение', voiceKept: 'файл сохранён у avito-sync; задайте PUBLIC_URL, чтобы получать ссылку',
+    location: 'Геометка', call: 'Звонок', missed: 'пропущен', deleted: 'Сообщение удалено', deletedLater: 'Сообщение удалено на Авито', unsupported: 'Сообщение типа', unsupportedTail: 'API Авито его не передаёт — откройте чат на Авито',
+    link: 'Ссылка',
+  },
+  en: {
+    item: 'Item', image: 'Image', voice: 'Voice message', voiceKept: 'kept by avito-sync; set PUBLIC_URL to get a link',
+    location: 'Location', call: 'Call', missed: 'missed', deleted: 'Message deleted', deletedLater: 'Message deleted on Avito', unsupported: 'Message of type', unsupportedTail: "Avito's API does not pass it on — open the chat on Avito",
+    link: 'Link',
+  },
+} as const;
 
 /**
  * One formatter per time zone, kept: a formatter holds ICU memory outside the JS heap that is
@@ -48,4 +64,49 @@ export function largestImage(sizes: unknown): string | undefined {
     if (!best || area > best[0]) best = [area, v];
   }
   return best?.[1];
+}
+
+/** The body of an Avito message as plain text, readable for each Avito type; media become links. */
+export function messageBody(m: OutgoingMessage, lang: 'ru' | 'en'): string {
+  const t = BODY_LABELS[lang];
+  const c = m.content as Record<string, Record<string, unknown> | string | undefined>;
+  const obj = (k: string) => (typeof c[k] === 'object' && c[k] !== null ? (c[k] as Record<string, unknown>) : {});
+  const s = (v: unknown) => (typeof v === 'string' && v ? v : undefined);
+  switch (m.type) {
+    case 'text':
+      return m.text ?? '';
+    case 'image': {
+      const url = largestImage(obj('image').sizes);
+      return `[${t.image}] ${url ?? ''}`.trim();
+    }
+    case 'voice':
+      return m.voiceUrl ? `[${t.voice}] ${m.voiceUrl}` : `[${t.voice}] (${t.voiceKept})`;
+    case 'link': {
+      const l = obj('link');
+      const p = typeof l.preview === 'object' && l.preview !== null ? (l.preview as Record<string, unknown>) : {};
+      // A manager wants the preview's title (an item link's title is the item), then the link.
+      const title = s(p.title) ? `[${t.link}] ${s(p.title)}` : undefined;
+      const link = [s(l.text), s(l.url) && s(l.url) !== s(l.text) ? s(l.url) : undefined].filter(Boolean).join(' ');
+      return [title, link].filter(Boolean).join('\n') || `[${t.link}]`;
+    }
+    case 'item': {
+      const i = obj('item');
+      return `[${t.item}] ${[s(i.title), s(i.price_string), s(i.item_url)].filter(Boolean).join(' · ')}`;
+    }
+    case 'location': {
+      const l = obj('location');
+      const lat = typeof l.lat === 'number' ? l.lat : undefined;
+      const lon = typeof l.lon === 'number' ? l.lon : undefined;
+      const map = lat !== undefined && lon !== undefined ? ` https://yandex.ru/maps/?pt=${lon},${lat}&z=16` : '';
+      return `[${t.location}] ${s(l.text) ?? s(l.title) ?? ''}${map}`.trim();
+    }
+    case 'call':
+      return `[${t.call}] ${s(obj('call').status) === 'missed' ? t.missed : s(obj('call').status) ?? ''}`.trim();
+    case 'deleted':
+      return m.messageId.endsWith(':deleted') ? `[${t.deletedLater}]` : `[${t.deleted}]`;
+    case 'system':
+      return m.text ?? '';
+    default:
+      return m.text ?? `[${t.unsupported} ${m.type}: ${t.unsupportedTail}]`;
+  }
 }

@@ -1,6 +1,5 @@
-import { largestImage, type ChatInfo, type IncomingReply, type OutgoingMessage } from '../../../src/connector-sdk/index.js';
+import { largestImage, messageBody, type ChatInfo, type IncomingReply, type OutgoingMessage } from '../../../src/connector-sdk/index.js';
 import type { AmoConfig } from '../config.js';
-import { messageBody } from '../mappers.js';
 import type { AmojoMessage, AmojoSendPayload, AmojoUser } from './amojo-client.js';
 import type { AmojoHook } from './schemas.js';
 
