@@ -1,28 +1,6 @@
-import type { IncomingReply } from '../../src/connector-sdk/index.js';
+import { replyFromText, type IncomingReply } from '../../src/connector-sdk/index.js';
 import { markerOf } from './mappers.js';
 import type { AmoNote } from './schemas.js';
-
-const IMAGE_LINK = /^https?:\/\/\S+\.(jpe?g|png|gif|bmp|heic|webp)(\?\S*)?$/i;
-const MIME: Record<string, string> = { jpg: 'image/jpeg', jpeg: 'image/jpeg', png: 'image/png', gif: 'image/gif', bmp: 'image/bmp', heic: 'image/heic', webp: 'image/webp' };
-
-/**
- * The file name a link ends with, decoded where it is valid percent-encoding: `sale-100%.jpg`
- * is not, and stays as written (a manager's link must never stop the replies: invariant 8).
- */
-function fileName(link: string, ext: string): string {
-  let last: string;
-  try {
-    last = new URL(link).pathname.split('/').pop() ?? '';
-  } catch {
-    last = '';
-  }
-  try {
-    last = decodeURIComponent(last);
-  } catch {
-    /* kept as written */
-  }
-  return last || `image.${ext}`;
-}
 
 /**
  * A `common` note is a reply when its text starts with the prefix. Notes this connector wrote
@@ -33,22 +11,9 @@ export function replyFromNote(note: AmoNote, prefix: string): IncomingReply | un
   if (note.note_type !== 'common') return undefined;
   const raw = note.params?.text ?? '';
   if (markerOf(raw)) return undefined;
-  const trimmed = raw.trimStart();
-  if (!trimmed.startsWith(prefix)) return undefined;
-  const lines = trimmed.slice(prefix.length).split('\n');
-  const attachments: IncomingReply['attachments'] = [];
-  const textLines: string[] = [];
-  for (const line of lines) {
-    const t = line.trim();
-    const m = IMAGE_LINK.exec(t);
-    if (m) {
-      const ext = m[1]!.toLowerCase();
-      attachments.push({ url: t, name: fileName(t, ext), mime: MIME[ext] ?? 'image/jpeg' });
-    } else textLines.push(line);
-  }
-  const text = textLines.join('\n').trim();
-  if (!text && attachments.length === 0) return undefined;
-  return { remoteId: String(note.id), conversationId: String(note.entity_id), text, attachments, createdAt: note.created_at ?? 0 };
+  const reply = replyFromText(raw, prefix);
+  if (!reply) return undefined;
+  return { remoteId: String(note.id), conversationId: String(note.entity_id), ...reply, createdAt: note.created_at ?? 0 };
 }
 
 /** One note named in an amoCRM `note_lead` webhook, with what the body says about it. */

@@ -1,10 +1,7 @@
-import type { IncomingReply, WebhookRequest } from '../../src/connector-sdk/index.js';
+import { replyFromText, type IncomingReply, type WebhookRequest } from '../../src/connector-sdk/index.js';
 import { markerOf } from './mappers.js';
 import { parseQuery, type Parsed } from './query.js';
 import { b24EventSchema, type B24Comment, type B24Event } from './schemas.js';
-
-const IMAGE_LINK = /^https?:\/\/\S+\.(jpe?g|png|gif|bmp|heic|webp)(\?\S*)?$/i;
-const MIME: Record<string, string> = { jpg: 'image/jpeg', jpeg: 'image/jpeg', png: 'image/png', gif: 'image/gif', bmp: 'image/bmp', heic: 'image/heic', webp: 'image/webp' };
 
 /** The event that says a timeline comment was written (its id only). */
 export const COMMENT_ADD_EVENT = 'ONCRMTIMELINECOMMENTADD';
@@ -18,23 +15,10 @@ export function replyFromComment(c: B24Comment, prefix: string, entity: 'lead' |
   if (c.ENTITY_TYPE.toLowerCase() !== entity) return undefined;
   const raw = c.COMMENT ?? '';
   if (markerOf(raw)) return undefined;
-  const trimmed = raw.trimStart();
-  if (!trimmed.startsWith(prefix)) return undefined;
-  const lines = trimmed.slice(prefix.length).split('\n');
-  const attachments: IncomingReply['attachments'] = [];
-  const textLines: string[] = [];
-  for (const line of lines) {
-    const t = line.trim();
-    const m = IMAGE_LINK.exec(t);
-    if (m) {
-      const ext = m[1]!.toLowerCase();
-      attachments.push({ url: t, name: decodeURIComponent(new URL(t).pathname.split('/').pop() || `image.${ext}`), mime: MIME[ext] ?? 'image/jpeg' });
-    } else textLines.push(line);
-  }
-  const text = textLines.join('\n').trim();
-  if (!text && attachments.length === 0) return undefined;
+  const reply = replyFromText(raw, prefix);
+  if (!reply) return undefined;
   const created = c.CREATED ? Date.parse(c.CREATED) : Number.NaN;
-  return { remoteId: String(c.ID), conversationId: String(c.ENTITY_ID), text, attachments, createdAt: Number.isFinite(created) ? Math.floor(created / 1000) : 0 };
+  return { remoteId: String(c.ID), conversationId: String(c.ENTITY_ID), ...reply, createdAt: Number.isFinite(created) ? Math.floor(created / 1000) : 0 };
 }
 
 const str = (v: Parsed | undefined): string | undefined => (typeof v === 'string' ? v : undefined);

@@ -1,4 +1,4 @@
-import type { OutgoingMessage } from './contract.js';
+import type { IncomingReply, OutgoingMessage } from './contract.js';
 
 /**
  * Helpers for showing Avito messages in a CRM, shared by connectors (exported from
@@ -109,4 +109,49 @@ export function messageBody(m: OutgoingMessage, lang: 'ru' | 'en'): string {
     default:
       return m.text ?? `[${t.unsupported} ${m.type}: ${t.unsupportedTail}]`;
   }
+}
+
+const IMAGE_LINK = /^https?:\/\/\S+\.(jpe?g|png|gif|bmp|heic|webp)(\?\S*)?$/i;
+const MIME: Record<string, string> = { jpg: 'image/jpeg', jpeg: 'image/jpeg', png: 'image/png', gif: 'image/gif', bmp: 'image/bmp', heic: 'image/heic', webp: 'image/webp' };
+
+/**
+ * The file name a link ends with, decoded where it is valid percent-encoding: `sale-100%.jpg`
+ * is not, and stays as written (a manager's link must never stop the replies: invariant 8).
+ */
+function fileName(link: string, ext: string): string {
+  let last: string;
+  try {
+    last = new URL(link).pathname.split('/').pop() ?? '';
+  } catch {
+    last = '';
+  }
+  try {
+    last = decodeURIComponent(last);
+  } catch {
+    /* kept as written */
+  }
+  return last || `image.${ext}`;
+}
+
+/**
+ * A manager's reply written in a CRM as text: undefined unless it starts with `prefix` (after
+ * leading blanks). A line holding only an image link (jpg, png, gif, bmp, heic, webp) becomes an
+ * image sent after the text; undefined when nothing is left to send. Never throws on odd links.
+ */
+export function replyFromText(raw: string, prefix: string): Pick<IncomingReply, 'text' | 'attachments'> | undefined {
+  const trimmed = raw.trimStart();
+  if (!trimmed.startsWith(prefix)) return undefined;
+  const attachments: IncomingReply['attachments'] = [];
+  const textLines: string[] = [];
+  for (const line of trimmed.slice(prefix.length).split('\n')) {
+    const t = line.trim();
+    const m = IMAGE_LINK.exec(t);
+    if (m) {
+      const ext = m[1]!.toLowerCase();
+      attachments.push({ url: t, name: fileName(t, ext), mime: MIME[ext] ?? 'image/jpeg' });
+    } else textLines.push(line);
+  }
+  const text = textLines.join('\n').trim();
+  if (!text && attachments.length === 0) return undefined;
+  return { text, attachments };
 }

@@ -9,6 +9,7 @@ import type { B24Connector, B24Ref } from '../../../connectors/bitrix24/connecto
 import { bitrix24 } from '../../../connectors/bitrix24/index.js';
 import { markerOf } from '../../../connectors/bitrix24/mappers.js';
 import { buildQuery, parseQuery } from '../../../connectors/bitrix24/query.js';
+import { replyFromComment } from '../../../connectors/bitrix24/replies.js';
 import { MANAGER_USER, SandboxB24, WEBHOOK_USER } from '../../../connectors/bitrix24/sandbox.js';
 
 const FAST = { minTimeoutMs: 1, maxTimeoutMs: 5, maxRetryAfterMs: 50, retries: 2 };
@@ -40,6 +41,15 @@ connectorContract<SandboxB24>({
     signed: false,
     forgeries: (f, genuine) => [{ ...genuine, body: Buffer.from(genuine.body.toString().replace(f.applicationToken, 'forged-token')) }],
   },
+});
+
+describe('Bitrix24 replies', () => {
+  it('invariant 8: a comment with a link that is not valid percent-encoding (sale-100%.jpg) is a reply, not a throw', () => {
+    const c = { ID: 7, ENTITY_ID: 5, ENTITY_TYPE: 'lead', AUTHOR_ID: MANAGER_USER, CREATED: '2026-12-02T10:00:00+03:00', COMMENT: '/avito Скидка!\nhttps://example.com/sale-100%.jpg' };
+    expect(replyFromComment(c as Parameters<typeof replyFromComment>[0], '/avito', 'lead')).toEqual({
+      remoteId: '7', conversationId: '5', text: 'Скидка!', attachments: [{ url: 'https://example.com/sale-100%.jpg', name: 'sale-100%.jpg', mime: 'image/jpeg' }], createdAt: 1_796_194_800,
+    });
+  });
 });
 
 describe('Bitrix24 connector', () => {
