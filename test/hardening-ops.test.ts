@@ -12,6 +12,7 @@ import { SandboxAmo } from '../connectors/amocrm/sandbox.js';
 import { SandboxAvito } from '../src/sandbox/sandbox-avito.js';
 import { printable } from '../src/cli/sanitize.js';
 import { deliveredIds, fakeEnv, fakeEnvWithAmo, runCli, tempDir, testRuntime, waitFor } from './helpers.js';
+import { namedLedger } from './dialects.js';
 
 /** Issue 9, items 6, 10 and 11: terminal-safe output, one daemon per SQLite file, a quick restart. */
 
@@ -56,7 +57,7 @@ describe('issue 9: terminal injection', () => {
     await fakes();
     const chat = avito!.addChat({ buyerName: 'Ivan\u001b[2J\u001b[H' });
     avito!.addMessage(chat.id, { text: 'hi\r\u001b[31mFAKE: all good\u001b[0m' });
-    const env = fakeEnv(avito!, dir, { AVITO_SYNC_DB: path.join(dir, 'ops.db') });
+    const env = fakeEnv(avito!, dir, { AVITO_SYNC_DB: namedLedger(dir, 'ops.db') });
     const list = await runCli(['chats', 'list', '--limit', '100'], env);
     expect(list.code, list.stderr).toBe(0);
     const msgs = await runCli(['messages', 'list', chat.id], env);

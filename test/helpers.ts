@@ -35,7 +35,7 @@ export function fakeEnv(fake: SandboxAvito, dir: string, extra: Record<string, s
     AVITO_CLIENT_SECRET: fake.clientSecret,
     AVITO_API_URL: fake.url,
     // DIR/ledger.db, or a PostgreSQL database of this test's own in the suite's PostgreSQL pass.
-    AVITO_SYNC_DB: ledgerLocation(dir),
+    AVITO_SYNC_DB: extra.AVITO_SYNC_DB ?? ledgerLocation(dir),
     AVITO_SYNC_DATA_DIR: dir,
     AVITO_SYNC_CONNECTORS: 'none',
     AVITO_REQUESTS_PER_SECOND: '1000',

@@ -2,14 +2,14 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { openLedger, type Ledger, type LedgerDialect } from '../src/ledger/database.js';
 import type { NewChat, NewMessage } from '../src/ledger/tables.js';
 import { markReadsReported, readsToReport, recordReadCheck, repliesAwaitingRead } from '../src/ledger/read-receipts.js';
-import { DIALECTS, ledgerLocation } from './dialects.js';
+import { ledgerLocation, SUITE_DIALECT } from './dialects.js';
 import { sql } from 'kysely';
 import type { ConfigError } from '../src/errors.js';
 import { AccountLeases, LEASE_TTL_MS } from '../src/ledger/leases.js';
 import { memoryLogger } from '../src/log/logger.js';
 import { tempDir } from './helpers.js';
 
-/** The ledger boundary on every dialect (SQLite always; PostgreSQL when AVITO_SYNC_TEST_PG is set). */
+/** The ledger boundary on the suite's dialect (each column of the matrix: SQLite, and PostgreSQL when AVITO_SYNC_TEST_PG is set). */
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
@@ -40,7 +40,8 @@ const message = (chatId: string, id: string, created: number, extra: Partial<New
   quote: null, flow_id: null, bot_name: null, is_own: 0, voice_id: null, source: 'poll', inserted_at: Date.now(), ...extra,
 });
 
-describe.each(DIALECTS)('ledger on %s', (dialect) => {
+describe(`ledger on ${SUITE_DIALECT}`, () => {
+  const dialect = SUITE_DIALECT;
   it('a ledger migrated by a newer avito-sync is refused (exit 2, AVITO_SYNC_DB) and left as it is', async () => {
     const { ledger, again } = await open(dialect);
     await sql`INSERT INTO kysely_migration (name, timestamp) VALUES ('999-future', ${new Date().toISOString()})`.execute(ledger.db);
