@@ -15,12 +15,14 @@ git archive HEAD | tar -x -C "$dest"
 native="node_modules/better-sqlite3/build/Release/better_sqlite3.node"
 if [ -f "$native" ]; then
   prebuilds="$dest.prebuilds"
-  mkdir -p "$prebuilds/pack/build/Release"
   trap 'rm -rf "$dest" "$prebuilds"' EXIT
+  mkdir -p "$prebuilds/pack/build/Release"
   cp "$native" "$prebuilds/pack/build/Release/"
   name="$(node -p "'better-sqlite3-v' + require('./node_modules/better-sqlite3/package.json').version + '-node-v' + process.versions.modules + '-' + process.platform + '-' + process.arch + '.tar.gz'")"
   tar -czf "$prebuilds/$name" -C "$prebuilds/pack" build
-  export npm_config_better_sqlite3_local_prebuilds="$prebuilds"
+  # prebuild-install reads .prebuild-installrc from the package's folder upwards (rc); the folder
+  # is a temporary one, so this changes nothing for anyone else.
+  echo "local-prebuilds=$prebuilds" > "$dest/.prebuild-installrc"
 fi
 cd "$dest"
 npm ci --no-audit --no-fund --prefer-offline >/dev/null

@@ -28,4 +28,4 @@ export const SQLITE_COLUMN_ONLY: ReadonlyArray<{ file: string; why: string }> = 
  * What marks a test file as opening the suite's ledger (directly or through a helper that puts it
  * at `ledgerLocation`): a file in the matrix must match, a file listed above must not.
  */
-export const OPENS_SUITE_LEDGER = /\b(ledgerLocation|openTestLedger|createTestDatabase|fakeEnv|fakeEnvWithAmo|testRuntime|consoleWorld|SUITE_DIALECT)\b/;
+export const OPENS_SUITE_LEDGER = /\b(ledgerLocation|namedLedger|openTestLedger|createTestDatabase|fakeEnv|fakeEnvWithAmo|testRuntime|consoleWorld|SUITE_DIALECT)\b/;
