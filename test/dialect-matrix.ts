@@ -13,6 +13,10 @@ export const SQLITE_COLUMN_ONLY: ReadonlyArray<{ file: string; why: string }> = 
   { file: 'test/spacing-gate.test.ts', why: 'pure: the in-process request spacing gate; no ledger' },
   { file: 'test/layering.test.ts', why: 'static: reads source files and their imports; no ledger' },
   { file: 'test/dialect-matrix.test.ts', why: 'static: checks this list against the test files; no ledger' },
+  {
+    file: 'test/postgres-errors.test.ts',
+    why: 'PostgreSQL servers that cannot be used (a closed port, a wrong password, a missing database): its own URLs, the same in either column, never the suite\'s ledger',
+  },
   { file: 'test/config.test.ts', why: 'configuration parsing; an in-memory SQLite ledger is only handed to createConnectors, which neither reads nor writes it' },
   {
     file: 'test/connector-kit.test.ts',
