@@ -1,5 +1,5 @@
 import { configDefaults, defineConfig } from 'vitest/config';
-import { SQLITE_COLUMN_ONLY } from './test/dialect-matrix.js';
+import { POSTGRES_PENDING, SQLITE_COLUMN_ONLY } from './test/dialect-matrix.js';
 
 /**
  * The dialect matrix (as Kysely's own tests do it): one vitest run, two projects sharing one pool.
@@ -8,6 +8,7 @@ import { SQLITE_COLUMN_ONLY } from './test/dialect-matrix.js';
  *   every test file that touches a ledger again, each ledger a database of its own there
  *   (`test/dialects.ts`). The files it leaves out never open the suite's ledger; they are listed
  *   with their reasons in `test/dialect-matrix.ts`, and `test/dialect-matrix.test.ts` checks that.
+ *   That file also lists the ledger files not in this column yet (POSTGRES_PENDING), with why.
  * `vitest run --project sqlite` (or `postgres`) runs one column.
  *
  * Workers: most tests wait on child processes, sockets and timers rather than the CPU, so the pool
@@ -32,7 +33,7 @@ export default defineConfig({
     projects: [
       { extends: true, test: { name: 'sqlite', include, env: { AVITO_SYNC_TEST_DIALECT: 'sqlite' } } },
       ...(pg
-        ? [{ extends: true as const, test: { name: 'postgres', include, exclude: [...configDefaults.exclude, ...SQLITE_COLUMN_ONLY.map((f) => f.file)], env: { AVITO_SYNC_TEST_DIALECT: 'postgres' } } }]
+        ? [{ extends: true as const, test: { name: 'postgres', include, exclude: [...configDefaults.exclude, ...[...SQLITE_COLUMN_ONLY, ...POSTGRES_PENDING].map((f) => f.file)], env: { AVITO_SYNC_TEST_DIALECT: 'postgres' } } }]
         : []),
     ],
   },

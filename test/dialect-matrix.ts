@@ -29,6 +29,17 @@ export const SQLITE_COLUMN_ONLY: ReadonlyArray<{ file: string; why: string }> = 
 ];
 
 /**
+ * Files that touch a ledger but are not in the PostgreSQL column yet, each with what is missing:
+ * a known gap, listed so that it stays visible (README, "Run the tests"), to be emptied.
+ */
+export const POSTGRES_PENDING: ReadonlyArray<{ file: string; why: string }> = [
+  {
+    file: 'test/operator.test.ts',
+    why: 'its backfill tests (1,300 to 2,500 chats through `backfill` children, one SIGKILLed) ran past the 120 s test timeout on PostgreSQL on the shared 2-core machine at load 17 to 24, alone as well as in the matrix; not yet seen green there',
+  },
+];
+
+/**
  * What marks a test file as opening the suite's ledger (directly or through a helper that puts it
  * at `ledgerLocation`): a file in the matrix must match, a file listed above must not.
  */
