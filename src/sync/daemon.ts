@@ -11,7 +11,7 @@ import { isLedgerError } from '../ledger/write-probe.js';
 import { releaseLeases } from '../ledger/outbox.js';
 import { voiceFilePath } from '../ledger/voice-files.js';
 import { acquireWriterLock } from '../ledger/writer-lock.js';
-import { AccountLeases, LEASE_HEARTBEAT_MS } from '../ledger/leases.js';
+import { AccountLeases } from '../ledger/leases.js';
 import { healthReport } from './health.js';
 import { applyRetention } from './retention.js';
 import { Metrics } from '../server/metrics.js';
@@ -119,6 +119,7 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
   // The accounts of the current configuration (a SIGHUP reload adds and removes some).
   const leases = new AccountLeases(ledger, () => rt.accounts.map((a) => a.config.id), {
     log,
+    heartbeatMs: config.leaseHeartbeatSeconds * 1000,
     onAcquired: (accountId) => {
       if (leasesStarted) startAccountWork(accountId); // taken over from a process that died or handed it back
     },
@@ -254,7 +255,7 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
         void detailJobs.get(accountId)?.trigger({ coalesce: true });
         for (const [key, job] of sendJobs) if (key.startsWith(`${accountId}/`)) void job.trigger({ coalesce: true });
       }
-    }, LEASE_HEARTBEAT_MS / 1000);
+    }, config.leaseHeartbeatSeconds);
   }
 
   const crmWebhooks = new CrmWebhooks(
