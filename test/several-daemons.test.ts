@@ -147,7 +147,7 @@ describe.skipIf(!TEST_PG || SUITE_DIALECT !== 'postgres')('several daemons on Po
   });
 
   it('invariants 2 and 3 across processes: three daemons, four accounts, one SIGKILL at a time — every message one note, every reply sent once, takeover within 30 s, no account over its CRM rate', async () => {
-    const { start, procs, ledger, leases, ownerOf, live, allHeldByLive, allDelivered, moreMessages, managersReply, replies, sentCount, avitos, amos, allMessages, configFile, pgUrl } = await cluster(cleanups);
+    const { start, leases, ownerOf, live, allHeldByLive, allDelivered, moreMessages, managersReply, replies, sentCount, avitos, amos, allMessages, configFile, pgUrl } = await cluster(cleanups);
     await Promise.all(['p1', 'p2', 'p3'].map((n) => start(n)));
     await waitFor(allHeldByLive, 30_000, 'every account leased');
     await waitFor(allDelivered, 60_000, 'the seeded messages delivered');
