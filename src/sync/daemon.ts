@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import PQueue from 'p-queue';
 import { consoleRoutes, type ConsoleEvent } from '../console/console-routes.js';
 import { OperationalError, describeError } from '../errors.js';
 import type { AppConfig } from '../config/load-config.js';
@@ -26,6 +27,9 @@ import { READ_RECEIPTS_SECONDS } from './read-receipts.js';
 import { voiceLinkTtlSeconds, voiceSignatureOk } from './voice-links.js';
 import { AvitoWebhookIntake } from './webhook-intake.js';
 import { avitoWebhookUrl, webhookSecret } from './webhook-secret.js';
+
+/** Accounts whose Avito user id is learned at once at start (each a token and `GET /core/v1/accounts/self` on a first start). */
+const USER_ID_CONCURRENCY = 8;
 
 export interface DaemonOptions {
   /** Listen here; default the configured PORT. 0 picks a free port (tests). */
@@ -107,7 +111,10 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
       log.error({ account: acc.config.id, err: describeError(err) }, 'Avito account not reachable at start; polling will keep trying');
     }
   };
-  for (const acc of rt.accounts) await learnUserId(acc);
+  // Side by side (a few at a time): one account's slow Avito must not hold up the others' start,
+  // and hundreds of accounts must not all ask for a token at once.
+  const learning = new PQueue({ concurrency: USER_ID_CONCURRENCY });
+  await Promise.all(rt.accounts.map((acc) => learning.add(() => learnUserId(acc))));
 
   const scheduler = new Scheduler(log);
   const stopSignal = new AbortController();
