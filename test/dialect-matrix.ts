@@ -34,6 +34,10 @@ export const SQLITE_COLUMN_ONLY: ReadonlyArray<{ file: string; why: string }> = 
  */
 export const POSTGRES_PENDING: ReadonlyArray<{ file: string; why: string }> = [
   {
+    file: 'test/account-isolation.test.ts',
+    why: '"A answers 429s, then hangs" (changed on main at 07:47, issue 12 leases) fails on PostgreSQL: A\'s lastPollError in /healthz does not name the 429 (line 198); its three other tests pass there. Not yet investigated',
+  },
+  {
     file: 'test/operator.test.ts',
     why: 'its backfill tests (1,300 to 2,500 chats through `backfill` children, one SIGKILLed) ran past the 120 s test timeout on PostgreSQL on the shared 2-core machine at load 17 to 24, alone as well as in the matrix; not yet seen green there',
   },
