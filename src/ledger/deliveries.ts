@@ -19,3 +19,9 @@ export async function requeueDeliveries(db: LedgerDb, ids: readonly number[]): P
   const now = Date.now();
   for (const part of chunks(ids, 500)) await db.updateTable('deliveries').set({ status: 'pending', attempts: 0, next_attempt_at: now, updated_at: now }).where('id', 'in', part).execute();
 }
+
+/** Message id → the CRM's id for it, of every message delivered to one connector for an account. */
+export async function deliveredRemoteIds(db: LedgerDb, accountId: string, connector: string): Promise<Map<string, string>> {
+  const rows = await db.selectFrom('deliveries').select(['message_id', 'remote_id']).where('account_id', '=', accountId).where('connector', '=', connector).where('status', '=', 'delivered').execute();
+  return new Map(rows.filter((r) => r.remote_id !== null).map((r) => [r.message_id, r.remote_id!]));
+}
