@@ -5,7 +5,7 @@ import { collectStatus } from '../../../src/status/collect-status.js';
 import { SandboxAmo } from '../../../connectors/amocrm/sandbox.js';
 import { SandboxAvito, type FakeChat } from '../../../src/sandbox/sandbox-avito.js';
 import { memoryLogger } from '../../../src/log/logger.js';
-import { fakeEnvWithAmo, runCli, tempDir, testRuntime, waitFor } from '../../helpers.js';
+import { afterSigkill, fakeEnvWithAmo, runCli, tempDir, testRuntime, waitFor } from '../../helpers.js';
 import { startDaemon } from '../../../src/sync/daemon.js';
 import { freePort } from '../../../src/sandbox/net.js';
 import { AmojoClient } from '../../../connectors/amocrm/chats/amojo-client.js';
@@ -253,6 +253,7 @@ describe('chats mode: Avito messages into the chat', () => {
     amojo.stall = { msgid: ids(a)[1]!, onStall: () => child?.kill('SIGKILL') };
     const first = await runCli(['sync', '--once'], env, { onSpawn: (c) => (child = c) });
     expect(first.signal).toBe('SIGKILL');
+    await afterSigkill(env.AVITO_SYNC_DB!, child!.pid!);
     const second = await runCli(['sync', '--once'], env);
     expect(second.code, second.stderr).toBe(0);
     expect(amojo.clientIds(a.id)).toEqual(ids(a));
