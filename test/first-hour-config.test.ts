@@ -67,6 +67,12 @@ describe('first hour: configuration and read-only commands', { timeout: 120_000 
     expect(r.stderr).toContain('did you mean AVITO_CHAT_TYPES?');
   });
 
+  it('item 3: the shell\'s own variables are never taken for typos (HOME is two edits from HOST)', async () => {
+    const r = await runCli(['status', '--db', path.join(dir, 'none-env2.db')], { HOME: '/home/seller', LANG: 'ru_RU.UTF-8', USER: 'seller', TERM: 'xterm', HOSR: '0.0.0.0' });
+    expect(r.stderr).not.toMatch(/HOME|LANG|USER|TERM/);
+    expect(r.stderr).toContain('avito-sync: WARNING: HOSR is not a variable avito-sync reads; did you mean HOST?');
+  });
+
   it('item 5: status on a mistyped ledger path says "no ledger at …", exits 1 and creates nothing', async () => {
     const typo = path.join(dir, 'typo.db');
     const r = await runCli(['status', '--db', typo], {});

@@ -76,3 +76,9 @@ export async function firstConversationAt(db: LedgerDb, accountId: string, conne
     .executeTakeFirst();
   return row?.first == null ? undefined : Number(row.first);
 }
+
+/** Every conversation of an account in one connector's CRM (the connector kit's report). */
+export async function listConversationRefs(db: LedgerDb, accountId: string, connector: string): Promise<ConversationRef[]> {
+  const rows = await db.selectFrom('conversations').select('ref').where('account_id', '=', accountId).where('connector', '=', connector).orderBy('chat_id').execute();
+  return rows.map((r) => JSON.parse(r.ref) as ConversationRef);
+}

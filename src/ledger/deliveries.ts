@@ -39,3 +39,9 @@ export async function undeliveredCounts(db: LedgerDb, accountId: string, connect
     .executeTakeFirstOrThrow();
   return { contacts: Number(chats.contacts), leads: Number(chats.leads), notes: Number(notes.n) };
 }
+
+/** Message id → the CRM's id for it, of every message delivered to one connector for an account. */
+export async function deliveredRemoteIds(db: LedgerDb, accountId: string, connector: string): Promise<Map<string, string>> {
+  const rows = await db.selectFrom('deliveries').select(['message_id', 'remote_id']).where('account_id', '=', accountId).where('connector', '=', connector).where('status', '=', 'delivered').execute();
+  return new Map(rows.filter((r) => r.remote_id !== null).map((r) => [r.message_id, r.remote_id!]));
+}

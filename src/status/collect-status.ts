@@ -5,6 +5,9 @@ import { recentItemErrors } from '../ledger/item-errors.js';
 import { connectorStore, pauseEnd, pausedState } from '../ledger/connector-state.js';
 import { readDaemonStatus, readLastPoll, type DaemonStatus } from './daemon-heartbeat.js';
 import { listAccountLeases } from '../ledger/leases.js';
+import { getToken } from '../ledger/tokens.js';
+import { countPendingVoice } from '../ledger/voice-files.js';
+import { connectorStatusInfo, connectorsWithState, countAccountRows, countConversations, deliveredAfter, deliveryBacklog } from '../ledger/status-figures.js';
 
 export interface AccountStatus {
   id: string;
@@ -53,11 +56,6 @@ export interface StatusReport {
   accounts: AccountStatus[];
 }
 
-async function count(db: LedgerDb, table: 'chats' | 'messages', accountId: string): Promise<number> {
-  const row = await db.selectFrom(table).select((eb) => eb.fn.countAll<number>().as('n')).where('account_id', '=', accountId).executeTakeFirstOrThrow();
-  return Number(row.n);
-}
-
 /** What `status` shows: read from the ledger only, no remote calls. */
 export async function collectStatus(db: LedgerDb, ledgerFile: string, now = Date.now(), displayNames: ReadonlyMap<string, string> = new Map()): Promise<StatusReport> {
   const accounts: AccountStatus[] = [];
@@ -67,8 +65,7 @@ export async function collectStatus(db: LedgerDb, ledgerFile: string, now = Date
   const perAccount = Object.keys(daemon.accounts).length > 0;
   for (const a of await listAccounts(db)) {
     const lease = leases.get(a.id);
-    const token = await db.selectFrom('tokens').select(['expires_at']).where('account_id', '=', a.id).where('provider', '=', 'avito').executeTakeFirst();
-    const voice = await db.selectFrom('voice_files').select((eb) => eb.fn.countAll<number>().as('n')).where('account_id', '=', a.id).where('path', 'is', null).executeTakeFirstOrThrow();
+    const token = await getToken(db, a.id, 'avito');
     const cursors: Record<string, string> = {};
     for (const c of await listCursors(db, a.id)) cursors[c.name] = c.value;
     const poll = await readLastPoll(db, a.id);
@@ -77,9 +74,9 @@ export async function collectStatus(db: LedgerDb, ledgerFile: string, now = Date
       state: !daemon.running ? null : perAccount ? (daemon.accounts[a.id]?.state ?? 'not served') : 'running',
       lastPoll: poll ? { at: new Date(poll.at).toISOString(), ok: poll.ok, error: poll.error ?? null, lastGoodAt: poll.lastGoodAt ? new Date(poll.lastGoodAt).toISOString() : null } : null,
       avitoUserId: a.avito_user_id,
-      chats: await count(db, 'chats', a.id),
-      messages: await count(db, 'messages', a.id),
-      voicePending: Number(voice.n),
+      chats: await countAccountRows(db, 'chats', a.id),
+      messages: await countAccountRows(db, 'messages', a.id),
+      voicePending: await countPendingVoice(db, a.id),
       cursors,
       token: token ? { expiresAt: token.expires_at ? new Date(token.expires_at).toISOString() : null, expired: token.expires_at !== null && token.expires_at <= now } : null,
       lastErrors: (await recentItemErrors(db, 5, a.id)).map((e) => ({ at: new Date(e.at).toISOString(), scope: e.scope, ref: e.ref, error: e.error })),
@@ -94,28 +91,21 @@ export async function collectStatus(db: LedgerDb, ledgerFile: string, now = Date
 }
 
 async function connectorStatuses(db: LedgerDb, accountId: string, now: number, displayNames: ReadonlyMap<string, string>): Promise<ConnectorStatus[]> {
-  const rows = await db
-    .selectFrom('deliveries')
-    .select(['connector', 'status', (eb) => eb.fn.countAll<number>().as('n')])
-    .where('account_id', '=', accountId)
-    .groupBy(['connector', 'status'])
-    .execute();
-  const states = await db.selectFrom('connector_state').select('connector').distinct().where('account_id', '=', accountId).execute();
-  const ids = [...new Set([...rows.map((r) => r.connector), ...states.map((s) => s.connector)])].sort();
+  const rows = await deliveryBacklog(db, accountId);
+  const ids = [...new Set([...rows.map((r) => r.connector), ...(await connectorsWithState(db, accountId))])].sort();
   const out: ConnectorStatus[] = [];
   for (const connector of ids) {
     const backlog = { pending: 0, leased: 0, delivered: 0, dead: 0, skipped: 0 };
-    for (const r of rows) if (r.connector === connector) backlog[r.status] = Number(r.n);
-    const conv = await db.selectFrom('conversations').select((eb) => eb.fn.countAll<number>().as('n')).where('account_id', '=', accountId).where('connector', '=', connector).executeTakeFirstOrThrow();
+    for (const r of rows) if (r.connector === connector) backlog[r.status] = r.n;
     const paused = await pausedState(db, accountId, connector, now);
     out.push({
       connector,
       displayName: displayNames.get(connector) ?? connector,
       backlog,
-      conversations: Number(conv.n),
+      conversations: await countConversations(db, accountId, connector),
       paused: paused ? { until: pauseEnd(paused.until), reason: paused.reason } : null,
       lastError: await currentError(db, accountId, connector),
-      info: Object.fromEntries((await db.selectFrom('connector_state').select(['key', 'value']).where('account_id', '=', accountId).where('connector', '=', connector).where('key', 'like', 'status:%').orderBy('key').execute()).map((r) => [r.key.slice('status:'.length), r.value])),
+      info: await connectorStatusInfo(db, accountId, connector),
     });
   }
   return out;
@@ -130,6 +120,5 @@ async function currentError(db: LedgerDb, accountId: string, connector: string):
   if (!err) return null;
   const at = Date.parse(err.split(' ')[0] ?? '');
   if (!Number.isFinite(at)) return err;
-  const later = await db.selectFrom('deliveries').select('id').where('account_id', '=', accountId).where('connector', '=', connector).where('status', '=', 'delivered').where('updated_at', '>', at).limit(1).executeTakeFirst();
-  return later ? null : err;
+  return (await deliveredAfter(db, accountId, connector, at)) ? null : err;
 }

@@ -1,6 +1,8 @@
 import type { z } from 'zod';
 import { connectorPauses, connectorStore } from '../../ledger/connector-state.js';
 import { openLedger, type Ledger } from '../../ledger/database.js';
+import { listConversationRefs } from '../../ledger/conversations.js';
+import { deliveredRemoteIds } from '../../ledger/deliveries.js';
 import { memoryLogger } from '../../log/logger.js';
 import { classifyFailure, Dispatcher } from '../../sync/dispatcher.js';
 import type { ConnectorContext, ConnectorDefinition, ConnectorInstance, ConversationRef } from '../contract.js';
@@ -72,14 +74,12 @@ export async function createTestBench(): Promise<TestBench> {
       const report = await new Dispatcher({
         ledger, log: logger, accountId: 'default', connectorId: definition.id, connector: instance, capabilities: definition.capabilities, backoff: { baseMs: 0, capMs: 0 },
       }).run();
-      const convs = await ledger.db.selectFrom('conversations').select('ref').where('connector', '=', definition.id).execute();
-      const rows = await ledger.db.selectFrom('deliveries').select(['message_id', 'remote_id']).where('connector', '=', definition.id).where('status', '=', 'delivered').execute();
       return {
         reconciled: report.reconciled,
         delivered: report.delivered,
         halted: report.halted,
-        conversations: convs.map((r) => JSON.parse(r.ref) as ConversationRef),
-        remoteIds: new Map(rows.filter((r) => r.remote_id !== null).map((r) => [r.message_id, r.remote_id!])),
+        conversations: await listConversationRefs(ledger.db, 'default', definition.id),
+        remoteIds: await deliveredRemoteIds(ledger.db, 'default', definition.id),
       };
     },
     classify: (err) => classifyFailure(err),
@@ -96,20 +96,22 @@ export async function createTestContext<S extends z.ZodType>(definition: Connect
   return { ctx: bench.context(definition, config, options), bench, close: () => bench.close() };
 }
 
-/** Chats and messages in the ledger, as polling would have stored them. */
+/** Chats and messages in the ledger, stored the way polling stores them (the ledger's ingest path). */
 async function seedLedger(ledger: Ledger, chats: number, perChat: number): Promise<void> {
   const now = Date.now();
   for (let c = 0; c < chats; c++) {
     const chatId = `u2i-contract-${c}`;
-    await ledger.db.insertInto('chats').values({
-      account_id: 'default', chat_id: chatId, chat_type: 'u2i', item_id: String(1000 + c), item_title: `Item ${c}`, item_url: `https://www.avito.ru/item_${c}`, item_price: `${c} 000 ₽`,
-      buyer_id: String(5000 + c), buyer_name: `Buyer ${c}`, buyer_url: null, created: 1_700_000_000, updated: 1_700_000_000, synced_updated: 1_700_000_000, needs_fetch: 0, raw: null, fetched_at: now,
-    }).execute();
-    for (let m = 0; m < perChat; m++) {
-      await ledger.db.insertInto('messages').values({
+    await ledger.ingest.writeChat('default', {
+      chatId,
+      updated: 1_700_000_000,
+      row: {
+        account_id: 'default', chat_id: chatId, chat_type: 'u2i', item_id: String(1000 + c), item_title: `Item ${c}`, item_url: `https://www.avito.ru/item_${c}`, item_price: `${c} 000 ₽`,
+        buyer_id: String(5000 + c), buyer_name: `Buyer ${c}`, buyer_url: null, created: 1_700_000_000, updated: 1_700_000_000, synced_updated: 1_700_000_000, needs_fetch: 0, raw: null, fetched_at: now,
+      },
+      messages: Array.from({ length: perChat }, (_, m) => ({
         account_id: 'default', message_id: `c${c}m${m}`, chat_id: chatId, author_id: String(5000 + c), direction: 'in', type: 'text', created: 1_700_000_000 + m,
         text: `hello ${m}`, content: JSON.stringify({ text: `hello ${m}` }), quote: null, flow_id: null, bot_name: null, is_own: 0, voice_id: null, source: 'poll', inserted_at: now,
-      }).execute();
-    }
+      })),
+    });
   }
 }
