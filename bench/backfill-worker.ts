@@ -2,13 +2,17 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PerformanceObserver } from 'node:perf_hooks';
+import v8 from 'node:v8';
 import { loadConfig } from '../src/config/load-config.js';
+import { limitHeapGrowth } from '../src/heap-growth.js';
 import { createLogger } from '../src/log/logger.js';
 import { createRuntime } from '../src/runtime.js';
 import { backfillAccount } from '../src/sync/backfill.js';
 
 /** One backfill in a fresh process (its own peak RSS); prints one JSON line. */
 const [url, clientId, clientSecret, userId, amoUrl, amoToken] = process.argv.slice(2) as [string, string, string, string, string, string];
+// As the CLI does for every command; BACKFILL_V8_DEFAULTS=1 measures V8's own heap sizing.
+if (process.env.BACKFILL_V8_DEFAULTS !== '1') limitHeapGrowth();
 const dir = mkdtempSync(path.join(tmpdir(), 'avito-bench-backfill-'));
 try {
   const config = loadConfig({
@@ -35,7 +39,9 @@ try {
     ? setInterval(() => {
         const m = process.memoryUsage();
         const mb = (n: number) => Math.round(n / 2 ** 20);
-        process.stderr.write(`${Math.round(performance.now() - started)} ms ${phase}: rss ${mb(m.rss)} heapTotal ${mb(m.heapTotal)} heapUsed ${mb(m.heapUsed)} external ${mb(m.external)} arrayBuffers ${mb(m.arrayBuffers)}\n`);
+        // The V8 spaces (committed): the young generation's two semi-spaces beside the old one.
+        const spaces = v8.getHeapSpaceStatistics().map((x) => `${x.space_name.replace('_space', '')} ${mb(x.space_size)}`).join(' ');
+        process.stderr.write(`${Math.round(performance.now() - started)} ms ${phase}: rss ${mb(m.rss)} heapTotal ${mb(m.heapTotal)} heapUsed ${mb(m.heapUsed)} external ${mb(m.external)} arrayBuffers ${mb(m.arrayBuffers)} | ${spaces}\n`);
       }, 1000)
     : undefined;
   const report = await backfillAccount(rt, rt.accounts[0]!, {
