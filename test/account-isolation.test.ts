@@ -198,4 +198,16 @@ describe('per-account isolation in one daemon (issue 17 item 2)', () => {
     slowA.release();
     await pollA.idle();
   });
+
+  it("first start: account A's Avito does not say whose account it is; B's user id is learned meanwhile (side by side, not one after another)", async () => {
+    const { a, b } = await twoShops(); // a fresh ledger: neither user id is known yet
+    const selfA = gate();
+    a.avito.hold('getUserInfoSelf', selfA.released);
+    const starting = startDaemon(rt!, { host: '127.0.0.1' });
+    await waitFor(() => b.avito.requests.some((r) => r.op === 'getUserInfoSelf' && r.status === 200), 15_000, "B's user id asked for while A's question is held");
+    expect(a.avito.requests.some((r) => r.op === 'getUserInfoSelf')).toBe(false); // A's is still unanswered
+    selfA.release();
+    daemon = await starting;
+    expect(a.avito.requests.filter((r) => r.op === 'getUserInfoSelf' && r.status === 200)).toHaveLength(1);
+  });
 });

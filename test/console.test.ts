@@ -2,7 +2,6 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { baseUrlFromReferer } from '../connectors/amocrm/client.js';
 import { getToken } from '../src/ledger/tokens.js';
 import { connectorStore } from '../src/ledger/connector-state.js';
-import { OAuthStates } from '../src/console/oauth-states.js';
 import { CONSOLE_PASSWORD, ConsoleClient, consoleWorld, type ConsoleWorld } from './console-fixture.js';
 import { deliveredIds, runCli, waitFor } from './helpers.js';
 
@@ -155,19 +154,6 @@ describe('console: connect flows', () => {
 });
 
 describe('console: pieces', () => {
-  it('OAuth states are single-use, per provider, and expire', () => {
-    let now = 0;
-    const s = new OAuthStates(1000, () => now);
-    const a = s.issue({ provider: 'avito', accountId: 'x', redirectUri: 'u' });
-    expect(s.take(a, 'amocrm')).toBeUndefined();
-    const b = s.issue({ provider: 'avito', accountId: 'x', redirectUri: 'u' });
-    expect(s.take(b, 'avito')?.accountId).toBe('x');
-    expect(s.take(b, 'avito')).toBeUndefined();
-    const c = s.issue({ provider: 'avito', accountId: 'x', redirectUri: 'u' });
-    now = 1001;
-    expect(s.take(c, 'avito')).toBeUndefined();
-  });
-
   it("amoCRM's referer is trusted only when it names an amoCRM or Kommo host", () => {
     expect(baseUrlFromReferer('shop.amocrm.ru')).toBe('https://shop.amocrm.ru');
     expect(baseUrlFromReferer('shop.kommo.com')).toBe('https://shop.kommo.com');

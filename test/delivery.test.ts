@@ -186,6 +186,35 @@ describe('delivery to amoCRM', () => {
     expect(lead.name).toBe(avito.items.get(chat.itemId!)!.title); // waited for the chat's details
   });
 
+  it("a new chat known only from a webhook: its lead waits for the chat's details (held by Avito) and then carries the item's title and the buyer's name, while other chats go on", async () => {
+    await setup({ WEBHOOK_SECRET: 'test-secret-0123456789' });
+    const known = avito.seed(1, 1)[0]!;
+    await syncOnce(rt!);
+    daemon = await startDaemon(rt!, { port: 0, host: '127.0.0.1', initialPoll: false });
+    const hook = (chatId: string, msg: { id: string }) => fetch(`http://127.0.0.1:${daemon!.port}/webhooks/avito/test-secret-0123456789`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(avito.webhookBody(chatId, msg as never)),
+    }).then((r) => expect(r.status).toBe(200));
+    let release!: () => void;
+    avito.hold('getChatByIdV2', new Promise<void>((r) => (release = r)));
+    const fresh = avito.addChat({ buyerName: 'Мария' });
+    const first = avito.addMessage(fresh.id, { text: 'is it still for sale?' });
+    await hook(fresh.id, first);
+    // Dispatch rounds that start after the new chat's rows are committed, each kicked by a
+    // message of the known chat: each of those is delivered, the new chat's message is not.
+    for (let i = 0; i < 3; i++) {
+      const m = avito.addMessage(known.id, { text: `known ${i}` });
+      await hook(known.id, m);
+      await waitFor(() => deliveredIds(amo).includes(m.id), 15_000, `known chat message ${i} delivered`);
+      expect(deliveredIds(amo)).not.toContain(first.id);
+      expect(amo.leads.size).toBe(1);
+    }
+    release();
+    await waitFor(() => deliveredIds(amo).includes(first.id), 15_000, "the new chat's message delivered once its details came");
+    const lead = [...amo.leads.values()].find((l) => l.name === avito.items.get(fresh.itemId!)!.title);
+    expect(lead, 'the lead is named after the item, not a placeholder').toBeDefined();
+    expect([...amo.contacts.values()].map((c) => c.name)).toContain('Мария');
+  });
+
   it('a bad amoCRM setting exits 2 naming the key', async () => {
     avito = new SandboxAvito();
     amo = new SandboxAmo();

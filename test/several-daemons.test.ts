@@ -32,6 +32,114 @@ interface Proc {
   killed: boolean;
 }
 
+/**
+ * Four fake Avito accounts with four fake amoCRM accounts (each counting requests per sliding
+ * second, as amoCRM does per account), a config naming them, a PostgreSQL ledger, and `start` for
+ * `run` processes (the built CLI) on it; the helpers the scenarios share.
+ */
+async function cluster(cleanups: (() => unknown)[], seed = { chats: 3, perChat: 4 }) {
+  const { dir, cleanup } = tempDir();
+  cleanups.push(cleanup);
+  const pg = createTestDatabase();
+  cleanups.push(() => pg.drop());
+  const avitos: SandboxAvito[] = [];
+  const amos: SandboxAmo[] = [];
+  for (let i = 0; i < ACCOUNTS; i++) {
+    const avito = new SandboxAvito({ userId: 2_000_001 + i });
+    const amo = new SandboxAmo();
+    await avito.start();
+    await amo.start();
+    cleanups.push(() => avito.stop(), () => amo.stop());
+    avito.seed(seed.chats, seed.perChat);
+    avitos.push(avito);
+    amos.push(amo);
+  }
+  const configFile = path.join(dir, 'avito-sync.json');
+  writeFileSync(configFile, JSON.stringify({
+    pollIntervalSeconds: 5,
+    crmPollIntervalSeconds: 1,
+    accounts: avitos.map((avito, i) => ({
+      id: `acc${i}`,
+      avito: { clientId: avito.clientId, clientSecret: avito.clientSecret, apiUrl: avito.url, requestsPerSecond: 1000 },
+      // 5 a second: room under amoCRM's 7 for the jitter between taking a slot and the request arriving on a loaded machine.
+      amocrm: { baseUrl: amos[i]!.url, accessToken: amos[i]!.token, requestsPerSecond: 5 },
+    })),
+  }));
+
+  const procs: Proc[] = [];
+  const start = async (name: string, env: Record<string, string> = {}): Promise<Proc> => {
+    const port = await freePort();
+    const data = path.join(dir, name);
+    mkdirSync(data, { recursive: true });
+    let child: ChildProcess | undefined;
+    const done = runCli(['run'], {
+      AVITO_SYNC_CONFIG: configFile, AVITO_SYNC_DB: pg.url, AVITO_SYNC_DATA_DIR: data, AVITO_SYNC_CONNECTORS: 'amocrm',
+      PORT: String(port), WEBHOOK_SECRET: SECRET, LOG_LEVEL: 'warn', ...env,
+    }, { onSpawn: (c) => (child = c) });
+    const p: Proc = { name, port, child: child!, done, killed: false };
+    procs.push(p);
+    cleanups.push(() => {
+      if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
+      return p.done;
+    });
+    await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok || r.status === 503, () => false)), 30_000, `${name} listening`);
+    return p;
+  };
+
+  const ledger: Ledger = await openLedger(pg.url);
+  cleanups.push(() => ledger.close());
+  const live = () => procs.filter((p) => !p.killed);
+  const ownerOf = async (p: Proc) => (await ledger.db.selectFrom('lease_owners').select('owner').where('pid', '=', p.child.pid!).where('kind', '=', 'daemon').executeTakeFirst())?.owner;
+  const leases = () => ledger.db.selectFrom('account_leases').selectAll().execute();
+  /** Every account held by a live (not killed) process. */
+  const allHeldByLive = async () => {
+    const owners = new Set((await Promise.all(live().map(ownerOf))).filter(Boolean));
+    const rows = await leases();
+    return rows.length === ACCOUNTS && rows.every((r) => owners.has(r.owner) && Number(r.expires_at) > Date.now());
+  };
+  // Every message of the fake account but the replies' echoes (ours: linked, never delivered back).
+  const allMessages = (i: number) => [...avitos[i]!.chats.values()].flatMap((c) => c.messages.filter((m) => !String(m.content.text ?? '').startsWith('reply ')).map((m) => m.id));
+  const allDelivered = () => avitos.every((_, i) => {
+    const got = new Set(deliveredIds(amos[i]!));
+    return allMessages(i).every((id) => got.has(id));
+  });
+  /** New buyer messages: half announced by a webhook to a random live process, half found by polling. */
+  let round = 0;
+  const moreMessages = async () => {
+    round++;
+    for (let i = 0; i < ACCOUNTS; i++) {
+      const avito = avitos[i]!;
+      const known = [...avito.chats.values()];
+      const chat = known[round % known.length]!;
+      const hooked = avito.addMessage(chat.id, { text: `round ${round} hooked` });
+      avito.addMessage(chat.id, { text: `round ${round} polled` });
+      const fresh = avito.addChat();
+      const first = avito.addMessage(fresh.id, { text: `round ${round} new chat` });
+      for (const [c, m] of [[chat.id, hooked], [fresh.id, first]] as const) {
+        const to = live()[Math.floor(Math.random() * live().length)]!;
+        const res = await fetch(`http://127.0.0.1:${to.port}/webhooks/avito/${SECRET}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(avito.webhookBody(c, m)) });
+        expect(res.status).toBe(200);
+      }
+    }
+  };
+  /** The buyer chat each lead was made for (from the ledger's conversations). */
+  const replies: { account: number; chatId: string; text: string }[] = [];
+  const managersReply = async () => {
+    for (let i = 0; i < ACCOUNTS; i++) {
+      const convs = await ledger.db.selectFrom('conversations').select(['chat_id', 'ref']).where('account_id', '=', `acc${i}`).execute();
+      for (const c of convs.slice(0, 2)) {
+        const text = `reply ${replies.length} to ${c.chat_id}`;
+        amos[i]!.managerNote(Number((JSON.parse(c.ref) as { id: string }).id), `/avito ${text}`);
+        replies.push({ account: i, chatId: c.chat_id, text });
+      }
+    }
+  };
+  const sentCount = (r: { account: number; chatId: string; text: string }) =>
+    avitos[r.account]!.chats.get(r.chatId)!.messages.filter((m) => m.author_id === avitos[r.account]!.userId && m.content.text === r.text).length;
+
+  return { start, procs, ledger, leases, ownerOf, live, allHeldByLive, allDelivered, moreMessages, managersReply, replies, sentCount, avitos, amos, allMessages, configFile, pgUrl: pg.url };
+}
+
 describe.skipIf(!TEST_PG || SUITE_DIALECT !== 'postgres')('several daemons on PostgreSQL (the PostgreSQL pass only: AVITO_SYNC_TEST_PG and AVITO_SYNC_TEST_DIALECT=postgres)', () => {
   const cleanups: (() => unknown)[] = [];
   afterAll(async () => {
@@ -39,105 +147,8 @@ describe.skipIf(!TEST_PG || SUITE_DIALECT !== 'postgres')('several daemons on Po
   });
 
   it('invariants 2 and 3 across processes: three daemons, four accounts, one SIGKILL at a time — every message one note, every reply sent once, takeover within 30 s, no account over its CRM rate', async () => {
-    const { dir, cleanup } = tempDir();
-    cleanups.push(cleanup);
-    const pg = createTestDatabase();
-    cleanups.push(() => pg.drop());
-    const avitos: SandboxAvito[] = [];
-    const amos: SandboxAmo[] = [];
-    for (let i = 0; i < ACCOUNTS; i++) {
-      const avito = new SandboxAvito({ userId: 2_000_001 + i });
-      const amo = new SandboxAmo();
-      await avito.start();
-      await amo.start();
-      cleanups.push(() => avito.stop(), () => amo.stop());
-      avito.seed(3, 4);
-      avitos.push(avito);
-      amos.push(amo);
-    }
-    const configFile = path.join(dir, 'avito-sync.json');
-    writeFileSync(configFile, JSON.stringify({
-      pollIntervalSeconds: 5,
-      crmPollIntervalSeconds: 1,
-      accounts: avitos.map((avito, i) => ({
-        id: `acc${i}`,
-        avito: { clientId: avito.clientId, clientSecret: avito.clientSecret, apiUrl: avito.url, requestsPerSecond: 1000 },
-        // 5 a second: room under amoCRM's 7 for the jitter between taking a slot and the request arriving on a loaded machine.
-        amocrm: { baseUrl: amos[i]!.url, accessToken: amos[i]!.token, requestsPerSecond: 5 },
-      })),
-    }));
-
-    const procs: Proc[] = [];
-    const start = async (name: string): Promise<Proc> => {
-      const port = await freePort();
-      const data = path.join(dir, name);
-      mkdirSync(data, { recursive: true });
-      let child: ChildProcess | undefined;
-      const done = runCli(['run'], {
-        AVITO_SYNC_CONFIG: configFile, AVITO_SYNC_DB: pg.url, AVITO_SYNC_DATA_DIR: data, AVITO_SYNC_CONNECTORS: 'amocrm',
-        PORT: String(port), WEBHOOK_SECRET: SECRET, LOG_LEVEL: 'warn',
-      }, { onSpawn: (c) => (child = c) });
-      const p: Proc = { name, port, child: child!, done, killed: false };
-      procs.push(p);
-      cleanups.push(() => {
-        if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
-        return p.done;
-      });
-      await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok || r.status === 503, () => false)), 30_000, `${name} listening`);
-      return p;
-    };
+    const { start, leases, ownerOf, live, allHeldByLive, allDelivered, moreMessages, managersReply, replies, sentCount, avitos, amos, allMessages, configFile, pgUrl } = await cluster(cleanups);
     await Promise.all(['p1', 'p2', 'p3'].map((n) => start(n)));
-
-    const ledger: Ledger = await openLedger(pg.url);
-    cleanups.push(() => ledger.close());
-    const live = () => procs.filter((p) => !p.killed);
-    const ownerOf = async (p: Proc) => (await ledger.db.selectFrom('lease_owners').select('owner').where('pid', '=', p.child.pid!).where('kind', '=', 'daemon').executeTakeFirst())?.owner;
-    const leases = () => ledger.db.selectFrom('account_leases').selectAll().execute();
-    /** Every account held by a live (not killed) process. */
-    const allHeldByLive = async () => {
-      const owners = new Set((await Promise.all(live().map(ownerOf))).filter(Boolean));
-      const rows = await leases();
-      return rows.length === ACCOUNTS && rows.every((r) => owners.has(r.owner) && Number(r.expires_at) > Date.now());
-    };
-    // Every message of the fake account but the replies' echoes (ours: linked, never delivered back).
-    const allMessages = (i: number) => [...avitos[i]!.chats.values()].flatMap((c) => c.messages.filter((m) => !String(m.content.text ?? '').startsWith('reply ')).map((m) => m.id));
-    const allDelivered = () => avitos.every((_, i) => {
-      const got = new Set(deliveredIds(amos[i]!));
-      return allMessages(i).every((id) => got.has(id));
-    });
-    /** New buyer messages: half announced by a webhook to a random live process, half found by polling. */
-    let round = 0;
-    const moreMessages = async () => {
-      round++;
-      for (let i = 0; i < ACCOUNTS; i++) {
-        const avito = avitos[i]!;
-        const chat = [...avito.chats.values()][round % 3]!;
-        const hooked = avito.addMessage(chat.id, { text: `round ${round} hooked` });
-        avito.addMessage(chat.id, { text: `round ${round} polled` });
-        const fresh = avito.addChat();
-        const first = avito.addMessage(fresh.id, { text: `round ${round} new chat` });
-        for (const [c, m] of [[chat.id, hooked], [fresh.id, first]] as const) {
-          const to = live()[Math.floor(Math.random() * live().length)]!;
-          const res = await fetch(`http://127.0.0.1:${to.port}/webhooks/avito/${SECRET}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(avito.webhookBody(c, m)) });
-          expect(res.status).toBe(200);
-        }
-      }
-    };
-    /** The buyer chat each lead was made for (from the ledger's conversations). */
-    const replies: { account: number; chatId: string; text: string }[] = [];
-    const managersReply = async () => {
-      for (let i = 0; i < ACCOUNTS; i++) {
-        const convs = await ledger.db.selectFrom('conversations').select(['chat_id', 'ref']).where('account_id', '=', `acc${i}`).execute();
-        for (const c of convs.slice(0, 2)) {
-          const text = `reply ${replies.length} to ${c.chat_id}`;
-          amos[i]!.managerNote(Number((JSON.parse(c.ref) as { id: string }).id), `/avito ${text}`);
-          replies.push({ account: i, chatId: c.chat_id, text });
-        }
-      }
-    };
-    const sentCount = (r: { account: number; chatId: string; text: string }) =>
-      avitos[r.account]!.chats.get(r.chatId)!.messages.filter((m) => m.author_id === avitos[r.account]!.userId && m.content.text === r.text).length;
-
     await waitFor(allHeldByLive, 30_000, 'every account leased');
     await waitFor(allDelivered, 60_000, 'the seeded messages delivered');
     await moreMessages();
@@ -185,7 +196,7 @@ describe.skipIf(!TEST_PG || SUITE_DIALECT !== 'postgres')('several daemons on Po
     for (const r of replies) expect(sentCount(r), r.text).toBe(1);
 
     // `status` names the process working each account.
-    const status = await runCli(['status', '--json'], { AVITO_SYNC_CONFIG: configFile, AVITO_SYNC_DB: pg.url, AVITO_SYNC_CONNECTORS: 'amocrm' });
+    const status = await runCli(['status', '--json'], { AVITO_SYNC_CONFIG: configFile, AVITO_SYNC_DB: pgUrl, AVITO_SYNC_CONNECTORS: 'amocrm' });
     expect(status.code, status.stderr).toBe(0);
     const report = JSON.parse(status.stdout) as { accounts: { id: string; lease: { pid: number; held: boolean } | null }[] };
     const livePids = new Set(live().map((p) => p.child.pid));
@@ -193,6 +204,37 @@ describe.skipIf(!TEST_PG || SUITE_DIALECT !== 'postgres')('several daemons on Po
       expect(a.lease?.held, a.id).toBe(true);
       expect(livePids.has(a.lease!.pid), a.id).toBe(true);
     }
+  });
+
+  it('a daemon that joins gets its fair share: four accounts spread 2/2 from the first daemon while messages and replies flow, none lost, none delivered or sent twice', async () => {
+    // Few messages (the handover is the point): amoCRM's 7 requests a second make each one cost.
+    const c = await cluster(cleanups, { chats: 2, perChat: 1 });
+    // Lease rounds every second (the default is 5): the handover takes a few rounds.
+    const fast = { AVITO_SYNC_LEASE_HEARTBEAT_SECONDS: '1' };
+    const p1 = await c.start('p1', fast);
+    const o1 = (await waitFor(() => c.ownerOf(p1), 30_000, 'p1 registered'))!;
+    const heldBy = async (owner: string) => (await c.leases()).filter((r) => r.owner === owner && Number(r.expires_at) > Date.now()).length;
+    await waitFor(async () => (await heldBy(o1)) === ACCOUNTS, 30_000, 'p1 holds every account');
+    // The second daemon starts while the first delivers; then managers reply and buyers write,
+    // so replies are waiting to be sent and messages to be delivered while accounts change hands.
+    const joining = c.start('p2', fast);
+    await waitFor(c.allDelivered, 60_000, 'the seeded messages delivered');
+    await c.managersReply();
+    const p2 = await joining;
+    const o2 = (await waitFor(() => c.ownerOf(p2), 30_000, 'p2 registered'))!;
+    await c.moreMessages();
+    await waitFor(async () => (await heldBy(o1)) === 2 && (await heldBy(o2)) === 2, 30_000, 'the accounts spread 2/2');
+    await c.managersReply();
+    await waitFor(c.allDelivered, 60_000, 'every message delivered');
+    await waitFor(() => c.replies.every((r) => c.sentCount(r) >= 1), 60_000, 'every reply sent');
+    for (let i = 0; i < ACCOUNTS; i++) {
+      const ids = deliveredIds(c.amos[i]!);
+      expect(ids.length, `account ${i}: one note per message`).toBe(new Set(ids).size);
+      expect(new Set(ids)).toEqual(new Set(c.allMessages(i)));
+    }
+    for (const r of c.replies) expect(c.sentCount(r), r.text).toBe(1);
+    // Still 2/2 after those rounds: neither takes more than a fair share back.
+    expect([await heldBy(o1), await heldBy(o2)]).toEqual([2, 2]);
   });
 
   it('a single-use Avito refresh token is spent once when two processes refresh together (the row lock)', async () => {

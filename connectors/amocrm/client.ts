@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { z } from 'zod';
 import {
   LocalRequestGate, READ_POLICY, RemoteApiError, WRITE_POLICY, networkCode, parseRetryAfter, withRetry,
-  type ConnectorContext, type ConnectorStore, type RemoteErrorKind, type RequestGate, type RetryPolicy,
+  type ConnectorContext, type ConnectorStore, type LockedConnectorStore, type RemoteErrorKind, type RequestGate, type RetryPolicy,
 } from '../../src/connector-sdk/index.js';
 import type { AmoConfig } from './config.js';
 import { amoProblemSchema, amoTokenSchema } from './schemas.js';
@@ -90,7 +90,7 @@ export class AmoClient {
       });
     } catch (err) {
       if (err instanceof RemoteApiError && err.status === 401 && !this.o.config.accessToken) {
-        const fresh = await this.refresh('401');
+        const fresh = await this.refresh('401', token);
         return withRetry(policy, () => this.queue.add(() => this.attempt(r, fresh)));
       }
       throw err;
@@ -180,35 +180,56 @@ export class AmoClient {
     return this.refresh('expiring');
   }
 
-  /** OAuth: POST /oauth2/access_token. The rotated refresh token is saved before the access token is used. */
-  refresh(reason: string): Promise<string> {
-    this.refreshing ??= this.doRefresh(reason).finally(() => {
+  /**
+   * OAuth: POST /oauth2/access_token. The rotated refresh token is saved before the access token
+   * is used. `stale` is the access token found expiring or refused (default: the one in use): a
+   * refresh happens only while the ledger still holds that one.
+   */
+  refresh(reason: string, stale: string | undefined = this.token?.value): Promise<string> {
+    this.refreshing ??= this.doRefresh(reason, stale).finally(() => {
       this.refreshing = undefined;
     });
     return this.refreshing;
   }
 
-  private async doRefresh(reason: string): Promise<string> {
+  private async doRefresh(reason: string, stale: string | undefined): Promise<string> {
     const c = this.o.config;
     if (c.accessToken) throw new RemoteApiError({ provider: 'amoCRM', kind: 'token_expired', status: 401, remoteMessage: 'the long-lived token was refused', hint: AMO_HINTS.token_expired, operation: 'auth' });
-    const refreshToken = await this.o.store.get('oauth_refresh_token');
-    if (!refreshToken && !c.authCode) {
-      throw new RemoteApiError({ provider: 'amoCRM', kind: 'bad_credentials', status: 0, remoteMessage: 'not connected yet: no refresh token and no AMOCRM_AUTH_CODE', hint: NOT_CONNECTED_HINT, operation: 'POST /oauth2/access_token' });
-    }
+    const notConnected = () => new RemoteApiError({ provider: 'amoCRM', kind: 'bad_credentials', status: 0, remoteMessage: 'not connected yet: no refresh token and no AMOCRM_AUTH_CODE', hint: NOT_CONNECTED_HINT, operation: 'POST /oauth2/access_token' });
+    if (!c.authCode && !(await this.o.store.get('oauth_refresh_token'))) throw notConnected();
+    // Outside the lock: on SQLite the plain store waits for it, and on PostgreSQL the gate is a ledger row of its own.
     const baseUrl = await this.baseUrl();
-    // The stored grant first; when amoCRM refuses it (spent, or older than 3 months) and a code is
-    // configured, the code: an operator who set a fresh AMOCRM_AUTH_CODE expects it to be used.
-    if (refreshToken) {
-      // The redirect URI of the code that started this chain of refresh tokens: amoCRM checks it.
-      const redirectUri = (await this.o.store.get('oauth_redirect_uri')) ?? c.redirectUri;
-      try {
-        return await this.requestToken(baseUrl, { grant_type: 'refresh_token', refresh_token: refreshToken, redirect_uri: redirectUri }, reason, 'refresh');
-      } catch (err) {
-        if (!c.authCode || !(err instanceof RemoteApiError && [400, 401, 403].includes(err.status))) throw err;
-        this.o.log.warn({ status: err.status }, 'amoCRM refused the stored refresh token; trying the configured AMOCRM_AUTH_CODE');
+    await this.gate.wait();
+    // Several daemons deliver for one account, so two processes can find the token stale at once;
+    // the refresh token works once (facts.md: amoCRM answers the second use with 400 "Token has
+    // been revoked"). Under the store's lock, whoever comes second finds the pair the first one
+    // stored and uses it instead of spending the old refresh token again.
+    const fresh = await this.o.store.update('oauth_refresh_token', async (refreshToken, store): Promise<{ value: string; expiresAt: number }> => {
+      const stored = await store.get('oauth_access_token');
+      const expiresAt = Number((await store.get('oauth_expires_at')) ?? 0);
+      if (stored && stored !== stale && expiresAt - REFRESH_AHEAD_MS > Date.now()) {
+        this.o.registerSecret(stored);
+        this.o.log.info({ reason }, 'amoCRM token already refreshed by another process; using it');
+        return { value: stored, expiresAt };
       }
-    }
-    return this.requestToken(baseUrl, { grant_type: 'authorization_code', code: c.authCode, redirect_uri: c.redirectUri }, reason, refreshToken ? 'code after refresh' : 'code');
+      if (!refreshToken && !c.authCode) throw notConnected();
+      // The stored grant first; when amoCRM refuses it (spent, or older than 3 months) and a code is
+      // configured, the code: an operator who set a fresh AMOCRM_AUTH_CODE expects it to be used.
+      if (refreshToken) {
+        // The redirect URI of the code that started this chain of refresh tokens: amoCRM checks it.
+        const redirectUri = (await store.get('oauth_redirect_uri')) ?? c.redirectUri;
+        try {
+          return await this.requestToken(baseUrl, { grant_type: 'refresh_token', refresh_token: refreshToken, redirect_uri: redirectUri }, reason, 'refresh', store);
+        } catch (err) {
+          if (!c.authCode || !(err instanceof RemoteApiError && [400, 401, 403].includes(err.status))) throw err;
+          this.o.log.warn({ status: err.status }, 'amoCRM refused the stored refresh token; trying the configured AMOCRM_AUTH_CODE');
+        }
+      }
+      return this.requestToken(baseUrl, { grant_type: 'authorization_code', code: c.authCode, redirect_uri: c.redirectUri }, reason, refreshToken ? 'code after refresh' : 'code', store);
+    });
+    // Only now, committed, does the new pair serve requests (the spent refresh token is gone for good).
+    this.token = fresh;
+    return fresh.value;
   }
 
   /**
@@ -235,10 +256,15 @@ export class AmoClient {
   }
 
   /** POST /oauth2/access_token (facts.md: JSON body with client_id, client_secret, grant_type, code|refresh_token, redirect_uri). */
-  private async requestToken(baseUrl: string, grant: Record<string, string | undefined>, reason: string, kind: 'refresh' | 'code' | 'code after refresh'): Promise<string> {
+  private async requestToken(
+    baseUrl: string, grant: Record<string, string | undefined>, reason: string, kind: 'refresh' | 'code' | 'code after refresh',
+    /** Inside `store.update`'s lock: that store, and the gate already waited for. */
+    locked?: LockedConnectorStore,
+  ): Promise<{ value: string; expiresAt: number }> {
     const c = this.o.config;
     const body = { client_id: c.clientId, client_secret: c.clientSecret, ...grant };
-    await this.gate.wait();
+    if (!locked) await this.gate.wait();
+    const store = locked ?? this.o.store;
     const res = await fetch(`${baseUrl}/oauth2/access_token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(30_000) }).catch((err: unknown) => {
       throw new RemoteApiError({ provider: 'amoCRM', kind: 'network', status: 0, remoteMessage: networkCode(err) ?? String(err), hint: AMO_HINTS.network, operation: 'POST /oauth2/access_token', cause: err });
     });
@@ -255,12 +281,12 @@ export class AmoClient {
     this.o.registerSecret(token.refresh_token);
     const expiresAt = Date.now() + token.expires_in * 1000;
     // The refresh token works once: it must be durable before anything uses the new pair.
-    await this.o.store.set('oauth_refresh_token', token.refresh_token);
-    await this.o.store.set('oauth_access_token', token.access_token);
-    await this.o.store.set('oauth_expires_at', String(expiresAt));
-    this.token = { value: token.access_token, expiresAt };
+    await store.set('oauth_refresh_token', token.refresh_token);
+    await store.set('oauth_access_token', token.access_token);
+    await store.set('oauth_expires_at', String(expiresAt));
+    if (!locked) this.token = { value: token.access_token, expiresAt };
     this.o.log.info({ reason, grant: grant.grant_type }, 'amoCRM token refreshed');
-    return token.access_token;
+    return { value: token.access_token, expiresAt };
   }
 }
 

@@ -35,6 +35,7 @@ export const ENV_KEYS: readonly EnvKey[] = [
   { env: 'AVITO_SYNC_DB', path: ['db'], kind: 'string', describe: 'the ledger: a SQLite file path, or a postgres:// URL for PostgreSQL' },
   { env: 'AVITO_SYNC_DATA_DIR', path: ['dataDir'], kind: 'string', describe: 'the folder for kept files (voice messages); default beside a SQLite ledger, ./data with PostgreSQL' },
   { env: 'AVITO_SYNC_DB_POOL', path: ['dbPool'], kind: 'int', describe: 'connections in the PostgreSQL pool of each process' },
+  { env: 'AVITO_SYNC_LEASE_HEARTBEAT_SECONDS', path: ['leaseHeartbeatSeconds'], kind: 'int', describe: "seconds between a daemon's account-lease rounds (1 to 5)" },
   { env: 'AVITO_SYNC_CONNECTORS', path: ['connectors'], kind: 'list', describe: 'enabled connectors, comma-separated, or none' },
   { env: 'AVITO_SYNC_CONNECTOR_MODULES', path: ['connectorModules'], kind: 'list', describe: 'connector packages to load at start (module specifiers or paths), comma-separated' },
   { env: 'PUBLIC_URL', path: ['publicUrl'], kind: 'string', describe: 'the URL where Avito and the CRM reach this daemon' },

@@ -60,6 +60,12 @@ export const configSchema = z.object({
   dataDir: z.string().trim().min(1).optional(),
   /** Default 10: connections in each process's PostgreSQL pool (ignored for SQLite). */
   dbPool: z.coerce.number().int().min(1).max(200).default(10),
+  /**
+   * Default 5: seconds between a daemon's account-lease rounds (renew, take free accounts, hand
+   * back more than a fair share). At most 5: a lease lasts 20 s un-renewed, and a holder stops
+   * starting work 3 s before that. Shorter spreads the accounts sooner after a daemon joins.
+   */
+  leaseHeartbeatSeconds: z.coerce.number().int().min(1).max(5).default(5),
   logLevel: logLevel.default('info'),
   /** Where Avito and the CRM reach this daemon; without it, no webhooks (polling still works). */
   publicUrl: url.optional(),

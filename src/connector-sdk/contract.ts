@@ -207,7 +207,26 @@ export interface ConnectorContext<Config> {
  * The connector's own key-value store. Keys starting with `status:` are shown by `avito-sync
  * status` (name without the prefix, and value), so a connector can say what mode it is in.
  */
-export interface ConnectorStore {
+export interface ConnectorStore extends LockedConnectorStore {
+  /**
+   * A locked read-modify-write, for state that must not be acted on by two processes at once — a
+   * single-use OAuth refresh token above all (several daemons on one PostgreSQL ledger deliver for
+   * the same account, so two can find the token stale together). Runs `fn` with `key`'s current
+   * value (undefined when unset) while holding a lock on `key` that every process on the ledger
+   * respects: PostgreSQL, a transaction-scoped lock; SQLite, an immediate transaction. Inside
+   * `fn`, read and write through its `store` argument (in the lock's transaction; the outer store
+   * would wait for the lock on SQLite): what `fn` writes commits when it resolves and is rolled
+   * back when it throws. A second caller waits (at most 60 s) and then sees the first one's
+   * writes, so it re-reads and decides again: "refresh only if the token is still the stale one I
+   * saw, else use the one just stored". The lock is held while `fn` runs, remote calls included:
+   * keep `fn` to the one call that must not run twice (on SQLite the process's other ledger work
+   * waits meanwhile). Not re-entrant: never call `update` inside `fn`.
+   */
+  update<T>(key: string, fn: (current: string | undefined, store: LockedConnectorStore) => Promise<T>): Promise<T>;
+}
+
+/** The store without `update`: the plain reads and writes (and `update`'s view inside its lock). */
+export interface LockedConnectorStore {
   get(key: string): Promise<string | undefined>;
   /** Durable when the promise resolves (a rotated refresh token must be saved before use). */
   set(key: string, value: string): Promise<void>;

@@ -15,6 +15,7 @@ export type {
   ConnectorSandbox,
   ConnectorSandboxOptions,
   ConnectorStore,
+  LockedConnectorStore,
   ConversationRef,
   ConversationRequest,
   CrmAction,

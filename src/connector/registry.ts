@@ -61,14 +61,15 @@ export function createConnectors(config: AppConfig, db: LedgerDb, log: Logger, k
     config.accounts.forEach((account, i) => {
       if (onlyAccountIndex !== undefined && i !== onlyAccountIndex) return;
       const parsed = { data: connectorSettings(config, def, i) };
+      const clog = log.child({ connector: def.id, account: account.id });
       out.push({
         accountId: account.id,
         definition: def,
         instance: def.create({
           accountId: account.id,
           config: parsed.data,
-          log: log.child({ connector: def.id, account: account.id }),
-          store: connectorStore(db, account.id, def.id),
+          log: clog,
+          store: connectorStore(db, account.id, def.id, { log: clog }),
           ...connectorPauses(db, account.id, def.id),
           registerSecret: (s) => secretScrubber.add(s),
           requestGate: (o) => gate(account.id, def.id, o),

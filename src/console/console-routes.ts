@@ -49,8 +49,8 @@ export function consoleRoutes(deps: ConsoleDeps): FastifyPluginAsync {
   return async (app: FastifyInstance) => {
     const { rt } = deps;
     const log = rt.log.child({ component: 'console' });
-    const sessions = new SessionStore();
-    const states = new OAuthStates();
+    const sessions = new SessionStore(rt.ledger.db);
+    const states = new OAuthStates(rt.ledger.db);
     secretScrubber.add(deps.password);
 
     await app.register(rateLimit, { global: false });
@@ -60,7 +60,7 @@ export function consoleRoutes(deps: ConsoleDeps): FastifyPluginAsync {
     });
 
     const secure = (req: FastifyRequest) => String(req.headers['x-forwarded-proto'] ?? '').split(',')[0]!.trim() === 'https' || Boolean(deps.publicUrl?.startsWith('https:'));
-    const sessionOf = (req: FastifyRequest): Session | undefined => sessions.get(parseCookies(req.headers.cookie)[SESSION_COOKIE]);
+    const sessionOf = (req: FastifyRequest): Promise<Session | undefined> => sessions.get(parseCookies(req.headers.cookie)[SESSION_COOKIE]);
     const form = (req: FastifyRequest): Record<string, string> => (typeof req.body === 'object' && req.body !== null && !Buffer.isBuffer(req.body) ? (req.body as Record<string, string>) : {});
     const html = (reply: FastifyReply, status: number, body: string) => reply.code(status).type('text/html; charset=utf-8').send(body);
 
@@ -82,7 +82,7 @@ export function consoleRoutes(deps: ConsoleDeps): FastifyPluginAsync {
 
     /** Every console page and action: a live session; every POST: the session's CSRF token. */
     const guard = async (req: FastifyRequest, reply: FastifyReply): Promise<Session | undefined> => {
-      const s = sessionOf(req);
+      const s = await sessionOf(req);
       if (!s) {
         if (req.method === 'GET') await reply.redirect('/console/login', 303);
         else await html(reply, 403, messagePage({ title: 'Not logged in', text: 'Log in first.', kind: 'error', next: '/console/login' }));
@@ -104,9 +104,9 @@ export function consoleRoutes(deps: ConsoleDeps): FastifyPluginAsync {
       return html(reply, status, loginPage({ csrf: token, ...(error ? { error } : {}) }));
     };
 
-    app.get('/console', async (req, reply) => reply.redirect(sessionOf(req) ? '/console/accounts' : '/console/login', 303));
+    app.get('/console', async (req, reply) => reply.redirect((await sessionOf(req)) ? '/console/accounts' : '/console/login', 303));
 
-    app.get('/console/login', async (req, reply) => (sessionOf(req) ? reply.redirect('/console/accounts', 303) : showLogin(req, reply, 200)));
+    app.get('/console/login', async (req, reply) => ((await sessionOf(req)) ? reply.redirect('/console/accounts', 303) : showLogin(req, reply, 200)));
 
     app.post('/console/login', { config: { rateLimit: { max: deps.loginAttemptsPerMinute ?? 5, timeWindow: 60_000 } } }, async (req, reply) => {
       const body = form(req);
@@ -116,7 +116,7 @@ export function consoleRoutes(deps: ConsoleDeps): FastifyPluginAsync {
         log.warn({ ip: req.ip }, 'console login refused: wrong password');
         return showLogin(req, reply, 401, 'Wrong password.');
       }
-      const s = sessions.create();
+      const s = await sessions.create();
       log.info({ ip: req.ip }, 'console login');
       reply.header('set-cookie', [
         cookie(SESSION_COOKIE, s.id, { secure: secure(req) }),
@@ -128,7 +128,7 @@ export function consoleRoutes(deps: ConsoleDeps): FastifyPluginAsync {
     app.post('/console/logout', async (req, reply) => {
       const s = await guard(req, reply);
       if (!s) return reply;
-      sessions.destroy(s.id);
+      await sessions.destroy(s.id);
       reply.header('set-cookie', cookie(SESSION_COOKIE, '', { secure: secure(req), maxAgeSeconds: 0 }));
       return reply.redirect('/console/login', 303);
     });
@@ -212,7 +212,7 @@ export function consoleRoutes(deps: ConsoleDeps): FastifyPluginAsync {
       if (provider === 'avito') {
         const acc = rt.accounts.find((a) => a.config.id === account);
         if (acc) {
-          const state = states.issue({ provider, accountId: account, redirectUri });
+          const state = await states.issue({ provider, accountId: account, redirectUri });
           // Avito's consent page (authorization.json, flow authorizationCode); it sends the code
           // to the redirect URL registered with the app.
           const url = new URL(acc.config.avito.oauthUrl);
@@ -224,7 +224,7 @@ export function consoleRoutes(deps: ConsoleDeps): FastifyPluginAsync {
         }
       } else {
         const oauth = rt.connectors.find((c) => c.accountId === account && c.definition.id === provider)?.instance.oauth;
-        if (oauth) target = oauth.authorizeUrl({ state: states.issue({ provider, accountId: account, redirectUri }), redirectUri });
+        if (oauth) target = oauth.authorizeUrl({ state: await states.issue({ provider, accountId: account, redirectUri }), redirectUri });
       }
       if (!target) return html(reply, 404, messagePage({ title: 'Nothing to connect', text: `Account "${account}" has no ${provider} to connect.`, kind: 'error', next: '/console/accounts' }));
       log.info({ provider, account }, 'connect started: operator sent to the consent page');
@@ -235,7 +235,7 @@ export function consoleRoutes(deps: ConsoleDeps): FastifyPluginAsync {
       const { provider } = req.params;
       const q = req.query;
       secretScrubber.add(q.code);
-      const pending = states.take(q.state, provider);
+      const pending = await states.take(q.state, provider);
       if (!pending) {
         log.warn({ provider }, 'OAuth callback refused: a state this console did not issue, or used or expired');
         return html(reply, 400, messagePage({ title: 'Connect refused', text: 'This link was not started from this console, or was already used or expired. Start again with the connect button.', kind: 'error', next: '/console/accounts' }));

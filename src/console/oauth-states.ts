@@ -1,3 +1,5 @@
+import type { LedgerDb } from '../ledger/database.js';
+import { saveOAuthState, takeOAuthState } from '../ledger/console-sessions.js';
 import { randomToken } from './sessions.js';
 
 /** Default 15 minutes: time to go through a provider's consent page. */
@@ -14,28 +16,24 @@ export interface PendingConnect {
 
 /**
  * OAuth `state` values the console issued: random, bound to one provider and account, used at
- * most once and only within STATE_TTL_MS. A callback whose state is not here is refused.
+ * most once and only within STATE_TTL_MS. They are kept in the ledger (as hashes), so the
+ * provider's callback may reach any daemon behind a load balancer, and taken in one statement, so
+ * two processes never both accept one. A callback whose state is not there is refused.
  */
 export class OAuthStates {
-  private readonly pending = new Map<string, PendingConnect>();
+  constructor(private readonly db: LedgerDb, private readonly ttlMs = STATE_TTL_MS, private readonly now: () => number = Date.now) {}
 
-  constructor(private readonly ttlMs = STATE_TTL_MS, private readonly now: () => number = Date.now) {}
-
-  issue(p: Omit<PendingConnect, 'expiresAt'>): string {
-    const t = this.now();
-    for (const [k, v] of this.pending) if (v.expiresAt <= t) this.pending.delete(k);
+  async issue(p: Omit<PendingConnect, 'expiresAt'>): Promise<string> {
     const state = randomToken();
-    this.pending.set(state, { ...p, expiresAt: t + this.ttlMs });
+    await saveOAuthState(this.db, state, { ...p, expiresAt: this.now() + this.ttlMs });
     return state;
   }
 
   /** Takes the state for `provider` (it cannot be used again); undefined when not issued, used, expired or for another provider. */
-  take(state: string | undefined, provider: string): PendingConnect | undefined {
+  async take(state: string | undefined, provider: string): Promise<PendingConnect | undefined> {
     if (!state) return undefined;
-    const p = this.pending.get(state);
-    if (!p) return undefined;
-    this.pending.delete(state);
-    if (p.provider !== provider || p.expiresAt <= this.now()) return undefined;
+    const p = await takeOAuthState(this.db, state);
+    if (!p || p.provider !== provider || p.expiresAt <= this.now()) return undefined;
     return p;
   }
 }

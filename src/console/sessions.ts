@@ -1,4 +1,6 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
+import type { LedgerDb } from '../ledger/database.js';
+import { deleteConsoleSession, saveConsoleSession, touchConsoleSession } from '../ledger/console-sessions.js';
 
 /** The session cookie's name. */
 export const SESSION_COOKIE = 'avito_sync_console';
@@ -28,41 +30,30 @@ export function sameSecret(given: string | undefined, expected: string): boolean
 }
 
 /**
- * Console sessions, in this process's memory: a restart logs operators out, which is the safe
- * side. Idle sessions expire; the map is swept on every login.
+ * Console sessions, kept in the ledger: with several daemons behind a load balancer any process
+ * serves the operator's next request. Only a hash of the session id is stored; idle sessions
+ * expire (their rows go at the next login). Logging out ends the session in every process.
  */
 export class SessionStore {
-  private readonly sessions = new Map<string, Session>();
+  constructor(private readonly db: LedgerDb, private readonly idleMs = SESSION_IDLE_MS, private readonly now: () => number = Date.now) {}
 
-  constructor(private readonly idleMs = SESSION_IDLE_MS, private readonly now: () => number = Date.now) {}
-
-  create(): Session {
-    this.sweep();
-    const s: Session = { id: randomToken(), csrf: randomToken(), expiresAt: this.now() + this.idleMs };
-    this.sessions.set(s.id, s);
+  async create(): Promise<Session> {
+    const now = this.now();
+    const s: Session = { id: randomToken(), csrf: randomToken(), expiresAt: now + this.idleMs };
+    await saveConsoleSession(this.db, s.id, { csrf: s.csrf, expiresAt: s.expiresAt }, now);
     return s;
   }
 
   /** The live session with this id, its idle timer renewed; undefined when unknown or expired. */
-  get(id: string | undefined): Session | undefined {
+  async get(id: string | undefined): Promise<Session | undefined> {
     if (!id) return undefined;
-    const s = this.sessions.get(id);
-    if (!s) return undefined;
-    if (s.expiresAt <= this.now()) {
-      this.sessions.delete(id);
-      return undefined;
-    }
-    s.expiresAt = this.now() + this.idleMs;
-    return s;
-  }
-
-  destroy(id: string | undefined): void {
-    if (id) this.sessions.delete(id);
-  }
-
-  private sweep(): void {
     const now = this.now();
-    for (const [id, s] of this.sessions) if (s.expiresAt <= now) this.sessions.delete(id);
+    const s = await touchConsoleSession(this.db, id, now, now + this.idleMs);
+    return s ? { id, csrf: s.csrf, expiresAt: s.expiresAt } : undefined;
+  }
+
+  async destroy(id: string | undefined): Promise<void> {
+    if (id) await deleteConsoleSession(this.db, id);
   }
 }
 

@@ -79,6 +79,8 @@ export interface AccountLeasesOptions {
   log: Logger;
   /** Called when this process starts working an account (first acquired, or taken over). */
   onAcquired?: (accountId: string) => void;
+  /** Between rounds (`AVITO_SYNC_LEASE_HEARTBEAT_SECONDS`); at most LEASE_HEARTBEAT_MS. Default LEASE_HEARTBEAT_MS. */
+  heartbeatMs?: number;
   now?: () => number;
 }
 
@@ -138,7 +140,7 @@ export class AccountLeases {
     await this.tick();
     this.timer = setInterval(() => {
       void this.tick().catch((err: unknown) => this.o.log.warn({ err: (err as Error).message }, 'account lease heartbeat failed; work stops when the leases run out'));
-    }, LEASE_HEARTBEAT_MS);
+    }, Math.min(this.o.heartbeatMs ?? LEASE_HEARTBEAT_MS, LEASE_HEARTBEAT_MS));
     this.timer.unref();
   }
 

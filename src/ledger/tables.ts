@@ -240,7 +240,26 @@ export interface RequestSlotsTable {
   next_at: number;
 }
 
+/** A console login (its id and CSRF token are random; only the id's SHA-256 is stored). */
+export interface ConsoleSessionsTable {
+  id_hash: string;
+  csrf: string;
+  created_at: number;
+  expires_at: number;
+}
+
+/** An OAuth `state` the console issued (stored as its SHA-256), bound to one provider and account. */
+export interface OAuthStatesTable {
+  state_hash: string;
+  provider: string;
+  account_id: string;
+  redirect_uri: string;
+  expires_at: number;
+}
+
 export interface LedgerTables {
+  console_sessions: ConsoleSessionsTable;
+  oauth_states: OAuthStatesTable;
   lease_owners: LeaseOwnersTable;
   account_leases: AccountLeasesTable;
   request_slots: RequestSlotsTable;

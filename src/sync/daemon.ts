@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import PQueue from 'p-queue';
 import { consoleRoutes, type ConsoleEvent } from '../console/console-routes.js';
 import { OperationalError, describeError } from '../errors.js';
 import type { AppConfig } from '../config/load-config.js';
@@ -11,7 +12,7 @@ import { isLedgerError } from '../ledger/write-probe.js';
 import { releaseLeases } from '../ledger/outbox.js';
 import { voiceFilePath } from '../ledger/voice-files.js';
 import { acquireWriterLock } from '../ledger/writer-lock.js';
-import { AccountLeases, LEASE_HEARTBEAT_MS } from '../ledger/leases.js';
+import { AccountLeases } from '../ledger/leases.js';
 import { healthReport } from './health.js';
 import { applyRetention } from './retention.js';
 import { Metrics } from '../server/metrics.js';
@@ -26,6 +27,9 @@ import { READ_RECEIPTS_SECONDS } from './read-receipts.js';
 import { voiceLinkTtlSeconds, voiceSignatureOk } from './voice-links.js';
 import { AvitoWebhookIntake } from './webhook-intake.js';
 import { avitoWebhookUrl, webhookSecret } from './webhook-secret.js';
+
+/** Accounts whose Avito user id is learned at once at start (each a token and `GET /core/v1/accounts/self` on a first start). */
+const USER_ID_CONCURRENCY = 8;
 
 export interface DaemonOptions {
   /** Listen here; default the configured PORT. 0 picks a free port (tests). */
@@ -107,7 +111,10 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
       log.error({ account: acc.config.id, err: describeError(err) }, 'Avito account not reachable at start; polling will keep trying');
     }
   };
-  for (const acc of rt.accounts) await learnUserId(acc);
+  // Side by side (a few at a time): one account's slow Avito must not hold up the others' start,
+  // and hundreds of accounts must not all ask for a token at once.
+  const learning = new PQueue({ concurrency: USER_ID_CONCURRENCY });
+  await Promise.all(rt.accounts.map((acc) => learning.add(() => learnUserId(acc))));
 
   const scheduler = new Scheduler(log);
   const stopSignal = new AbortController();
@@ -119,6 +126,7 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
   // The accounts of the current configuration (a SIGHUP reload adds and removes some).
   const leases = new AccountLeases(ledger, () => rt.accounts.map((a) => a.config.id), {
     log,
+    heartbeatMs: config.leaseHeartbeatSeconds * 1000,
     onAcquired: (accountId) => {
       if (leasesStarted) startAccountWork(accountId); // taken over from a process that died or handed it back
     },
@@ -254,7 +262,7 @@ export async function startDaemon(rt: Runtime, opts: DaemonOptions = {}): Promis
         void detailJobs.get(accountId)?.trigger({ coalesce: true });
         for (const [key, job] of sendJobs) if (key.startsWith(`${accountId}/`)) void job.trigger({ coalesce: true });
       }
-    }, LEASE_HEARTBEAT_MS / 1000);
+    }, config.leaseHeartbeatSeconds);
   }
 
   const crmWebhooks = new CrmWebhooks(

@@ -99,15 +99,27 @@ export class Dispatcher {
         break;
       }
       const waiting = await this.chatsWaiting();
-      const claimed = await this.outbox.claim(limit, this.now(), (chatId) => waiting.has(chatId));
+      let claimed = await this.outbox.claim(limit, this.now(), (chatId) => waiting.has(chatId));
       if (claimed.length === 0) break;
-      const halted = await this.round(claimed, report);
+      const full = claimed.length >= limit;
+      // Looked at again after the claim: a webhook for a new chat may have committed between the
+      // look above and the claim (its chat stub, message and delivery in one transaction), and
+      // its delivery was claimed though its chat's details are not there yet — its lead would be
+      // named with a placeholder for good (seen under load on PostgreSQL). Anything the claim
+      // saw is visible now, so this second look cannot miss it; those chats wait like the rest.
+      const late = await this.chatsWaiting();
+      const held = claimed.filter((c) => late.has(c.chatId));
+      if (held.length) {
+        await this.outbox.release(held.map((c) => c.id));
+        claimed = claimed.filter((c) => !late.has(c.chatId));
+      }
+      const halted = claimed.length ? await this.round(claimed, report) : undefined;
       if (halted) {
         report.halted = halted;
         await connectorStore(this.o.ledger.db, this.o.accountId, this.o.connectorId).set('last_error', `${new Date(this.now()).toISOString()} ${halted}`);
         break;
       }
-      if (claimed.length < limit) break;
+      if (!full) break;
     }
     if (report.delivered || report.dead || report.halted) {
       this.o.log.info({ account: this.o.accountId, connector: this.o.connectorId, ...report }, 'dispatch done');

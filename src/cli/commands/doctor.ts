@@ -88,7 +88,7 @@ async function runChecks(g: GlobalOptions, print: (r: CheckResult) => void): Pro
     let connectors: ActiveConnector[] = [];
     if (definitionsOk && defs.length > 0) {
       try {
-        connectors = createConnectors(config, rt.ledger.db, log, config.connectorDefinitions, INTERACTIVE_RETRY);
+        connectors = createConnectors(config, rt.ledger.db, log, config.connectorDefinitions, INTERACTIVE_RETRY, undefined, rt.ledger.dialect);
       } catch (err) {
         add({ check: 'connectors', verdict: 'fail', detail: describeError(err) });
       }

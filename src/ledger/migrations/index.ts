@@ -4,6 +4,7 @@ import * as m001 from './001-foundation.js';
 import * as m002 from './002-delivery.js';
 import * as m003 from './003-read-receipts.js';
 import * as m004 from './004-leases.js';
+import * as m005 from './005-console-sessions.js';
 import { POSTGRES_TYPES, SQLITE_TYPES, type ColumnTypes } from './column-types.js';
 
 type Up = (db: Kysely<unknown>, t: ColumnTypes) => Promise<void>;
@@ -14,6 +15,7 @@ const MIGRATIONS: [string, Up][] = [
   ['002-delivery', m002.up],
   ['003-read-receipts', m003.up],
   ['004-leases', m004.up],
+  ['005-console-sessions', m005.up],
 ];
 
 /** The migrations for one dialect (its column types bound in). */
