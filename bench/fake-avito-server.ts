@@ -5,7 +5,8 @@ import { SandboxAvito } from '../src/sandbox/sandbox-avito.js';
  * and serves until killed.
  */
 const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=') as [string, string]));
-const fake = new SandboxAvito();
+// --latency-ms: every answer waits this long, as a remote server's round trip would (default 0).
+const fake = new SandboxAvito({ latencyMs: Number(args.get('latency-ms') ?? 0) });
 await fake.start();
 const itemCount = Number(args.get('items') ?? 0);
 const itemIds = Array.from({ length: itemCount }, (_, i) => 3_000_000 + i);

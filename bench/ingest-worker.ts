@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -10,8 +11,9 @@ import { pollAccount } from '../src/sync/poller.js';
 
 /**
  * One measured run in a fresh process: `ours` = the real poller into a fresh SQLite ledger;
- * `bare` = a fetch loop doing the same pagination with four requests in flight, storing nothing.
- * Prints one JSON line.
+ * `bare` = a fetch loop doing the same pagination with four requests in flight, storing nothing;
+ * `bare-http` = the same loop on node:http with four kept-alive sockets (the product's transport,
+ * src/http/transport.ts), for a stricter baseline. Prints one JSON line.
  */
 const [mode, url, clientId, clientSecret, userId] = process.argv.slice(2) as [string, string, string, string, string];
 
@@ -26,20 +28,42 @@ async function timed<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number; c
   return { value, ms: performance.now() - started, cpuMs: (cpu.user + cpu.system) / 1000 };
 }
 
-async function bare(): Promise<Measured> {
-  const { value, ms, cpuMs } = await timed(bareLoop);
+async function bare(transport: 'fetch' | 'http'): Promise<Measured> {
+  const { value, ms, cpuMs } = await timed(() => bareLoop(transport === 'fetch' ? fetchGet : httpGet()));
   return { ms, cpuMs, ...value };
 }
 
-async function bareLoop(): Promise<{ requests: number; messages: number }> {
+type Get = (path: string, token: string) => Promise<unknown>;
+
+const fetchGet: Get = async (p, token) => {
+  const r = await fetch(url + p, { headers: { authorization: `Bearer ${token}` } });
+  return r.json() as Promise<unknown>;
+};
+
+/** GET on node:http with four kept-alive sockets; the body collected and parsed as the product's transport does. */
+function httpGet(): Get {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+  return (p, token) =>
+    new Promise((resolve, reject) => {
+      const req = http.request(new URL(url + p), { headers: { authorization: `Bearer ${token}`, accept: 'application/json' }, agent }, (res) => {
+        const parts: Buffer[] = [];
+        res.on('data', (c: Buffer) => parts.push(c));
+        res.on('error', reject);
+        res.on('end', () => resolve(JSON.parse(Buffer.concat(parts).toString('utf8'))));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+}
+
+async function bareLoop(getWith: Get): Promise<{ requests: number; messages: number }> {
   let requests = 0;
   const tokenRes = await fetch(`${url}/token`, { method: 'POST', body: new URLSearchParams({ grant_type: 'client_credentials', client_id: clientId, client_secret: clientSecret }) });
   requests++;
   const { access_token: token } = (await tokenRes.json()) as { access_token: string };
-  const get = async (p: string) => {
+  const get = (p: string) => {
     requests++;
-    const r = await fetch(url + p, { headers: { authorization: `Bearer ${token}` } });
-    return r.json() as Promise<unknown>;
+    return getWith(p, token);
   };
   let messages = 0;
   for (let offset = 0; offset <= 1000; offset += 100) {
@@ -98,5 +122,6 @@ async function ours(): Promise<Measured> {
   }
 }
 
-const r = mode === 'bare' ? await bare() : await ours();
-process.stdout.write(`${JSON.stringify({ mode, ...r, maxRssMb: process.resourceUsage().maxRSS / 1024 })}\n`);
+const r = mode === 'bare' ? await bare('fetch') : mode === 'bare-http' ? await bare('http') : await ours();
+// Exit once the line is out: kept-alive sockets of the bare loop would otherwise hold the process.
+process.stdout.write(`${JSON.stringify({ mode, ...r, maxRssMb: process.resourceUsage().maxRSS / 1024 })}\n`, () => process.exit(0));

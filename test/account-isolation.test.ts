@@ -10,6 +10,7 @@ import { freePort } from '../src/sandbox/net.js';
 import { startDaemon, type Daemon } from '../src/sync/daemon.js';
 import { syncOnce } from '../src/sync/sync-once.js';
 import { deliveredIds, FAST_RETRY, tempDir, waitFor } from './helpers.js';
+import { ledgerLocation } from './dialects.js';
 
 /**
  * Issue 17 item 2: per-account work is isolated. One daemon process serves two accounts, each with
@@ -60,7 +61,7 @@ async function twoShops(opts: { pollSeconds?: number } = {}): Promise<{ a: Shop;
   const port = await freePort();
   const file = path.join(t.dir, 'accounts.json');
   writeFileSync(file, JSON.stringify({
-    db: path.join(t.dir, 'ledger.db'),
+    db: ledgerLocation(t.dir),
     publicUrl: `http://127.0.0.1:${port}`,
     port,
     webhookSecret: SECRET,

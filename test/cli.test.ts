@@ -3,6 +3,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SandboxAvito } from '../src/sandbox/sandbox-avito.js';
 import { fakeEnv, runCli, tempDir } from './helpers.js';
+import { namedLedger } from './dialects.js';
 
 let fake: SandboxAvito;
 let dir: string;
@@ -56,7 +57,7 @@ describe('CLI', () => {
 
   it('sync --once with AVITO_SYNC_CONNECTORS=none fills the ledger; status --json shows it', async () => {
     fake.seed(5, 4);
-    const env = fakeEnv(fake, dir, { AVITO_SYNC_DB: path.join(dir, 'cli.db') });
+    const env = fakeEnv(fake, dir, { AVITO_SYNC_DB: namedLedger(dir, 'cli.db') });
     const r = await runCli(['sync', '--once'], env);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/20 new messages/);
@@ -85,7 +86,7 @@ describe('CLI', () => {
   it('operator commands: chats list, messages list, send, delete, blacklist', async () => {
     const chat = fake.addChat({ buyerName: 'Ivan' });
     fake.addMessage(chat.id, { text: 'Is it still for sale?' });
-    const env = fakeEnv(fake, dir, { AVITO_SYNC_DB: path.join(dir, 'ops.db') });
+    const env = fakeEnv(fake, dir, { AVITO_SYNC_DB: namedLedger(dir, 'ops.db') });
     const list = await runCli(['chats', 'list', '--limit', '100'], env);
     expect(list.code, list.stderr).toBe(0);
     expect(list.stdout).toMatch(/Ivan/);
@@ -104,7 +105,7 @@ describe('CLI', () => {
   it('doctor explains a tariff without the Messenger API and exits 1', async () => {
     fake.mode.tariff = true;
     try {
-      const r = await runCli(['doctor'], fakeEnv(fake, dir, { AVITO_SYNC_DB: path.join(dir, 'doc.db') }));
+      const r = await runCli(['doctor'], fakeEnv(fake, dir, { AVITO_SYNC_DB: namedLedger(dir, 'doc.db') }));
       expect(r.code).toBe(1);
       expect(r.stdout).toMatch(/FAIL Avito Messenger API: Avito answered 402/);
       expect(r.stdout).toMatch(/tariff/);
@@ -114,7 +115,7 @@ describe('CLI', () => {
   });
 
   it('doctor flags the employee-key symptom on a chat the ledger knows', async () => {
-    const env = fakeEnv(fake, dir, { AVITO_SYNC_DB: path.join(dir, 'doc2.db') });
+    const env = fakeEnv(fake, dir, { AVITO_SYNC_DB: namedLedger(dir, 'doc2.db') });
     expect((await runCli(['sync', '--once'], env)).code).toBe(0);
     fake.mode.employeeKey = true;
     try {

@@ -1,11 +1,10 @@
-import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import type { AmoConnector } from '../connectors/amocrm/connector.js';
 import { SandboxAmo } from '../connectors/amocrm/sandbox.js';
 import type { Runtime } from '../src/runtime.js';
 import { SandboxAvito } from '../src/sandbox/sandbox-avito.js';
-import { createTestDatabase, DIALECTS } from './dialects.js';
+import { ledgerLocation, SUITE_DIALECT } from './dialects.js';
 import { fakeEnv, tempDir, testRuntime, waitFor } from './helpers.js';
 
 /**
@@ -24,16 +23,11 @@ afterEach(async () => {
 
 const account = (rt: Runtime) => (rt.connectors[0]!.instance as unknown as AmoConnector).client.request({ method: 'GET', path: '/api/v4/account', schema: z.unknown() });
 
-describe.each(DIALECTS)('amoCRM OAuth with several daemons on %s', (dialect) => {
+describe(`amoCRM OAuth with several daemons on ${SUITE_DIALECT}`, () => {
   it('a single-use refresh token is used once across daemons: the second waits for the lock and uses the pair the first stored', async () => {
     const { dir, cleanup } = tempDir();
     cleanups.push(cleanup);
-    let db = path.join(dir, 'ledger.db');
-    if (dialect === 'postgres') {
-      const pg = createTestDatabase();
-      cleanups.push(() => pg.drop());
-      db = pg.url;
-    }
+    const db = ledgerLocation(dir); // the matrix's column: a SQLite file, or a PostgreSQL database dropped with the folder
     const avito = new SandboxAvito();
     const amo = new SandboxAmo();
     await avito.start();

@@ -10,6 +10,7 @@ import { freePort } from '../src/sandbox/net.js';
 import { startDaemon, type Daemon } from '../src/sync/daemon.js';
 import { syncOnce } from '../src/sync/sync-once.js';
 import { FAST_RETRY, tempDir, waitFor } from './helpers.js';
+import { ledgerLocation } from './dialects.js';
 
 const SECRET = 'test-secret-0123456789';
 let daemon: Daemon | undefined;
@@ -48,7 +49,7 @@ async function shops(n: number, amoOptions: { callbackForApiNotes?: boolean } = 
   const port = await freePort();
   const file = path.join(t.dir, 'accounts.json');
   writeFileSync(file, JSON.stringify({
-    db: path.join(t.dir, 'ledger.db'),
+    db: ledgerLocation(t.dir),
     publicUrl: `http://127.0.0.1:${port}`,
     port,
     webhookSecret: SECRET,

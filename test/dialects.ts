@@ -2,20 +2,19 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { sql } from 'kysely';
-import type { Ledger, LedgerDialect } from '../src/ledger/database.js';
+import { openLedger, type Ledger, type LedgerDialect } from '../src/ledger/database.js';
 
 /**
  * The dialect matrix (as Kysely's own tests do it). `AVITO_SYNC_TEST_PG` is the URL of a
  * PostgreSQL the tests may create and drop databases on (`.ci/pg-cluster start` prints one);
- * `AVITO_SYNC_TEST_DIALECT=postgres` runs the whole suite's ledgers on it (the CI's second pass).
- * Suites parameterised by dialect (`DIALECTS`) run on both in one pass when a PostgreSQL is there.
+ * `AVITO_SYNC_TEST_DIALECT=postgres` puts every ledger of a test file on it. `vitest.config.ts`
+ * runs each file once per dialect (its `sqlite` and `postgres` projects set this variable), so a
+ * test written against `ledgerLocation`/`openTestLedger` covers both dialects.
  */
 export const TEST_PG = process.env.AVITO_SYNC_TEST_PG?.trim() || undefined;
 export const SUITE_DIALECT: LedgerDialect = process.env.AVITO_SYNC_TEST_DIALECT === 'postgres' ? 'postgres' : 'sqlite';
 if (SUITE_DIALECT === 'postgres' && !TEST_PG) throw new Error('AVITO_SYNC_TEST_DIALECT=postgres needs AVITO_SYNC_TEST_PG (a postgres:// URL the tests may create databases on)');
 
-/** The dialects the parameterised suites run on: SQLite always, PostgreSQL when one is given. */
-export const DIALECTS: readonly LedgerDialect[] = TEST_PG ? ['sqlite', 'postgres'] : ['sqlite'];
 
 function psql(url: string, command: string): void {
   execFileSync('psql', [url, '-qtAX', '-v', 'ON_ERROR_STOP=1', '-c', command], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -42,17 +41,47 @@ const byDir = new Map<string, { url: string; drop: () => void }>();
  * (the same one for the same folder; dropped by `dropLedgerOf(dir)`, which `tempDir`'s cleanup calls).
  */
 export function ledgerLocation(dir: string, dialect: LedgerDialect = SUITE_DIALECT): string {
-  if (dialect === 'sqlite') return path.join(dir, 'ledger.db');
-  let db = byDir.get(dir);
-  if (!db) byDir.set(dir, (db = createTestDatabase()));
+  return namedLedger(dir, 'ledger.db', dialect);
+}
+
+/**
+ * A second (third, …) ledger in the same folder: `DIR/NAME` on SQLite, or a database of its own
+ * on PostgreSQL (the same one for the same folder and name; dropped with the folder's).
+ */
+export function namedLedger(dir: string, name: string, dialect: LedgerDialect = SUITE_DIALECT): string {
+  const file = path.join(dir, name);
+  if (dialect === 'sqlite') return file;
+  let db = byDir.get(file);
+  if (!db) byDir.set(file, (db = createTestDatabase()));
   return db.url;
 }
 
+/**
+ * A ledger of the suite's dialect for a test that needs no folder: in-memory SQLite, or a fresh
+ * PostgreSQL database that `close()` drops.
+ */
+export async function openTestLedger(): Promise<Ledger> {
+  if (SUITE_DIALECT === 'sqlite') return openLedger(':memory:');
+  const db = createTestDatabase();
+  const ledger = await openLedger(db.url);
+  const close = ledger.close.bind(ledger);
+  ledger.close = async () => {
+    try {
+      await close();
+    } finally {
+      db.drop();
+    }
+  };
+  return ledger;
+}
+
+/** Drops the PostgreSQL databases of `dir`'s ledgers (`ledgerLocation`, `namedLedger`). */
 export function dropLedgerOf(dir: string): void {
-  const db = byDir.get(dir);
-  if (!db) return;
-  byDir.delete(dir);
-  db.drop();
+  for (const [file, db] of byDir) {
+    if (path.dirname(file) !== dir) continue;
+    byDir.delete(file);
+    db.drop();
+  }
 }
 
 /**

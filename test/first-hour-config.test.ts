@@ -2,10 +2,12 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync, cpSync } from 'node
 import { createServer } from 'node:http';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import Database from 'better-sqlite3';
+import { sql } from 'kysely';
+import { openLedger } from '../src/ledger/database.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SandboxAvito } from '../src/sandbox/sandbox-avito.js';
 import { ROOT, fakeEnv, runCli, tempDir } from './helpers.js';
+import { namedLedger } from './dialects.js';
 
 /**
  * The operator's first hour (issue 10): strict configuration, read-only commands that never
@@ -85,11 +87,11 @@ describe('first hour: configuration and read-only commands', { timeout: 120_000 
   });
 
   it('item 6: a ledger from a newer version exits 2 saying to upgrade; a garbage file is named', async () => {
-    const env = fakeEnv(fake, dir, { AVITO_SYNC_DB: path.join(dir, 'newer.db') });
+    const env = fakeEnv(fake, dir, { AVITO_SYNC_DB: namedLedger(dir, 'newer.db') });
     expect((await runCli(['sync'], env)).code).toBe(0);
-    const db = new Database(env.AVITO_SYNC_DB!);
-    db.prepare('INSERT INTO kysely_migration (name, timestamp) VALUES (?, ?)').run('003-future', new Date().toISOString());
-    db.close();
+    const ledger = await openLedger(env.AVITO_SYNC_DB!);
+    await sql`INSERT INTO kysely_migration (name, timestamp) VALUES ('003-future', ${new Date().toISOString()})`.execute(ledger.db);
+    await ledger.close();
     const r = await runCli(['status'], env);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/was written by a newer avito-sync \(migration 003-future\); upgrade avito-sync to use it\. Do not delete the ledger/);
@@ -120,7 +122,7 @@ describe('first hour: configuration and read-only commands', { timeout: 120_000 
     const version = await runCli(['-v'], {});
     expect(version.code).toBe(0);
     expect(version.stdout.trim()).toBe(JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version);
-    const sync = await runCli(['sync'], fakeEnv(fake, dir, { AVITO_SYNC_DB: path.join(dir, 'sync-default.db') }));
+    const sync = await runCli(['sync'], fakeEnv(fake, dir, { AVITO_SYNC_DB: namedLedger(dir, 'sync-default.db') }));
     expect(sync.code, sync.stderr).toBe(0);
     expect(sync.stdout).toMatch(/chats seen/);
   });
@@ -142,7 +144,7 @@ describe('first hour: configuration and read-only commands', { timeout: 120_000 
     });
     const port = await new Promise<number>((resolve) => down.listen(0, '127.0.0.1', () => resolve((down.address() as { port: number }).port)));
     try {
-      const r = await runCli(['chats', 'list'], fakeEnv(fake, dir, { AVITO_API_URL: `http://127.0.0.1:${port}`, AVITO_SYNC_DB: path.join(dir, 'down.db') }));
+      const r = await runCli(['chats', 'list'], fakeEnv(fake, dir, { AVITO_API_URL: `http://127.0.0.1:${port}`, AVITO_SYNC_DB: namedLedger(dir, 'down.db') }));
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(/Avito answered 503 to POST \/token/);
       expect(hits).toBe(2); // the daemon's read policy would make 5
@@ -152,7 +154,7 @@ describe('first hour: configuration and read-only commands', { timeout: 120_000 
   });
 
   it('item 12: status and reconcile check connector settings; PUBLIC_URL must be absolute; reconcile without a CRM says it was not checked', async () => {
-    const env = fakeEnv(fake, dir, { AVITO_SYNC_DB: path.join(dir, 'settings.db') });
+    const env = fakeEnv(fake, dir, { AVITO_SYNC_DB: namedLedger(dir, 'settings.db') });
     expect((await runCli(['sync'], env)).code).toBe(0);
     const badCrm = await runCli(['status'], { ...env, AVITO_SYNC_CONNECTORS: 'amocrm', AMOCRM_BASE_URL: 'not-a-url', AMOCRM_ACCESS_TOKEN: 't' });
     expect(badCrm.code).toBe(2);

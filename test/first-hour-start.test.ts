@@ -1,11 +1,13 @@
 import { createServer, type Server } from 'node:net';
 import path from 'node:path';
-import Database from 'better-sqlite3';
+import { openLedger } from '../src/ledger/database.js';
+import { getToken } from '../src/ledger/tokens.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../src/sandbox/net.js';
 import { SandboxAmo } from '../connectors/amocrm/sandbox.js';
 import { SandboxAvito } from '../src/sandbox/sandbox-avito.js';
 import { fakeEnv, fakeEnvWithAmo, runCli, tempDir, waitFor } from './helpers.js';
+import { namedLedger } from './dialects.js';
 
 /**
  * The operator's first hour (issue 10): start-up failures are loud and final when they are
@@ -28,7 +30,7 @@ afterAll(async () => {
 
 describe('first hour: starting the daemon', { timeout: 120_000 }, () => {
   it('item 1: run with bad Avito credentials says so in one sentence and exits 1', async () => {
-    const r = await runCli(['run'], fakeEnv(fake, dir, { AVITO_CLIENT_SECRET: 'wrong-secret-123456', AVITO_SYNC_DB: path.join(dir, 'bad-creds.db'), PORT: '0' }));
+    const r = await runCli(['run'], fakeEnv(fake, dir, { AVITO_CLIENT_SECRET: 'wrong-secret-123456', AVITO_SYNC_DB: namedLedger(dir, 'bad-creds.db'), PORT: '0' }));
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/avito-sync: avito-sync cannot start: account default: Avito answered 400 to POST \/token .*invalid_client.*copy AVITO_CLIENT_ID and AVITO_CLIENT_SECRET again/);
     expect(r.stderr.trim().split('\n').filter((l) => l.startsWith('avito-sync:'))).toHaveLength(1);
@@ -40,7 +42,7 @@ describe('first hour: starting the daemon', { timeout: 120_000 }, () => {
     const port = await freePort();
     fake.inject({ op: 'getAccessToken', kind: '500', times: 1 });
     let child: import('node:child_process').ChildProcess | undefined;
-    const run = runCli(['run'], fakeEnv(fake, dir, { AVITO_SYNC_DB: path.join(dir, 'transient.db'), PORT: String(port) }), { onSpawn: (c) => (child = c) });
+    const run = runCli(['run'], fakeEnv(fake, dir, { AVITO_SYNC_DB: namedLedger(dir, 'transient.db'), PORT: String(port) }), { onSpawn: (c) => (child = c) });
     await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.status !== undefined, 60_000, 'the daemon to listen');
     child!.kill('SIGTERM');
     const r = await run;
@@ -52,7 +54,7 @@ describe('first hour: starting the daemon', { timeout: 120_000 }, () => {
   it('item 2: run with no CRM connector warns loudly that nothing reaches a CRM', async () => {
     const port = await freePort();
     let child: import('node:child_process').ChildProcess | undefined;
-    const env = fakeEnv(fake, dir, { AVITO_SYNC_DB: path.join(dir, 'no-crm.db'), PORT: String(port) });
+    const env = fakeEnv(fake, dir, { AVITO_SYNC_DB: namedLedger(dir, 'no-crm.db'), PORT: String(port) });
     delete env.AVITO_SYNC_CONNECTORS;
     const run = runCli(['run'], env, { onSpawn: (c) => (child = c) });
     await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.status !== undefined, 60_000, 'the daemon to listen');
@@ -66,7 +68,7 @@ describe('first hour: starting the daemon', { timeout: 120_000 }, () => {
     const busy: Server = createServer();
     const port = await new Promise<number>((resolve) => busy.listen(0, '0.0.0.0', () => resolve((busy.address() as { port: number }).port)));
     try {
-      const r = await runCli(['run'], fakeEnv(fake, dir, { AVITO_SYNC_DB: path.join(dir, 'busy.db'), PORT: String(port) }));
+      const r = await runCli(['run'], fakeEnv(fake, dir, { AVITO_SYNC_DB: namedLedger(dir, 'busy.db'), PORT: String(port) }));
       expect(r.code).toBe(1);
       expect(r.stderr).toContain(`avito-sync: Port ${port} is already in use (EADDRINUSE): another avito-sync or another program listens there; stop it, or set PORT (or run --port) to a free port.`);
       expect(r.stderr).not.toMatch(/destroyed/);
@@ -79,7 +81,7 @@ describe('first hour: starting the daemon', { timeout: 120_000 }, () => {
     const oauth = new SandboxAvito();
     await oauth.start();
     try {
-      const db = path.join(dir, 'oauth.db');
+      const db = namedLedger(dir, 'oauth.db');
       const first = oauth.issueAuthCode();
       expect((await runCli(['sync'], fakeEnv(oauth, dir, { AVITO_SYNC_DB: db, AVITO_AUTH_CODE: first }))).code).toBe(0);
       // The stored refresh token dies (spent elsewhere); the access token expires.
@@ -94,8 +96,12 @@ describe('first hour: starting the daemon', { timeout: 120_000 }, () => {
       const reset = await runCli(['auth', 'reset'], { AVITO_SYNC_DB: db });
       expect(reset.code, reset.stderr).toBe(0);
       expect(reset.stdout).toMatch(/default: Avito tokens forgotten/);
-      const rows = new Database(db, { readonly: true }).prepare("SELECT count(*) AS n FROM tokens WHERE provider = 'avito'").get() as { n: number };
-      expect(rows.n).toBe(0);
+      const ledger = await openLedger(db);
+      try {
+        expect(await getToken(ledger.db, 'default', 'avito')).toBeUndefined();
+      } finally {
+        await ledger.close();
+      }
       const connectorReset = await runCli(['auth', 'reset', '--connector', 'amocrm'], { AVITO_SYNC_DB: db });
       expect(connectorReset.stdout).toMatch(/amocrm grant was not stored/);
       expect((await runCli(['auth', 'reset', '--connector', 'nope'], { AVITO_SYNC_DB: db })).code).toBe(2);
@@ -108,7 +114,7 @@ describe('first hour: starting the daemon', { timeout: 120_000 }, () => {
     const amo = new SandboxAmo();
     await amo.start();
     const port = await freePort();
-    const env = fakeEnvWithAmo(fake, amo, dir, { AVITO_SYNC_DB: path.join(dir, 'metrics.db'), PORT: String(port) });
+    const env = fakeEnvWithAmo(fake, amo, dir, { AVITO_SYNC_DB: namedLedger(dir, 'metrics.db'), PORT: String(port) });
     fake.seed(2, 2);
     let child: import('node:child_process').ChildProcess | undefined;
     const run = runCli(['run'], env, { onSpawn: (c) => (child = c) });

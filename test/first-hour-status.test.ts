@@ -1,9 +1,9 @@
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureAccount } from '../src/ledger/accounts.js';
 import { connectorStore } from '../src/ledger/connector-state.js';
 import { openLedger } from '../src/ledger/database.js';
 import { runCli, tempDir } from './helpers.js';
+import { namedLedger } from './dialects.js';
 
 let dir: string;
 let cleanup: () => void;
@@ -14,7 +14,7 @@ afterAll(() => cleanup());
 
 describe('first hour: status tells the truth', { timeout: 120_000 }, () => {
   it('item 13: a connector error is shown until a delivery succeeds after it, then no more', async () => {
-    const file = path.join(dir, 'stale.db');
+    const file = namedLedger(dir, 'stale.db');
     const ledger = await openLedger(file);
     await ensureAccount(ledger.db, 'default', '1');
     const t0 = Date.now() - 60_000;

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SandboxAvito } from '../src/sandbox/sandbox-avito.js';
 import { fakeEnv, runCli, tempDir, waitFor } from './helpers.js';
+import { namedLedger } from './dialects.js';
 import { runInPty } from './pty.js';
 
 /**
@@ -31,7 +32,7 @@ describe('first hour: at a terminal', { timeout: 120_000 }, () => {
     let release!: () => void;
     // The first 10 chats' messages come back; the rest wait: a backfill visibly under way.
     fake.hold('getMessagesV3', new Promise<void>((r) => (release = r)), 10);
-    const env = fakeEnv(fake, dir, { AVITO_SYNC_DB: path.join(dir, 'backfill.db'), LOG_LEVEL: 'info' });
+    const env = fakeEnv(fake, dir, { AVITO_SYNC_DB: namedLedger(dir, 'backfill.db'), LOG_LEVEL: 'info' });
     const pty = runInPty(['backfill', '--ledger-only'], env);
     try {
       await waitFor(() => /recent chats +[1-9]\d* chats stored/.test(pty.output()), 60_000, 'the bar to count stored chats');
@@ -51,7 +52,7 @@ describe('first hour: at a terminal', { timeout: 120_000 }, () => {
   });
 
   it('item 10: log lines written while the bar shows clear its line first', async () => {
-    const env = fakeEnv(fake, dir, { AVITO_SYNC_DB: path.join(dir, 'backfill-logs.db'), LOG_LEVEL: 'info' });
+    const env = fakeEnv(fake, dir, { AVITO_SYNC_DB: namedLedger(dir, 'backfill-logs.db'), LOG_LEVEL: 'info' });
     fake.inject({ op: 'getMessagesV3', kind: '500', times: 1 });
     const r = await runInPty(['backfill', '--ledger-only'], env).done;
     expect(r.code).toBe(0);
@@ -62,7 +63,7 @@ describe('first hour: at a terminal', { timeout: 120_000 }, () => {
   });
 
   it('item 11: NO_COLOR turns colour off on a terminal', async () => {
-    const env = fakeEnv(fake, dir, { AVITO_SYNC_DB: path.join(dir, 'color.db'), LOG_LEVEL: 'info' });
+    const env = fakeEnv(fake, dir, { AVITO_SYNC_DB: namedLedger(dir, 'color.db'), LOG_LEVEL: 'info' });
     const coloured = await runInPty(['sync'], env).done;
     expect(coloured.code).toBe(0);
     expect(coloured.output).toMatch(new RegExp(`${ESC}\\[3\\dm`));

@@ -4,7 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { noteIdsFromWebhook, replyFromNote } from '../connectors/amocrm/replies.js';
 import type { AmoNote } from '../connectors/amocrm/schemas.js';
 import type { IncomingReply } from '../src/connector-sdk/contract.js';
-import { openLedger, type Ledger } from '../src/ledger/database.js';
+import type { Ledger } from '../src/ledger/database.js';
+import { openTestLedger } from './dialects.js';
 import { memoryLogger } from '../src/log/logger.js';
 import { AvitoWebhookIntake } from '../src/sync/webhook-intake.js';
 
@@ -18,7 +19,7 @@ const RUNS = 300;
 
 let ledger: Ledger;
 beforeAll(async () => {
-  ledger = await openLedger(':memory:');
+  ledger = await openTestLedger();
 });
 afterAll(async () => {
   await ledger.close();

@@ -8,7 +8,7 @@ import { Delivery } from '../src/sync/delivery.js';
 import { pollAccount } from '../src/sync/poller.js';
 import { SandboxAmo } from '../connectors/amocrm/sandbox.js';
 import { SandboxAvito, type FakeChat } from '../src/sandbox/sandbox-avito.js';
-import { fakeEnvWithAmo, runCli, tempDir, testRuntime, waitFor } from './helpers.js';
+import { afterSigkill, fakeEnvWithAmo, runCli, tempDir, testRuntime, waitFor } from './helpers.js';
 
 /** Issue 9, items 0 and 1: replies are never lost, and one bad note never stops the rest. */
 
@@ -76,6 +76,7 @@ describe('invariant 7: no CRM reply is lost, however early it was written', () =
     expect(killed.signal).toBe('SIGKILL');
     amo.onRequest = undefined;
     amo.managerNote(leadOf(chat), '/avito Да, приезжайте к 18:00');
+    await afterSigkill(env.AVITO_SYNC_DB!, child!.pid!);
     const again = await runCli(['sync', '--once'], env);
     expect(again.code, again.stderr).toBe(0);
     expect(sellerTexts(chat)).toEqual(['Да, приезжайте к 18:00']);

@@ -9,6 +9,8 @@ import { createRuntime, type Runtime } from '../src/runtime.js';
 import type { SandboxAmo } from '../connectors/amocrm/sandbox.js';
 import type { SandboxAvito } from '../src/sandbox/sandbox-avito.js';
 import { markerOf } from '../connectors/amocrm/mappers.js';
+import { isPostgresUrl, openLedger } from '../src/ledger/database.js';
+import { LEASE_TTL_MS } from '../src/ledger/leases.js';
 import { dropLedgerOf, ledgerLocation } from './dialects.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -35,7 +37,7 @@ export function fakeEnv(fake: SandboxAvito, dir: string, extra: Record<string, s
     AVITO_CLIENT_SECRET: fake.clientSecret,
     AVITO_API_URL: fake.url,
     // DIR/ledger.db, or a PostgreSQL database of this test's own in the suite's PostgreSQL pass.
-    AVITO_SYNC_DB: ledgerLocation(dir),
+    AVITO_SYNC_DB: extra.AVITO_SYNC_DB ?? ledgerLocation(dir),
     AVITO_SYNC_DATA_DIR: dir,
     AVITO_SYNC_CONNECTORS: 'none',
     AVITO_REQUESTS_PER_SECOND: '1000',
@@ -96,4 +98,20 @@ export function fakeEnvWithAmo(fake: SandboxAvito, amo: SandboxAmo, dir: string,
 /** Avito message ids of every note the fake amoCRM holds (from their markers), with repeats. */
 export function deliveredIds(amo: SandboxAmo): string[] {
   return [...amo.notes.values()].map((n) => markerOf(String(n.params.text ?? ''))).filter((x): x is string => Boolean(x));
+}
+
+/**
+ * After SIGKILLing a process that had the ledger at `location` open, before the restart that is to
+ * pick up its work: on PostgreSQL several processes share the ledger, so the killed one's claims
+ * are free once its registration runs out (no heartbeat for LEASE_TTL_MS), not on a pid check;
+ * this waits for that, with a bound. On SQLite (one process per file) they are free at once.
+ */
+export async function afterSigkill(location: string, pid: number): Promise<void> {
+  if (!isPostgresUrl(location)) return;
+  const ledger = await openLedger(location);
+  try {
+    await waitFor(async () => !(await ledger.db.selectFrom('lease_owners').select('owner').where('pid', '=', pid).where('expires_at', '>=', Date.now()).executeTakeFirst()), LEASE_TTL_MS + 10_000, "the killed process's registration to run out");
+  } finally {
+    await ledger.close();
+  }
 }

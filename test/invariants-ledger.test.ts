@@ -79,7 +79,7 @@ describe('invariant 1: every Avito message is in the ledger once (unique by acco
     await expect(rt!.ledger.db.insertInto('messages').values(row).execute()).rejects.toThrow(/UNIQUE|unique constraint/);
   });
 
-  it('a sync killed mid-pass (SIGKILL) and run again leaves every message exactly once', async () => {
+  it('a sync killed mid-pass (SIGKILL), chat writes waiting for a shared commit, and run again leaves every message exactly once; no chat is marked synced without its messages (invariant 5)', async () => {
     fake = new SandboxAvito();
     await fake.start();
     const t = tempDir();
@@ -103,6 +103,16 @@ describe('invariant 1: every Avito message is in the ledger once (unique by acco
     expect(first.signal).toBe('SIGKILL');
     const partial = await duplicateCount(env.AVITO_SYNC_DB!);
     expect(partial.total).toBeLessThan(300 * 20);
+    // What the kill left: each chat's sync mark came with all its messages, or neither did (the
+    // next pass skips a marked chat, so a mark without its rows would lose them for good).
+    const left = await openLedger(env.AVITO_SYNC_DB!);
+    const marked = await left.db.selectFrom('chats').select('chat_id').where('synced_updated', 'is not', null).execute();
+    const perChat = await left.db.selectFrom('messages').select(['chat_id', sql<number>`count(*)`.as('n')]).groupBy('chat_id').execute();
+    await left.close();
+    const stored = new Map(perChat.map((r) => [r.chat_id, Number(r.n)]));
+    expect(marked.length).toBeGreaterThan(0);
+    for (const c of marked) expect(stored.get(c.chat_id) ?? 0).toBe(20);
+    expect([...stored.values()].every((n) => n === 20)).toBe(true);
 
     const second = await runCli(['sync', '--once'], env);
     expect(second.code, second.stderr).toBe(0);

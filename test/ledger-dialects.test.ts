@@ -2,14 +2,14 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { openLedger, type Ledger, type LedgerDialect } from '../src/ledger/database.js';
 import type { NewChat, NewMessage } from '../src/ledger/tables.js';
 import { markReadsReported, readsToReport, recordReadCheck, repliesAwaitingRead } from '../src/ledger/read-receipts.js';
-import { DIALECTS, ledgerLocation } from './dialects.js';
+import { failInserts, ledgerLocation, SUITE_DIALECT } from './dialects.js';
 import { sql } from 'kysely';
 import type { ConfigError } from '../src/errors.js';
 import { AccountLeases, LEASE_TTL_MS } from '../src/ledger/leases.js';
 import { memoryLogger } from '../src/log/logger.js';
 import { tempDir } from './helpers.js';
 
-/** The ledger boundary on every dialect (SQLite always; PostgreSQL when AVITO_SYNC_TEST_PG is set). */
+/** The ledger boundary on the suite's dialect (each column of the matrix: SQLite, and PostgreSQL when AVITO_SYNC_TEST_PG is set). */
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
@@ -40,7 +40,8 @@ const message = (chatId: string, id: string, created: number, extra: Partial<New
   quote: null, flow_id: null, bot_name: null, is_own: 0, voice_id: null, source: 'poll', inserted_at: Date.now(), ...extra,
 });
 
-describe.each(DIALECTS)('ledger on %s', (dialect) => {
+describe(`ledger on ${SUITE_DIALECT}`, () => {
+  const dialect = SUITE_DIALECT;
   it('a ledger migrated by a newer avito-sync is refused (exit 2, AVITO_SYNC_DB) and left as it is', async () => {
     const { ledger, again } = await open(dialect);
     await sql`INSERT INTO kysely_migration (name, timestamp) VALUES ('999-future', ${new Date().toISOString()})`.execute(ledger.db);
@@ -162,6 +163,27 @@ describe.each(DIALECTS)('ledger on %s', (dialect) => {
     const [first, dup] = await Promise.all([ledger.ingest.webhookMessage(w), ledger.ingest.webhookMessage(w)]);
     expect([first, dup].filter(Boolean)).toEqual([{ newChat: true, newMessage: true }]);
     expect(await ledger.db.selectFrom('deliveries').select('id').execute()).toHaveLength(1);
+  });
+
+  it('invariant 5: chat writes of a pass grouped into one commit each keep their rows with their sync mark, and a bad one fails alone', async () => {
+    const { ledger } = await open(dialect);
+    const undo = await failInserts(ledger, 'messages', 'disk says no', { column: 'message_id', value: 'c2m1' });
+    // Writes told more are coming may wait to share a commit; the one without `more` commits them all.
+    const writes = [0, 1, 2, 3].map((c) =>
+      ledger.ingest.writeChat('a', { chatId: `c${c}`, updated: 1_700_000_100 + c, row: chat(`c${c}`), messages: [0, 1].map((i) => message(`c${c}`, `c${c}m${i}`, 100 + i)), more: c < 3 }).then(
+        (r) => r.inserted.map((m) => m.message_id),
+        (e: Error) => e.message,
+      ),
+    );
+    expect(await Promise.all(writes)).toEqual([['c0m0', 'c0m1'], ['c1m0', 'c1m1'], expect.stringMatching(/disk says no/), ['c3m0', 'c3m1']]);
+    const chats = await ledger.db.selectFrom('chats').select(['chat_id', 'synced_updated']).orderBy('chat_id').execute();
+    expect(chats.map((c) => [c.chat_id, Number(c.synced_updated)])).toEqual([['c0', 1_700_000_100], ['c1', 1_700_000_101], ['c3', 1_700_000_103]]);
+    const stored = await ledger.db.selectFrom('messages').select('message_id').orderBy('message_id').execute();
+    expect(stored.map((m) => m.message_id)).toEqual(['c0m0', 'c0m1', 'c1m0', 'c1m1', 'c3m0', 'c3m1']);
+    await undo();
+    // A write that waits for others that never come still commits (after the window).
+    await ledger.ingest.writeChat('a', { chatId: 'c2', updated: 1_700_000_102, row: chat('c2'), messages: [message('c2', 'c2m1', 101)], more: true });
+    expect(await ledger.db.selectFrom('messages').select('message_id').where('chat_id', '=', 'c2').execute()).toHaveLength(1);
   });
 
   it('claims keep each chat in order, and two claimers never take the same row', async () => {

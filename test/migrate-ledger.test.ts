@@ -11,7 +11,7 @@ import { deliveredIds, fakeEnvWithAmo, runCli, tempDir } from './helpers.js';
  * Issue 12, item 5: `avito-sync migrate-ledger --from FILE --to postgres://…` moves a real SQLite
  * ledger (made by `sync` against the fakes) into a real PostgreSQL without losing a cursor, a
  * token or an outbox row: after the move, `sync` on PostgreSQL sends nothing again. Runs in the
- * SQLite pass when AVITO_SYNC_TEST_PG is set (the source is always SQLite).
+ * matrix's SQLite column when AVITO_SYNC_TEST_PG is set (the source is always SQLite).
  */
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {

@@ -67,7 +67,7 @@ describe('backfill', () => {
     };
     const first = await runCli(['backfill'], env, { onSpawn: (c) => (child = c) });
     avito.onRequest = undefined;
-    expect(first.signal).toBe('SIGKILL');
+    expect(first.signal, first.stderr).toBe('SIGKILL');
     const ledger = await openLedger(env.AVITO_SYNC_DB!);
     const done = (await ledger.db.selectFrom('cursors').select('name').where('name', 'like', 'backfill:%:items:%').execute()).map((c) => c.name);
     await ledger.close();

@@ -6,6 +6,7 @@ import { SandboxAmo } from '../connectors/amocrm/sandbox.js';
 import { freePort } from '../src/sandbox/net.js';
 import { SandboxAvito } from '../src/sandbox/sandbox-avito.js';
 import { deliveredIds, runCli, tempDir, waitFor } from './helpers.js';
+import { ledgerLocation } from './dialects.js';
 
 /**
  * Issue 17 item 4: accounts added, changed or removed without a restart. The daemon runs as a
@@ -55,7 +56,7 @@ describe('config reload on SIGHUP (issue 17 item 4)', () => {
     const port = await freePort();
     const file = path.join(t.dir, 'accounts.json');
     const write = (accounts: unknown[]) => writeFileSync(file, JSON.stringify({
-      db: path.join(t.dir, 'ledger.db'), port, webhookSecret: SECRET, connectors: ['amocrm'],
+      db: ledgerLocation(t.dir), port, webhookSecret: SECRET, connectors: ['amocrm'],
       pollIntervalSeconds: 3600, crmPollIntervalSeconds: 3600, accounts,
     }));
     for (const s of shops) s.avito.addMessage(s.avito.addChat().id, { text: `Здравствуйте, ${s.id}` });
@@ -102,7 +103,7 @@ describe('config reload on SIGHUP (issue 17 item 4)', () => {
     expect(status.stdout).toMatch(/account shop2 \(Avito user 3000003\): running/);
 
     // A bad file: refused with a line naming the key; the running accounts stay as they are.
-    writeFileSync(file, JSON.stringify({ db: path.join(t.dir, 'ledger.db'), port, webhookSecret: SECRET, connectors: ['amocrm'], accounts: [account(s1), { ...account(s2), avito: { ...account(s2).avito, requestsPerSecond: 'many' } }] }));
+    writeFileSync(file, JSON.stringify({ db: ledgerLocation(t.dir), port, webhookSecret: SECRET, connectors: ['amocrm'], accounts: [account(s1), { ...account(s2), avito: { ...account(s2).avito, requestsPerSecond: 'many' } }] }));
     child!.kill('SIGHUP');
     await until(() => /configuration reload refused/.test(logs), 30_000, 'the refusal in the log');
     const refusal = logs.split('\n').find((l) => l.includes('configuration reload refused'))!;

@@ -18,8 +18,8 @@ import type { Runtime } from '../src/runtime.js';
  * one PostgreSQL ledger, against four fake Avito accounts and four fake amoCRM accounts (each
  * counting requests per sliding second, as amoCRM does per account). One process at a time is
  * SIGKILLed while messages arrive by poll and by webhooks sent to any live process, and managers
- * reply in amoCRM. Runs in the suite's PostgreSQL pass (`node scripts/test-postgres.mjs`, which
- * needs AVITO_SYNC_TEST_PG); skipped in the SQLite pass and without a PostgreSQL.
+ * reply in amoCRM. Runs in the matrix's PostgreSQL column (vitest project `postgres`, which needs
+ * AVITO_SYNC_TEST_PG); skipped in the SQLite column, where one daemon holds the file.
  */
 const ACCOUNTS = 4;
 const SECRET = 'test-secret-0123456789';

@@ -18,6 +18,13 @@ export interface ChatWrite {
   updated: number;
   row: NewChat;
   messages: readonly NewMessage[];
+  /**
+   * More chat writes of the same pass are on their way (the poller still fetches other chats).
+   * SQLite then lets this write wait, up to 100 ms or until 1,000 rows wait, to share one commit
+   * with them; without it (default) the write commits at once, with whatever waits. The promise
+   * resolves after the commit either way. PostgreSQL ignores it.
+   */
+  more?: boolean;
 }
 
 export interface ChatWriteResult {

@@ -5,12 +5,24 @@ import { IngestStatements } from './statements.js';
 import type { NewChat, NewMessage } from './tables.js';
 
 /**
+ * A poll's chat writes (ChatWrite.more) wait up to this long for each other, or until this many
+ * rows wait. 200 one-chat commits of 100 messages cost 610–720 ms CPU and 2.2–3.5 s on the loaded
+ * bench machine, 20 commits of 1,000 rows 430–470 ms and 1.7–2.0 s (docs/benchmarks.md): the
+ * message-id index is in random order, so each commit rewrote most of its leaf pages to the WAL.
+ * 1,000 rows hold the event loop for ≈ 10–25 ms, short beside a webhook's 2 s.
+ */
+const CHAT_GROUP_WINDOW_MS = 100;
+const CHAT_GROUP_MAX_ROWS = 1000;
+
+/**
  * The SQLite ingest paths: cached prepared statements run synchronously inside one write
  * transaction, and writes submitted in the same tick share a commit (group commit).
  */
 export class SqliteIngest implements Ingest {
   private readonly s: IngestStatements;
   private readonly commit: GroupCommit;
+  /** Chat writes of a poll: grouped over a window (fewer commits, each index page written once per group). */
+  private readonly chatCommit: GroupCommit;
   private readonly setCursorStmt: Database.Statement;
 
   constructor(
@@ -21,6 +33,7 @@ export class SqliteIngest implements Ingest {
   ) {
     this.s = new IngestStatements(sqlite, routes);
     this.commit = new GroupCommit(writeSync);
+    this.chatCommit = new GroupCommit(writeSync, { windowMs: CHAT_GROUP_WINDOW_MS, maxWeight: CHAT_GROUP_MAX_ROWS });
     this.setCursorStmt = sqlite.prepare(`INSERT INTO cursors (account_id, name, value, updated_at) VALUES (?, ?, ?, ?)
       ON CONFLICT (account_id, name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`);
   }
@@ -30,12 +43,16 @@ export class SqliteIngest implements Ingest {
   }
 
   writeChat(accountId: string, w: ChatWrite): Promise<ChatWriteResult> {
-    return this.commit.run(() => {
-      this.s.upsertChat(w.row);
-      const r = this.s.insertMessages(w.messages);
-      this.s.markSynced(accountId, w.chatId, w.updated);
-      return r;
-    });
+    // The chat's row, messages and sync mark are in one transaction, alone or in a group.
+    return this.chatCommit.run(
+      () => {
+        this.s.upsertChat(w.row);
+        const r = this.s.insertMessages(w.messages);
+        this.s.markSynced(accountId, w.chatId, w.updated);
+        return r;
+      },
+      { weight: w.messages.length + 1, wait: w.more === true },
+    );
   }
 
   async upsertChats(rows: readonly NewChat[], cursor?: CursorMove): Promise<void> {

@@ -73,6 +73,11 @@ export interface SandboxAvitoOptions {
   rateLimitPerMinute?: number;
   /** How long a voice link lives, ms. Default one hour. */
   voiceLinkTtlMs?: number;
+  /**
+   * Each answer leaves this long after its request came in: the round trip to a remote server
+   * (benchmarks; Avito is across the network, the sandbox on loopback). Default 0.
+   */
+  latencyMs?: number;
 }
 
 export class SandboxAvito {
@@ -121,6 +126,7 @@ export class SandboxAvito {
       expiredTokenStatus: 403,
       messagesShape: 'object',
       voiceLinkTtlMs: 3_600_000,
+      latencyMs: 0,
       ...options,
     };
     this.userId = this.opts.userId;
@@ -595,7 +601,9 @@ export class SandboxAvito {
       headers['x-ratelimit-limit'] = String(this.opts.rateLimitPerMinute);
       headers['x-ratelimit-remaining'] = String(this.rateRemaining);
     }
-    res.writeHead(status, headers).end(typeof payload === 'string' ? payload : JSON.stringify(payload));
+    const body = typeof payload === 'string' ? payload : JSON.stringify(payload);
+    if (this.opts.latencyMs > 0) setTimeout(() => res.writeHead(status, headers).end(body), this.opts.latencyMs);
+    else res.writeHead(status, headers).end(body);
   }
 
   private error(res: ServerResponse, status: number, message: string): void {

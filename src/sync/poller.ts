@@ -89,6 +89,9 @@ export async function pollAccount(ctx: PollContext, opts: PollOptions): Promise<
   let warnedOrder = false;
   const chatTasks: Promise<void>[] = [];
   let lastPageChats: NewChat[] = [];
+  // Chats still fetching and chat pages still coming: while either holds, a finished chat's write
+  // may wait to share a commit with the next ones (ChatWrite.more).
+  const pass: PassState = { fetching: 0, paging: true };
 
   try {
     while (pagePromise) {
@@ -126,7 +129,7 @@ export async function pollAccount(ctx: PollContext, opts: PollOptions): Promise<
       const unchanged: NewChat[] = [];
       current.forEach((chat, i) => {
         if (marks.get(chat.id) === chat.updated) unchanged.push(rows[i]!);
-        else chatTasks.push(syncChat(ctx, uid, chat, rows[i]!, !marks.has(chat.id), report));
+        else chatTasks.push(syncChat(ctx, uid, chat, rows[i]!, !marks.has(chat.id), report, pass));
       });
       if (pagePromise) {
         await ledger.ingest.upsertChats(unchanged);
@@ -136,6 +139,7 @@ export async function pollAccount(ctx: PollContext, opts: PollOptions): Promise<
       offset = nextOffset;
     }
   } finally {
+    pass.paging = false;
     // Never leave chat tasks running past the pass, even when a chat page failed.
     await Promise.allSettled(chatTasks);
   }
@@ -151,12 +155,19 @@ export async function pollAccount(ctx: PollContext, opts: PollOptions): Promise<
   return report;
 }
 
+interface PassState {
+  /** Chat tasks that have not finished fetching. */
+  fetching: number;
+  /** More chat pages may add chat tasks. */
+  paging: boolean;
+}
+
 /**
  * One changed chat: message pages, newest first, until a page holds a known message; then the
  * chat row, its new messages and its sync mark in one transaction. A chat that fails is recorded
  * and the pass goes on without it (its mark stays, so the next pass fetches it again).
  */
-async function syncChat(ctx: PollContext, uid: string, chat: AvitoChat, row: NewChat, isNewChat: boolean, report: PollReport): Promise<void> {
+async function syncChat(ctx: PollContext, uid: string, chat: AvitoChat, row: NewChat, isNewChat: boolean, report: PollReport, pass: PassState): Promise<void> {
   const { ledger, client } = ctx;
   const accountId = client.accountId;
   const seen = new Map<string, AvitoMessage>();
@@ -164,6 +175,7 @@ async function syncChat(ctx: PollContext, uid: string, chat: AvitoChat, row: New
     report.errors++; // not fetched: the cursor must not pass it
     return;
   }
+  pass.fetching++;
   try {
     for (let offset = 0; ; offset += AVITO_PAGE_LIMIT) {
       if (offset > AVITO_MAX_OFFSET) {
@@ -200,11 +212,14 @@ async function syncChat(ctx: PollContext, uid: string, chat: AvitoChat, row: New
     ctx.log.child({ account: accountId, chat: chat.id }).warn({ err: msg, permanent }, permanent ? 'chat skipped: Avito refuses it' : 'chat skipped this pass');
     await recordItemError(ledger.db, { accountId, scope: 'poll.chat', ref: chat.id, error: msg });
     return;
+  } finally {
+    pass.fetching--;
   }
   const now = Date.now();
   const messages = [...seen.values()].map((m) => messageFromAvito(accountId, uid, chat.id, m, 'poll', now));
   // Row, new messages (with their deliveries) and sync mark in one transaction.
-  const res = await ledger.ingest.writeChat(accountId, { chatId: chat.id, updated: chat.updated, row, messages });
+  const more = pass.fetching > 0 || pass.paging;
+  const res = await ledger.ingest.writeChat(accountId, { chatId: chat.id, updated: chat.updated, row, messages, more });
   report.chatsFetched++;
   report.messagesNew += res.inserted.length;
   report.messagesDeleted += res.deleted.length;

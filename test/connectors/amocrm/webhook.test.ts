@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ConnectorInstance, WebhookRequest } from '../../../src/connector-sdk/contract.js';
 import { connectorPauses, connectorStore } from '../../../src/ledger/connector-state.js';
-import { openLedger, type Ledger } from '../../../src/ledger/database.js';
+import type { Ledger } from '../../../src/ledger/database.js';
+import { openTestLedger } from '../../dialects.js';
 import { memoryLogger } from '../../../src/log/logger.js';
 import { SandboxAmo } from '../../../connectors/amocrm/sandbox.js';
 import { subdomainOf, type AmoConnector } from '../../../connectors/amocrm/connector.js';
@@ -30,7 +31,7 @@ describe('amoCRM note_lead webhooks', () => {
   beforeEach(async () => {
     fake = new SandboxAmo({ accountId: 15109720, subdomain: 'makeprofit', rateLimit: 1000 });
     await fake.start();
-    ledger = await openLedger(':memory:');
+    ledger = await openTestLedger();
   });
   afterEach(async () => {
     await ledger.close();

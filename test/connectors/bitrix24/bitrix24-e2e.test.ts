@@ -9,7 +9,7 @@ import { freePort } from '../../../src/sandbox/net.js';
 import { Delivery } from '../../../src/sync/delivery.js';
 import { pollAccount } from '../../../src/sync/poller.js';
 import { syncOnce } from '../../../src/sync/sync-once.js';
-import { fakeEnv, runCli, tempDir, testRuntime, waitFor } from '../../helpers.js';
+import { afterSigkill, fakeEnv, runCli, tempDir, testRuntime, waitFor } from '../../helpers.js';
 import type { B24Connector } from '../../../connectors/bitrix24/connector.js';
 import { markerOf } from '../../../connectors/bitrix24/mappers.js';
 import { SandboxB24 } from '../../../connectors/bitrix24/sandbox.js';
@@ -177,6 +177,7 @@ describe('Bitrix24 end to end', () => {
     b24.onRequest = undefined;
     expect(first.signal).toBe('SIGKILL');
     expect(delivered()).toHaveLength(100); // two batches of 50 reached Bitrix24; the ledger knows none
+    await afterSigkill(env.AVITO_SYNC_DB!, child!.pid!);
     const second = await runCli(['sync', '--once'], env);
     expect(second.code, second.stderr).toBe(0);
     expect(second.stdout).toMatch(/bitrix24: 200 delivered/);

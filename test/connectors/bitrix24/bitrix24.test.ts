@@ -2,7 +2,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ConnectorInstance, ConversationRef, DeliveryItem } from '../../../src/connector-sdk/index.js';
 import { LocalRequestGate, RemoteApiError } from '../../../src/connector-sdk/index.js';
 import { connectorPauses, connectorStore, pausedState } from '../../../src/ledger/connector-state.js';
-import { openLedger, type Ledger } from '../../../src/ledger/database.js';
+import type { Ledger } from '../../../src/ledger/database.js';
+import { openTestLedger } from '../../dialects.js';
 import { memoryLogger } from '../../../src/log/logger.js';
 import { chat, connectorContract, message } from '../../../src/connector-sdk/testing/index.js';
 import type { B24Connector, B24Ref } from '../../../connectors/bitrix24/connector.js';
@@ -77,7 +78,7 @@ describe('Bitrix24 connector', () => {
   beforeEach(async () => {
     fake = new SandboxB24();
     await fake.start();
-    ledger = await openLedger(':memory:');
+    ledger = await openTestLedger();
   });
   afterEach(async () => {
     await ledger.close();

@@ -11,6 +11,7 @@ import { SandboxAvito } from '../../../src/sandbox/sandbox-avito.js';
 import { startDaemon, type Daemon } from '../../../src/sync/daemon.js';
 import { syncOnce } from '../../../src/sync/sync-once.js';
 import { FAST_RETRY, runCli, tempDir, waitFor } from '../../helpers.js';
+import { ledgerLocation } from '../../dialects.js';
 
 const SECRET = 'test-secret-0123456789';
 let avito: SandboxAvito | undefined;
@@ -40,7 +41,7 @@ async function setup(extra: Record<string, unknown> = {}): Promise<{ file: strin
   const port = await freePort();
   const file = path.join(t.dir, 'accounts.json');
   writeFileSync(file, JSON.stringify({
-    db: path.join(t.dir, 'ledger.db'),
+    db: ledgerLocation(t.dir),
     connectors: ['http'],
     webhookSecret: SECRET,
     accounts: [{ id: 'default', avito: { clientId: avito.clientId, clientSecret: avito.clientSecret, apiUrl: avito.url, requestsPerSecond: 1000 }, http: { url: rx.url, secret: rx.secret } }],

@@ -1,7 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ConnectorInstance, DeliveryItem, WebhookRequest } from '../../../src/connector-sdk/contract.js';
 import { connectorPauses, connectorStore, pausedState } from '../../../src/ledger/connector-state.js';
-import { openLedger, type Ledger } from '../../../src/ledger/database.js';
+import type { Ledger } from '../../../src/ledger/database.js';
+import { openTestLedger } from '../../dialects.js';
 import { memoryLogger } from '../../../src/log/logger.js';
 import { classifyFailure } from '../../../src/sync/dispatcher.js';
 import { chat, connectorContract, message } from '../../../src/connector-sdk/testing/index.js';
@@ -96,7 +97,7 @@ describe('HTTP connector', () => {
   beforeEach(async () => {
     rx = new SandboxReceiver();
     await rx.start();
-    ledger = await openLedger(':memory:');
+    ledger = await openTestLedger();
   });
   afterEach(async () => {
     await ledger.close();
