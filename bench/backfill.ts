@@ -8,7 +8,9 @@ const PER_CHAT = 20;
  * Backfill (issue 6, issue 13 item 2): 100,000 messages (5,000 chats × 20 on 500 items) and then
  * twice that, from the sandbox Avito in its own process into the ledger and amoCRM → Avito
  * requests against the minimum the paging caps allow, amoCRM requests, time, peak RSS of the
- * backfill process (flat as history grows: the 200,000 run within 10 % of the 100,000 one).
+ * backfill process (flat as history grows: the 200,000 run within 10 % of the 100,000 one; goal
+ * ≤ 150 MB) and its CPU time, of which garbage collection. `BACKFILL_V8_DEFAULTS=1`: V8's own heap
+ * growth instead of the CLI's (src/heap-growth.ts), to compare.
  */
 export async function backfillBench(): Promise<string> {
   // BACKFILL_SMALL=1: only a 20,000-message run (a quick look at the phase overlap).
@@ -26,7 +28,7 @@ async function backfillRun(chats: number, items: number): Promise<{ text: string
   const amo = new SandboxAmo();
   await amo.start();
   try {
-    const r = await runJsonProcess<{ ms: number; ledgerMs: number; report: BackfillReport; maxRssMb: number }>('backfill-worker.js', [fake.url, fake.clientId, fake.clientSecret, String(fake.userId), amo.url, amo.token]);
+    const r = await runJsonProcess<{ ms: number; ledgerMs: number; report: BackfillReport; maxRssMb: number; cpuMs: number; gcMs: number }>('backfill-worker.js', [fake.url, fake.clientId, fake.clientSecret, String(fake.userId), amo.url, amo.token]);
     // The minimum: a token, the item pages, every chat once in pages of 100, one message page per chat (20 < 100).
     const minimum = 1 + Math.ceil(ITEMS / 100) + Math.ceil(CHATS / 100) + CHATS;
     const crmBoundS = amo.requests.length / 6;
@@ -35,9 +37,9 @@ async function backfillRun(chats: number, items: number): Promise<{ text: string
     const text = [
       `### Backfill (issue 6): ${(CHATS * PER_CHAT).toLocaleString('en-US')} messages (${CHATS.toLocaleString('en-US')} chats × ${PER_CHAT}, ${ITEMS} items) into the ledger and amoCRM`,
       '',
-      '| Avito requests | minimum the caps allow | overhead | partitions | amoCRM requests | notes/request | Avito side (fetch phase) | CRM bound (requests ÷ 6/s) | total | total ÷ the longer | peak RSS |',
-      '|---|---|---|---|---|---|---|---|---|---|---|',
-      `| ${r.report.avitoRequests} | ${minimum} | ${fmt(((r.report.avitoRequests - minimum) / minimum) * 100, 1)} % | ${r.report.partitions.total} | ${amo.requests.length} | ${fmt(amo.notes.size / Math.max(1, amoByPath['POST /api/v4/leads/notes'] ?? 1), 1)} | ${fmt(r.ledgerMs / 1000, 1)} s | ${fmt(crmBoundS, 1)} s | ${fmt(r.ms / 1000, 1)} s | **${fmt(r.ms / 1000 / Math.max(crmBoundS, r.ledgerMs / 1000), 2)}×** (goal ≤ 1.15×) | ${fmt(r.maxRssMb, 1)} MB |`,
+      '| Avito requests | minimum the caps allow | overhead | partitions | amoCRM requests | notes/request | Avito side (fetch phase) | CRM bound (requests ÷ 6/s) | total | total ÷ the longer | peak RSS | CPU (GC) |',
+      '|---|---|---|---|---|---|---|---|---|---|---|---|',
+      `| ${r.report.avitoRequests} | ${minimum} | ${fmt(((r.report.avitoRequests - minimum) / minimum) * 100, 1)} % | ${r.report.partitions.total} | ${amo.requests.length} | ${fmt(amo.notes.size / Math.max(1, amoByPath['POST /api/v4/leads/notes'] ?? 1), 1)} | ${fmt(r.ledgerMs / 1000, 1)} s | ${fmt(crmBoundS, 1)} s | ${fmt(r.ms / 1000, 1)} s | **${fmt(r.ms / 1000 / Math.max(crmBoundS, r.ledgerMs / 1000), 2)}×** (goal ≤ 1.15×) | ${fmt(r.maxRssMb, 1)} MB | ${fmt(r.cpuMs / 1000, 1)} s (${fmt(r.gcMs / 1000, 1)} s) |`,
       '',
       'The fake Avito has no rate limit here, so the Avito side is the measured fetch phase (partitions into the ledger) and the CRM bound is amoCRM requests at 6 per second; delivery runs while partitions are fetched (issue 13 item 3), so the total should come near the longer of the two, not their sum.',
       '',

@@ -114,7 +114,9 @@ export class AmoClient {
       res = await fetch(url, {
         method: r.method,
         headers: { authorization: `Bearer ${token}`, accept: 'application/json', ...(r.json !== undefined ? { 'content-type': 'application/json' } : {}) },
-        body: r.json !== undefined ? JSON.stringify(r.json) : null,
+        // Bytes, not a string: fetch copies a string body once more on the JS heap (toUSVString)
+        // before encoding it, and a 250-note body is a large object straight in the old generation.
+        body: r.json !== undefined ? Buffer.from(JSON.stringify(r.json)) : null,
         signal: AbortSignal.timeout(this.o.timeoutMs ?? 30_000),
       });
       text = await res.text();

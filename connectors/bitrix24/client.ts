@@ -119,7 +119,8 @@ export class B24Client {
       res = await fetch(`${this.o.config.webhookUrl}${method}.json`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', accept: 'application/json' },
-        body: JSON.stringify(params),
+        // Bytes, not a string: fetch would copy a string body once more on the JS heap first.
+        body: Buffer.from(JSON.stringify(params)),
         signal: AbortSignal.timeout(this.o.timeoutMs ?? 30_000),
       });
       text = await res.text();

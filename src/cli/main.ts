@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { ConfigError, ValidationError } from '../errors.js';
+import { limitHeapGrowth } from '../heap-growth.js';
 import { printable } from './sanitize.js';
 import { registerAuth } from './commands/auth.js';
 import { registerBackfill } from './commands/backfill.js';
@@ -79,6 +80,8 @@ function finish(code: number): void {
   setTimeout(() => process.exit(code), 2000).unref();
 }
 
+// Every command, the daemon first: a heap sized near what is live (issue 13 item 2).
+limitHeapGrowth();
 main(process.argv).then(finish, (err: unknown) => {
   process.stderr.write(`avito-sync: ${String(err)}\n`);
   finish(1);

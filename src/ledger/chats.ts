@@ -67,6 +67,12 @@ export async function knownChatIds(db: LedgerDb, accountId: string, chatIds: rea
   return out;
 }
 
+/** How many chats of the account the ledger has. */
+export async function countChats(db: LedgerDb, accountId: string): Promise<number> {
+  const row = await db.selectFrom('chats').select((eb) => eb.fn.countAll<number>().as('n')).where('account_id', '=', accountId).executeTakeFirstOrThrow();
+  return Number(row.n);
+}
+
 /** A chat's buyer and item, as far as the ledger knows them. */
 export async function chatParties(db: LedgerDb, accountId: string, chatId: string): Promise<{ buyerId: string | null; itemId: string | null } | undefined> {
   const row = await db.selectFrom('chats').select(['buyer_id', 'item_id']).where('account_id', '=', accountId).where('chat_id', '=', chatId).executeTakeFirst();

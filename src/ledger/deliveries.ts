@@ -20,6 +20,26 @@ export async function requeueDeliveries(db: LedgerDb, ids: readonly number[]): P
   for (const part of chunks(ids, 500)) await db.updateTable('deliveries').set({ status: 'pending', attempts: 0, next_attempt_at: now, updated_at: now }).where('id', 'in', part).execute();
 }
 
+/**
+ * What a delivery to `connector` would still create for the account (`backfill --dry-run`): notes
+ * for messages not delivered (or skipped) yet, leads for their chats without a conversation, and
+ * at most one contact per buyer of those chats.
+ */
+export async function undeliveredCounts(db: LedgerDb, accountId: string, connector: string): Promise<{ contacts: number; leads: number; notes: number }> {
+  const undelivered = db
+    .selectFrom('messages as m')
+    .where('m.account_id', '=', accountId)
+    .where(({ not, exists, selectFrom }) =>
+      not(exists(selectFrom('deliveries as d').select('d.id').whereRef('d.account_id', '=', 'm.account_id').whereRef('d.message_id', '=', 'm.message_id').where('d.connector', '=', connector).where('d.status', 'in', ['delivered', 'skipped']))));
+  const notes = await undelivered.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+  const chats = await undelivered
+    .innerJoin('chats as c', (j) => j.onRef('c.account_id', '=', 'm.account_id').onRef('c.chat_id', '=', 'm.chat_id'))
+    .where(({ not, exists, selectFrom }) => not(exists(selectFrom('conversations as v').select('v.chat_id').whereRef('v.account_id', '=', 'c.account_id').whereRef('v.chat_id', '=', 'c.chat_id').where('v.connector', '=', connector))))
+    .select([(eb) => eb.fn.count<number>('c.chat_id').distinct().as('leads'), (eb) => eb.fn.count<number>('c.buyer_id').distinct().as('contacts')])
+    .executeTakeFirstOrThrow();
+  return { contacts: Number(chats.contacts), leads: Number(chats.leads), notes: Number(notes.n) };
+}
+
 /** Message id → the CRM's id for it, of every message delivered to one connector for an account. */
 export async function deliveredRemoteIds(db: LedgerDb, accountId: string, connector: string): Promise<Map<string, string>> {
   const rows = await db.selectFrom('deliveries').select(['message_id', 'remote_id']).where('account_id', '=', accountId).where('connector', '=', connector).where('status', '=', 'delivered').execute();

@@ -3,7 +3,6 @@ import { sql } from 'kysely';
 import { ConfigError } from '../errors.js';
 import type { LedgerTables } from './tables.js';
 import { isPostgresUrl, redactUrl } from './location.js';
-import { openPostgresLedger } from './postgres-ledger.js';
 import { openSqliteLedger } from './sqlite-ledger.js';
 import { requireExistingLedger } from './ledger-file.js';
 import { acquireWriterLock } from './writer-lock.js';
@@ -71,7 +70,7 @@ export async function migrateLedger(fromFile: string, toUrl: string, opts: Migra
     try {
       let target;
       try {
-        target = await openPostgresLedger(toUrl.trim(), { poolSize: 2 });
+        target = await (await import('./postgres-ledger.js')).openPostgresLedger(toUrl.trim(), { poolSize: 2 });
       } catch (err) {
         // The connection errors name AVITO_SYNC_DB; here the URL came from --to.
         if (err instanceof ConfigError && err.key === 'AVITO_SYNC_DB') throw new ConfigError(err.message.replace(/^AVITO_SYNC_DB/, '--to'), '--to', { cause: err });

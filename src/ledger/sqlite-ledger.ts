@@ -11,6 +11,14 @@ import { SqliteIngest } from './sqlite-ingest.js';
 import { newLeaseOwner } from './leases.js';
 import type { LedgerTables } from './tables.js';
 
+/**
+ * SQLite's page cache for the ledger connection, in KiB. better-sqlite3 builds SQLite with 16 MB
+ * (SQLITE_DEFAULT_CACHE_SIZE=-16000), which a ledger past 16 MB fills and keeps for the life of
+ * the process; the OS file cache holds the same pages anyway. 4 MB keeps a 100,000-message
+ * backfill as fast and ~12 MB smaller (docs/benchmarks.md, issue 13 item 2).
+ */
+export const PAGE_CACHE_KIB = 4096;
+
 /** Prepared statements kept for reuse by SQL text (most recently used). */
 const STATEMENT_CACHE = 256;
 
@@ -72,6 +80,7 @@ export async function openSqliteLedger(file: string, options: { mustExist?: bool
     sqlite.pragma('synchronous = NORMAL');
     sqlite.pragma('busy_timeout = 5000');
     sqlite.pragma('foreign_keys = ON');
+    sqlite.pragma(`cache_size = -${PAGE_CACHE_KIB}`);
     refuseNewerLedger(sqlite, resolved, [...MIGRATION_NAMES]);
   } catch (err) {
     sqlite.close();

@@ -1,9 +1,16 @@
 import { writeSync } from 'node:fs';
+import type { PrettyOptions } from 'pino-pretty';
 import { Writable } from 'node:stream';
 import { pino, type DestinationStream, type Logger } from 'pino';
-import pretty from 'pino-pretty';
+import { createRequire } from 'node:module';
 
 export type { Logger } from 'pino';
+
+/** pino-pretty, loaded only for a terminal: a daemon logging JSON never pays its ~3 MB of RSS. */
+function pretty(options: PrettyOptions): DestinationStream {
+  const load = createRequire(import.meta.url)('pino-pretty') as (o: PrettyOptions) => DestinationStream;
+  return load(options);
+}
 
 /**
  * Exact paths whose values never reach a log line (pino redact). Named one by one rather than by

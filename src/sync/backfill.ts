@@ -1,6 +1,8 @@
 import { AVITO_PAGE_LIMIT } from '../avito/client.js';
 import { describeError } from '../errors.js';
+import { countChats } from '../ledger/chats.js';
 import { getCursor } from '../ledger/cursors.js';
+import { undeliveredCounts } from '../ledger/deliveries.js';
 import { getSetting, setSetting } from '../ledger/settings.js';
 import type { AccountRuntime, Runtime } from '../runtime.js';
 import type { DispatchReport } from './dispatcher.js';
@@ -167,7 +169,7 @@ export async function backfillAccount(rt: Runtime, acc: AccountRuntime, opts: Ba
     deliverer?.stop(); // what was stored stays in the ledger; the resumed run delivers it
   }
   report.avitoRequests = acc.client.requestCount - requestsBefore;
-  report.chatsInLedger = Number((await rt.ledger.db.selectFrom('chats').select((eb) => eb.fn.countAll<number>().as('n')).where('account_id', '=', accountId).executeTakeFirstOrThrow()).n);
+  report.chatsInLedger = await countChats(rt.ledger.db, accountId);
   if (report.error) {
     if (delivering) report.delivery = await delivering;
     return report;
@@ -276,20 +278,6 @@ async function deliveriesToMake(rt: Runtime, accountId: string, connector: strin
 /** What delivery would create: notes for messages not delivered yet, leads for their chats without one, contacts for their buyers (at most). */
 async function dryRunCounts(rt: Runtime, accountId: string): Promise<{ connector: string; contacts: number; leads: number; notes: number }[]> {
   const out = [];
-  for (const c of rt.connectors.filter((x) => x.accountId === accountId)) {
-    const connector = c.definition.id;
-    const undelivered = rt.ledger.db
-      .selectFrom('messages as m')
-      .where('m.account_id', '=', accountId)
-      .where(({ not, exists, selectFrom }) =>
-        not(exists(selectFrom('deliveries as d').select('d.id').whereRef('d.account_id', '=', 'm.account_id').whereRef('d.message_id', '=', 'm.message_id').where('d.connector', '=', connector).where('d.status', 'in', ['delivered', 'skipped']))));
-    const notes = await undelivered.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
-    const chats = await undelivered
-      .innerJoin('chats as c', (j) => j.onRef('c.account_id', '=', 'm.account_id').onRef('c.chat_id', '=', 'm.chat_id'))
-      .where(({ not, exists, selectFrom }) => not(exists(selectFrom('conversations as v').select('v.chat_id').whereRef('v.account_id', '=', 'c.account_id').whereRef('v.chat_id', '=', 'c.chat_id').where('v.connector', '=', connector))))
-      .select([(eb) => eb.fn.count<number>('c.chat_id').distinct().as('leads'), (eb) => eb.fn.count<number>('c.buyer_id').distinct().as('contacts')])
-      .executeTakeFirstOrThrow();
-    out.push({ connector, contacts: Number(chats.contacts), leads: Number(chats.leads), notes: Number(notes.n) });
-  }
+  for (const c of rt.connectors.filter((x) => x.accountId === accountId)) out.push({ connector: c.definition.id, ...(await undeliveredCounts(rt.ledger.db, accountId, c.definition.id)) });
   return out;
 }
