@@ -13,8 +13,13 @@ const PER_CHAT = 20;
  * growth instead of the CLI's (src/heap-growth.ts), to compare.
  */
 export async function backfillBench(): Promise<string> {
-  // BACKFILL_SMALL=1: only a 20,000-message run (a quick look at the phase overlap).
+  // BACKFILL_SMALL=1: only a 20,000-message run (a quick look at the phase overlap);
+  // BACKFILL_ONLY=100000 (or 200000): only that run, to compare one change at a time.
   if (process.env.BACKFILL_SMALL === '1') return (await backfillRun(1000, 100)).text;
+  const only = Number(process.env.BACKFILL_ONLY ?? 0);
+  if (only === 100_000) return (await backfillRun(5000, 500)).text;
+  if (only === 200_000) return (await backfillRun(10000, 1000)).text;
+  if (only) throw new Error(`BACKFILL_ONLY=${process.env.BACKFILL_ONLY}: 100000 or 200000`);
   const small = await backfillRun(5000, 500);
   const large = await backfillRun(10000, 1000);
   return [small.text, '', large.text, '', `Peak RSS at 200,000 messages / at 100,000: **${fmt(large.maxRssMb / small.maxRssMb, 2)}×** (goal ≤ 1.10×; peak goal 150 MB).`].join('\n');

@@ -6,10 +6,16 @@ import path from 'node:path';
 
 export const DIST_BENCH = path.dirname(fileURLToPath(import.meta.url));
 
-/** Starts a node script from dist/bench and resolves with its first stdout line, parsed. */
+/**
+ * Starts a node script from dist/bench and resolves with its first stdout line, parsed.
+ * `BENCH_NODE_FLAGS` (space-separated) go to the scripts it names in `BENCH_NODE_FLAGS_FOR`
+ * (default: every script), e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`, which NODE_OPTIONS refuses.
+ */
 export function startJsonProcess<T>(script: string, args: string[]): Promise<{ child: ChildProcess; first: T }> {
+  const flagsFor = process.env.BENCH_NODE_FLAGS_FOR?.split(',');
+  const flags = process.env.BENCH_NODE_FLAGS && (!flagsFor || flagsFor.includes(script)) ? process.env.BENCH_NODE_FLAGS.split(' ').filter(Boolean) : [];
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(DIST_BENCH, script), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [...flags, path.join(DIST_BENCH, script), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
     const rl = createInterface({ input: child.stdout! });
     rl.once('line', (line) => resolve({ child, first: JSON.parse(line) as T }));
     child.once('error', reject);

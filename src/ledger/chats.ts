@@ -84,14 +84,15 @@ export async function chatParties(db: LedgerDb, accountId: string, chatId: strin
  * `since` (ms): their messages wait a little for the details.
  */
 export async function youngStubChats(db: LedgerDb, accountId: string, since: number): Promise<Set<string>> {
+  // The stubs first (the partial index chats_needing_fetch), then their messages through
+  // messages_by_chat: a join let SQLite walk every message of the account instead (migration 006).
   const rows = await db
-    .selectFrom('chats')
-    .innerJoin('messages', (j) => j.onRef('messages.account_id', '=', 'chats.account_id').onRef('messages.chat_id', '=', 'chats.chat_id'))
-    .select(['chats.chat_id'])
-    .select((eb) => eb.fn.min('messages.inserted_at').as('first'))
-    .where('chats.account_id', '=', accountId)
-    .where('chats.needs_fetch', '=', 1)
-    .groupBy('chats.chat_id')
+    .selectFrom('messages')
+    .select('chat_id')
+    .select((eb) => eb.fn.min('inserted_at').as('first'))
+    .where('account_id', '=', accountId)
+    .where('chat_id', 'in', (eb) => eb.selectFrom('chats').select('chat_id').where('account_id', '=', accountId).where('needs_fetch', '=', 1))
+    .groupBy('chat_id')
     .execute();
   return new Set(rows.filter((r) => Number(r.first) > since).map((r) => r.chat_id));
 }

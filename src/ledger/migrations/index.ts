@@ -5,6 +5,7 @@ import * as m002 from './002-delivery.js';
 import * as m003 from './003-read-receipts.js';
 import * as m004 from './004-leases.js';
 import * as m005 from './005-console-sessions.js';
+import * as m006 from './006-stub-chats-index.js';
 import { POSTGRES_TYPES, SQLITE_TYPES, type ColumnTypes } from './column-types.js';
 
 type Up = (db: Kysely<unknown>, t: ColumnTypes) => Promise<void>;
@@ -16,6 +17,7 @@ const MIGRATIONS: [string, Up][] = [
   ['003-read-receipts', m003.up],
   ['004-leases', m004.up],
   ['005-console-sessions', m005.up],
+  ['006-stub-chats-index', m006.up],
 ];
 
 /** The migrations for one dialect (its column types bound in). */
