@@ -12,6 +12,7 @@ export const SQLITE_COLUMN_ONLY: ReadonlyArray<{ file: string; why: string }> = 
   { file: 'test/scheduler.test.ts', why: 'pure: the scheduler\'s phases and timers; no ledger' },
   { file: 'test/spacing-gate.test.ts', why: 'pure: the in-process request spacing gate; no ledger' },
   { file: 'test/layering.test.ts', why: 'static: reads source files and their imports; no ledger' },
+  { file: 'test/heap-flags.test.ts', why: 'the V8 flags the CLI and the Docker image start with; runs `--version`, no ledger' },
   { file: 'test/dialect-matrix.test.ts', why: 'static: checks this list against the test files; no ledger' },
   {
     file: 'test/postgres-errors.test.ts',

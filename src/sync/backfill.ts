@@ -52,6 +52,10 @@ export interface BackfillReport {
   unreachable: string[];
   delivery: { connector: string; report: DispatchReport }[];
   dryRun?: { connector: string; contacts: number; leads: number; notes: number }[];
+  /** Seconds from the start until the last partition was in the ledger (the Avito side). */
+  avitoSeconds: number;
+  /** Seconds from the start until the CRM had everything too (or the run stopped). */
+  totalSeconds: number;
   error?: string;
 }
 
@@ -68,8 +72,10 @@ export async function backfillAccount(rt: Runtime, acc: AccountRuntime, opts: Ba
   const run = resumed ? previous!.slice('running:'.length) : String(Date.now());
   await setSetting(rt.ledger.db, runKey, `running:${run}`);
   const report: BackfillReport = {
-    account: accountId, run, resumed, partitions: { total: 0, skipped: 0, fetched: 0 }, items: 0, chatsSeen: 0, chatsInLedger: 0, messagesNew: 0, avitoRequests: 0, unreachable: [], delivery: [],
+    account: accountId, run, resumed, partitions: { total: 0, skipped: 0, fetched: 0 }, items: 0, chatsSeen: 0, chatsInLedger: 0, messagesNew: 0, avitoRequests: 0, unreachable: [], delivery: [], avitoSeconds: 0, totalSeconds: 0,
   };
+  const started = performance.now();
+  const seconds = () => Math.round(performance.now() - started) / 1000;
   const requestsBefore = acc.client.requestCount;
   let deliveredSoFar = 0;
   const progress = (phase: BackfillProgress['phase'], done: number, total: number, unit: string) => {
@@ -169,9 +175,11 @@ export async function backfillAccount(rt: Runtime, acc: AccountRuntime, opts: Ba
     deliverer?.stop(); // what was stored stays in the ledger; the resumed run delivers it
   }
   report.avitoRequests = acc.client.requestCount - requestsBefore;
+  report.avitoSeconds = seconds();
   report.chatsInLedger = await countChats(rt.ledger.db, accountId);
   if (report.error) {
     if (delivering) report.delivery = await delivering;
+    report.totalSeconds = seconds();
     return report;
   }
 
@@ -181,6 +189,7 @@ export async function backfillAccount(rt: Runtime, acc: AccountRuntime, opts: Ba
     deliverer.fetchingDone(async (connector) => Math.max(deliveredSoFar, deliveredSoFar + (await deliveriesToMake(rt, accountId, connector))), (done, total) => progress('delivery', done, total, 'messages'));
     report.delivery = await delivering!;
   }
+  report.totalSeconds = seconds();
   return report;
 }
 
