@@ -11,7 +11,7 @@ const run = promisify(execFile);
 const FLAG = `--max-semi-space-size=${SEMI_SPACE_MB}`;
 
 // Issue 13 item 2: the young generation's cap is read by V8 only when the heap is made, so the
-// CLI carries it on its shebang and the Docker image on its ENTRYPOINT; these tests keep both
+// CLI carries it on its shebang, the Docker image on its ENTRYPOINT and the systemd unit on ExecStart; these tests keep both
 // with src/heap-growth.ts and show the flag reaches the process.
 describe('V8 flags avito-sync starts with (backfill in bounded memory)', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'avito-heap-flags-'));
@@ -30,8 +30,10 @@ describe('V8 flags avito-sync starts with (backfill in bounded memory)', () => {
     expect(execArgv).toContain(FLAG);
   });
 
-  it('the Docker image starts node with the same flag', () => {
+  it('the Docker image and the systemd unit start node with the same flag', () => {
     const entry = /^ENTRYPOINT (.*)$/m.exec(readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8'))![1]!;
     expect(JSON.parse(entry)).toEqual(['node', FLAG, 'dist/src/cli/main.js']);
+    const exec = /^ExecStart=(.*)$/m.exec(readFileSync(path.join(ROOT, 'config/avito-sync.service'), 'utf8'))![1]!;
+    expect(exec.split(' ').slice(0, 3)).toEqual(['/usr/bin/node', FLAG, '/opt/avito-crm-sync/dist/src/cli/main.js']);
   });
 });
