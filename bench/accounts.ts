@@ -7,7 +7,7 @@ import { markerOf } from '../connectors/amocrm/mappers.js';
 import { SandboxAmo } from '../connectors/amocrm/sandbox.js';
 import { SandboxAvito, type FakeChat } from '../src/sandbox/sandbox-avito.js';
 import { freePort } from '../src/sandbox/net.js';
-import { fmt, percentile, postWebhook, until } from './util.js';
+import { fmt, percentile, postWebhook, until, PRODUCT_NODE_FLAGS } from './util.js';
 
 const SECRET = 'bench-secret-0123456789';
 
@@ -95,7 +95,7 @@ export async function runAccounts(accountCount: number, seconds: number, rate = 
     }
   })();
   const started = performance.now();
-  const child = spawn(process.execPath, [path.resolve('dist/src/cli/main.js'), '--config', configFile, 'run'], {
+  const child = spawn(process.execPath, [...PRODUCT_NODE_FLAGS, path.resolve('dist/src/cli/main.js'), '--config', configFile, 'run'], {
     env: { PATH: process.env.PATH ?? '' },
     stdio: ['ignore', 'ignore', 'inherit'],
   });

@@ -7,7 +7,7 @@ import { markerOf } from '../connectors/amocrm/mappers.js';
 import { SandboxAmo } from '../connectors/amocrm/sandbox.js';
 import { SandboxAvito, type FakeChat } from '../src/sandbox/sandbox-avito.js';
 import { freePort } from '../src/sandbox/net.js';
-import { fmt, percentile, postWebhook, until } from './util.js';
+import { fmt, percentile, postWebhook, until, PRODUCT_NODE_FLAGS } from './util.js';
 
 const SECRET = 'bench-secret-0123456789';
 /** amoCRM allows 7 requests/s; the client keeps to 6. */
@@ -36,7 +36,7 @@ async function stage(known: number): Promise<Stage> {
   const chats = avito.seed(known, 1);
   const dir = mkdtempSync(path.join(tmpdir(), 'avito-bench-burst-'));
   const port = await freePort();
-  const child = spawn(process.execPath, [path.resolve('dist/src/cli/main.js'), 'run'], {
+  const child = spawn(process.execPath, [...PRODUCT_NODE_FLAGS, path.resolve('dist/src/cli/main.js'), 'run'], {
     env: {
       PATH: process.env.PATH ?? '', AVITO_CLIENT_ID: avito.clientId, AVITO_CLIENT_SECRET: avito.clientSecret, AVITO_API_URL: avito.url,
       AVITO_SYNC_DB: path.join(dir, 'bench.db'), AMOCRM_BASE_URL: amo.url, AMOCRM_ACCESS_TOKEN: amo.token, PORT: String(port),

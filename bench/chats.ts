@@ -10,7 +10,7 @@ import { SandboxAmo } from '../connectors/amocrm/sandbox.js';
 import { SandboxAvito } from '../src/sandbox/sandbox-avito.js';
 import { freePort } from '../src/sandbox/net.js';
 import { syncOnce } from '../src/sync/sync-once.js';
-import { fmt, percentile } from './util.js';
+import { fmt, percentile, PRODUCT_NODE_FLAGS } from './util.js';
 
 async function until(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -72,7 +72,7 @@ async function hookLatency(samples: number): Promise<number[]> {
     return c;
   });
   const env = { ...s.env, PATH: process.env.PATH ?? '', PORT: String(port), PUBLIC_URL: `http://127.0.0.1:${port}`, WEBHOOK_SECRET: 'bench-secret-0123456789' };
-  const child = spawn(process.execPath, [path.resolve('dist/src/cli/main.js'), 'run'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  const child = spawn(process.execPath, [...PRODUCT_NODE_FLAGS, path.resolve('dist/src/cli/main.js'), 'run'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
   try {
     await until(() => chats.every((c) => (s.amojo.chat(c.id)?.messages.length ?? 0) > 0), 120_000, 'messages in the chats');
     const latencies: number[] = [];

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { SandboxAmo } from '../connectors/amocrm/sandbox.js';
 import { SandboxAvito } from '../src/sandbox/sandbox-avito.js';
-import { fmt, percentile } from './util.js';
+import { fmt, percentile, PRODUCT_NODE_FLAGS } from './util.js';
 import { freePort } from '../src/sandbox/net.js';
 
 
@@ -31,7 +31,7 @@ async function measure(mode: 'webhook' | 'polling', samples: number): Promise<nu
     WEBHOOK_SECRET: 'bench-secret-0123456789', LOG_LEVEL: 'warn',
     ...(mode === 'webhook' ? { PUBLIC_URL: `http://127.0.0.1:${port}` } : {}),
   };
-  const child = spawn(process.execPath, [path.resolve('dist/src/cli/main.js'), 'run'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  const child = spawn(process.execPath, [...PRODUCT_NODE_FLAGS, path.resolve('dist/src/cli/main.js'), 'run'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
   try {
     await until(() => amo.leads.size === samples, 60_000, 'leads created');
     // The first look for replies sets the cursor; give it one cycle.

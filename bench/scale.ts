@@ -9,7 +9,7 @@ import { SandboxAmo } from '../connectors/amocrm/sandbox.js';
 import { openLedger } from '../src/ledger/database.js';
 import { SandboxAvito, type FakeChat } from '../src/sandbox/sandbox-avito.js';
 import { freePort } from '../src/sandbox/net.js';
-import { fmt, percentile, postWebhook, until } from './util.js';
+import { fmt, percentile, postWebhook, until, PRODUCT_NODE_FLAGS } from './util.js';
 
 const SECRET = 'bench-secret-0123456789';
 const ACCOUNTS = 4;
@@ -65,7 +65,7 @@ async function scenario(pgUrl: string, daemons: number, takeover: boolean): Prom
     for (let d = 0; d < daemons; d++) {
       const port = await freePort();
       ports.push(port);
-      children.push(spawn(process.execPath, [path.resolve('dist/src/cli/main.js'), 'run'], {
+      children.push(spawn(process.execPath, [...PRODUCT_NODE_FLAGS, path.resolve('dist/src/cli/main.js'), 'run'], {
         env: {
           PATH: process.env.PATH ?? '', AVITO_SYNC_CONFIG: config, AVITO_SYNC_DB: db, AVITO_SYNC_DATA_DIR: path.join(dir, `d${d}`), AVITO_SYNC_CONNECTORS: 'amocrm',
           PORT: String(port), PUBLIC_URL: `http://127.0.0.1:${port}`, WEBHOOK_SECRET: SECRET, LOG_LEVEL: 'error',

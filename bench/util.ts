@@ -3,19 +3,23 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import { SEMI_SPACE_MB } from '../src/heap-growth.js';
 
 export const DIST_BENCH = path.dirname(fileURLToPath(import.meta.url));
+
+/** The V8 flags `avito-sync` starts with (its shebang and the Docker ENTRYPOINT): a benchmark of the product runs with them. */
+export const PRODUCT_NODE_FLAGS: readonly string[] = [`--max-semi-space-size=${SEMI_SPACE_MB}`];
 
 /**
  * Starts a node script from dist/bench and resolves with its first stdout line, parsed.
  * `BENCH_NODE_FLAGS` (space-separated) go to the scripts it names in `BENCH_NODE_FLAGS_FOR`
  * (default: every script), e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`, which NODE_OPTIONS refuses.
  */
-export function startJsonProcess<T>(script: string, args: string[]): Promise<{ child: ChildProcess; first: T }> {
+export function startJsonProcess<T>(script: string, args: string[], nodeFlags: readonly string[] = []): Promise<{ child: ChildProcess; first: T }> {
   const flagsFor = process.env.BENCH_NODE_FLAGS_FOR?.split(',');
   const flags = process.env.BENCH_NODE_FLAGS && (!flagsFor || flagsFor.includes(script)) ? process.env.BENCH_NODE_FLAGS.split(' ').filter(Boolean) : [];
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...flags, path.join(DIST_BENCH, script), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [...nodeFlags, ...flags, path.join(DIST_BENCH, script), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
     const rl = createInterface({ input: child.stdout! });
     rl.once('line', (line) => resolve({ child, first: JSON.parse(line) as T }));
     child.once('error', reject);
@@ -24,8 +28,8 @@ export function startJsonProcess<T>(script: string, args: string[]): Promise<{ c
 }
 
 /** Runs a node script to completion and parses its last stdout line. */
-export async function runJsonProcess<T>(script: string, args: string[]): Promise<T> {
-  const { child, first } = await startJsonProcess<T>(script, args);
+export async function runJsonProcess<T>(script: string, args: string[], nodeFlags: readonly string[] = []): Promise<T> {
+  const { child, first } = await startJsonProcess<T>(script, args, nodeFlags);
   await new Promise((r) => child.once('exit', r));
   return first;
 }

@@ -4,7 +4,7 @@ import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { SandboxAvito } from '../src/sandbox/sandbox-avito.js';
-import { fmt, percentile } from './util.js';
+import { fmt, percentile, PRODUCT_NODE_FLAGS } from './util.js';
 import { freePort } from '../src/sandbox/net.js';
 
 const SECRET = 'bench-secret-0123456789';
@@ -35,7 +35,7 @@ export async function webhookBench(total = 2000, concurrency = 20): Promise<stri
   });
   const dir = mkdtempSync(path.join(tmpdir(), 'avito-bench-wh-'));
   const port = await freePort();
-  const child = spawn(process.execPath, [path.resolve('dist/src/cli/main.js'), 'run'], {
+  const child = spawn(process.execPath, [...PRODUCT_NODE_FLAGS, path.resolve('dist/src/cli/main.js'), 'run'], {
     env: {
       PATH: process.env.PATH ?? '', AVITO_CLIENT_ID: fake.clientId, AVITO_CLIENT_SECRET: fake.clientSecret, AVITO_API_URL: fake.url,
       AVITO_SYNC_DB: path.join(dir, 'bench.db'), AVITO_SYNC_CONNECTORS: 'none', PORT: String(port), WEBHOOK_SECRET: SECRET, LOG_LEVEL: 'warn',
