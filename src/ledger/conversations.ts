@@ -102,10 +102,30 @@ export interface DetailUpdateDue {
 }
 
 /**
- * Conversations marked `details_pending` (migration 007) whose chat's details are in the ledger
- * now (`needs_fetch = 0`) and whose retry time has come: at most `limit`, oldest first.
+ * Claims conversations marked `details_pending` (migration 007) whose chat's details are in the
+ * ledger now (`needs_fetch = 0`) and whose retry time has come: at most `limit`, oldest first.
+ * Claimed means their retry time is moved to `holdUntil` in one conditional UPDATE, so another
+ * daemon on the same ledger skips them while this one calls the CRM (and a process that dies
+ * mid-call leaves them to be tried again after `holdUntil`).
  */
-export async function dueDetailUpdates(db: LedgerDb, accountId: string, connector: string, now: number, limit: number): Promise<DetailUpdateDue[]> {
+export async function claimDetailUpdates(db: LedgerDb, accountId: string, connector: string, now: number, limit: number, holdUntil: number): Promise<DetailUpdateDue[]> {
+  const due = await dueDetailUpdates(db, accountId, connector, now, limit);
+  if (due.length === 0) return due;
+  const claimed = await db
+    .updateTable('conversations')
+    .set({ details_retry_at: holdUntil })
+    .where('account_id', '=', accountId)
+    .where('connector', '=', connector)
+    .where('chat_id', 'in', due.map((d) => d.chatId))
+    .where('details_pending', '=', 1)
+    .where((eb) => eb.or([eb('details_retry_at', 'is', null), eb('details_retry_at', '<=', now)]))
+    .returning('chat_id')
+    .execute();
+  const mine = new Set(claimed.map((r) => r.chat_id));
+  return due.filter((d) => mine.has(d.chatId));
+}
+
+async function dueDetailUpdates(db: LedgerDb, accountId: string, connector: string, now: number, limit: number): Promise<DetailUpdateDue[]> {
   const rows = await db
     .selectFrom('conversations as v')
     .innerJoin('chats as c', (j) => j.onRef('c.account_id', '=', 'v.account_id').onRef('c.chat_id', '=', 'v.chat_id'))

@@ -5,7 +5,7 @@ import { isAvitoNotice } from '../avito/mappers.js';
 import { describeError, RemoteApiError, ValidationError } from '../errors.js';
 import { chatRows, chunks, youngStubChats } from '../ledger/chats.js';
 import { connectorStore, INDEFINITE, pauseEnd, pausedState } from '../ledger/connector-state.js';
-import { dueDetailUpdates, loadConversations, saveConversations, settleDetailUpdates, type DetailUpdateDue } from '../ledger/conversations.js';
+import { claimDetailUpdates, loadConversations, saveConversations, settleDetailUpdates, type DetailUpdateDue } from '../ledger/conversations.js';
 import { messagesByIds } from '../ledger/messages.js';
 import type { ClaimedDelivery, Outbox } from '../ledger/outbox.js';
 import { chatsWithPartsInFlight, linkedAvitoIds } from '../ledger/replies.js';
@@ -33,6 +33,12 @@ export interface DispatcherOptions extends ConnectorWorkOptions {
 
 /** Conversations named after their chat's details per run; the rest wait for the next run. */
 const DETAIL_UPDATES_PER_RUN = 100;
+
+/**
+ * How long a claimed conversation update is left to this process (others skip it): after a crash
+ * mid-call, or a run stopped by a ban, it is tried again then.
+ */
+const DETAIL_UPDATE_HOLD_MS = 300_000;
 
 /** Delivery retries: 10 s doubling to 1 h. */
 const DELIVERY_BACKOFF = { baseMs: 10_000, capMs: 3_600_000 };
@@ -336,7 +342,7 @@ export class Dispatcher {
   private async updateDetails(report: DispatchReport): Promise<string | undefined> {
     if (!this.canUpdateDetails) return undefined;
     const { ledger, accountId, connectorId } = this.o;
-    const due = await dueDetailUpdates(ledger.db, accountId, connectorId, this.now(), DETAIL_UPDATES_PER_RUN);
+    const due = await claimDetailUpdates(ledger.db, accountId, connectorId, this.now(), DETAIL_UPDATES_PER_RUN, this.now() + DETAIL_UPDATE_HOLD_MS);
     for (const part of chunks(due, Math.max(1, this.o.capabilities.maxConversationBatch))) {
       let results;
       try {
