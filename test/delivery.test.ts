@@ -217,6 +217,34 @@ describe('delivery to amoCRM', () => {
     expect([...amo.contacts.values()].map((c) => c.name)).toContain('Мария');
   });
 
+  it('a bad amoCRM setting exits 2 naming the key', async () => {
+    avito = new SandboxAvito();
+    amo = new SandboxAmo();
+    await avito.start();
+    await amo.start();
+    ({ dir, cleanup } = tempDir());
+    const r = await runCli(['sync', '--once'], fakeEnvWithAmo(avito, amo, dir, { AMOCRM_PIPELINE_ID: 'main' }));
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/AMOCRM_PIPELINE_ID/);
+    const r2 = await runCli(['sync', '--once'], fakeEnvWithAmo(avito, amo, dir, { AMOCRM_ACCESS_TOKEN: '' }));
+    expect(r2.code).toBe(2);
+    expect(r2.stderr).toMatch(/AMOCRM_ACCESS_TOKEN/);
+  });
+
+  it('doctor checks amoCRM access, the pipeline and status', async () => {
+    avito = new SandboxAvito();
+    amo = new SandboxAmo();
+    await avito.start();
+    await amo.start();
+    ({ dir, cleanup } = tempDir());
+    const ok = await runCli(['doctor'], fakeEnvWithAmo(avito, amo, dir));
+    expect(ok.stdout).toMatch(/ok {3}amoCRM access: account Fake Shop/);
+    expect(ok.stdout).toMatch(/ok {3}amoCRM pipeline and status: new leads go to pipeline 1000, status 1002/);
+    const bad = await runCli(['doctor'], fakeEnvWithAmo(avito, amo, dir, { AMOCRM_PIPELINE_ID: '2000', AMOCRM_STATUS_ID: '1002' }));
+    expect(bad.code).toBe(1);
+    expect(bad.stdout).toMatch(/FAIL amoCRM pipeline and status/);
+    expect(bad.stdout).toMatch(/AMOCRM_STATUS_ID to one of: 2001/);
+  });
 });
 
 describe("a conversation made before its chat's details arrived gets them later (capability updateConversations)", () => {
@@ -294,37 +322,6 @@ describe("a conversation made before its chat's details arrived gets them later 
     expect(lead.name).toBe(title);
     expect(amo.count('/api/v4/leads', 'PATCH', 200)).toBe(1);
     expect(await countDetailUpdatesPending(rt!.ledger.db, 'default', 'amocrm')).toBe(0);
-  });
-});
-
-describe('amoCRM settings', () => {
-  it('a bad amoCRM setting exits 2 naming the key', async () => {
-    avito = new SandboxAvito();
-    amo = new SandboxAmo();
-    await avito.start();
-    await amo.start();
-    ({ dir, cleanup } = tempDir());
-    const r = await runCli(['sync', '--once'], fakeEnvWithAmo(avito, amo, dir, { AMOCRM_PIPELINE_ID: 'main' }));
-    expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/AMOCRM_PIPELINE_ID/);
-    const r2 = await runCli(['sync', '--once'], fakeEnvWithAmo(avito, amo, dir, { AMOCRM_ACCESS_TOKEN: '' }));
-    expect(r2.code).toBe(2);
-    expect(r2.stderr).toMatch(/AMOCRM_ACCESS_TOKEN/);
-  });
-
-  it('doctor checks amoCRM access, the pipeline and status', async () => {
-    avito = new SandboxAvito();
-    amo = new SandboxAmo();
-    await avito.start();
-    await amo.start();
-    ({ dir, cleanup } = tempDir());
-    const ok = await runCli(['doctor'], fakeEnvWithAmo(avito, amo, dir));
-    expect(ok.stdout).toMatch(/ok {3}amoCRM access: account Fake Shop/);
-    expect(ok.stdout).toMatch(/ok {3}amoCRM pipeline and status: new leads go to pipeline 1000, status 1002/);
-    const bad = await runCli(['doctor'], fakeEnvWithAmo(avito, amo, dir, { AMOCRM_PIPELINE_ID: '2000', AMOCRM_STATUS_ID: '1002' }));
-    expect(bad.code).toBe(1);
-    expect(bad.stdout).toMatch(/FAIL amoCRM pipeline and status/);
-    expect(bad.stdout).toMatch(/AMOCRM_STATUS_ID to one of: 2001/);
   });
 });
 
