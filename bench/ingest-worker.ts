@@ -101,6 +101,10 @@ async function ours(): Promise<Measured> {
     const setup = await timed(() => createRuntime(config, log));
     const rt = setup.value;
     const acc = rt.accounts[0]!;
+    // INGEST_ROUTES=amocrm,…: the ledger enqueues a delivery per new message for each, as a
+    // configured CRM would have it (the connector itself does not run): the product's write path.
+    const routes = process.env.INGEST_ROUTES?.split(',').filter(Boolean) ?? [];
+    if (routes.length) rt.ledger.routeDeliveries(acc.client.accountId, routes);
     // PASS_PROFILE=prefix writes a CPU profile of the pass alone (how docs/benchmarks.md's were taken).
     const session = process.env.PASS_PROFILE ? new Session() : undefined;
     if (session) {

@@ -33,16 +33,7 @@ export const SQLITE_COLUMN_ONLY: ReadonlyArray<{ file: string; why: string }> = 
  * Files that touch a ledger but are not in the PostgreSQL column yet, each with what is missing:
  * a known gap, listed so that it stays visible (README, "Run the tests"), to be emptied.
  */
-export const POSTGRES_PENDING: ReadonlyArray<{ file: string; why: string }> = [
-  {
-    file: 'test/account-isolation.test.ts',
-    why: '"A answers 429s, then hangs" (changed on main at 07:47, issue 12 leases) failed once on PostgreSQL at load 17–24: A\'s lastPollError in /healthz did not name the 429 (line 198); the whole file then passed 3 runs of 3 alone in the postgres column on a quiet machine (08:41 UTC). To be watched under the matrix\'s load before it joins',
-  },
-  {
-    file: 'test/operator.test.ts',
-    why: 'its backfill tests (1,300 to 2,500 chats through `backfill` children, one SIGKILLed) ran past the 120 s test timeout on PostgreSQL on the shared 2-core machine at load 17 to 24, alone as well as in the matrix; not yet seen green there',
-  },
-];
+export const POSTGRES_PENDING: ReadonlyArray<{ file: string; why: string }> = [];
 
 /**
  * What marks a test file as opening the suite's ledger (directly or through a helper that puts it

@@ -111,6 +111,33 @@ describe(`ledger on ${SUITE_DIALECT}`, () => {
     expect(notes).toEqual([{ connector: 'crm1', kind: 'deletion' }]);
   });
 
+  it('invariant 2: a long chat write mixing stored, repeated and new messages stores each once, each new one with its own deliveries and seq', async () => {
+    const { ledger } = await open(dialect);
+    ledger.routeDeliveries('a', ['crm1']);
+    // Every seventh message is stored before; 137 rows span several multi-row statements (SQLite).
+    const ids = Array.from({ length: 137 }, (_, i) => `m${String(i).padStart(3, '0')}`);
+    const before = ids.filter((_, i) => i % 7 === 3);
+    await ledger.ingest.writeChat('a', { chatId: 'c1', updated: 1, row: chat('c1'), messages: before.map((id, i) => message('c1', id, i)) });
+    // The same id twice in one write (a page repeated by Avito): the first is stored.
+    const rows = ids.map((id, i) => message('c1', id, 1000 + i));
+    rows.splice(100, 0, message('c1', 'm070', 5000, { text: 'second copy' }));
+    const res = await ledger.ingest.writeChat('a', { chatId: 'c1', updated: 2, row: chat('c1'), messages: rows });
+    const fresh = ids.filter((id) => !before.includes(id));
+    // (PostgreSQL reports its rows in id order, and a repeated new id once per copy.)
+    expect([...new Set(res.inserted.map((m) => m.message_id))].sort()).toEqual(fresh);
+    const stored = await ledger.db.selectFrom('messages').select(['message_id', 'seq', 'created']).execute();
+    expect(stored).toHaveLength(ids.length);
+    const deliveries = await ledger.db.selectFrom('deliveries').select(['message_id', 'seq']).execute();
+    expect(deliveries).toHaveLength(ids.length);
+    const seqOf = new Map(stored.map((m) => [m.message_id, Number(m.seq)]));
+    for (const d of deliveries) expect(Number(d.seq)).toBe(seqOf.get(d.message_id));
+    expect(stored.find((m) => m.message_id === 'm070')?.created).toBe(1070);
+    // A rerun of the whole write stores nothing and enqueues nothing.
+    const rerun = await ledger.ingest.writeChat('a', { chatId: 'c1', updated: 3, row: chat('c1'), messages: rows });
+    expect(rerun).toEqual({ inserted: [], deleted: [] });
+    expect(await ledger.db.selectFrom('deliveries').select('id').execute()).toHaveLength(ids.length);
+  });
+
   it('read receipts: sent replies awaiting a read, looked at in turn; a read is reported once', async () => {
     const { ledger } = await open(dialect);
     const now = Date.now();

@@ -2,6 +2,7 @@ import { AVITO_PAGE_LIMIT } from '../avito/client.js';
 import { describeError } from '../errors.js';
 import { countChats } from '../ledger/chats.js';
 import { getCursor } from '../ledger/cursors.js';
+import { LEASE_TTL_MS } from '../ledger/leases.js';
 import { undeliveredCounts } from '../ledger/deliveries.js';
 import { getSetting, setSetting } from '../ledger/settings.js';
 import type { AccountRuntime, Runtime } from '../runtime.js';
@@ -50,7 +51,11 @@ export interface BackfillReport {
   avitoRequests: number;
   /** What Avito's paging caps kept out of reach. */
   unreachable: string[];
-  delivery: { connector: string; report: DispatchReport }[];
+  /**
+   * Per connector: what this run delivered, and `held`, deliveries still claimed by another
+   * process at the end (a running daemon delivers them; absent when none).
+   */
+  delivery: { connector: string; report: DispatchReport; held?: number }[];
   dryRun?: { connector: string; contacts: number; leads: number; notes: number }[];
   /** Seconds from the start until the last partition was in the ledger (the Avito side). */
   avitoSeconds: number;
@@ -236,12 +241,15 @@ class BackfillDeliverer {
     this.wake();
   }
 
-  async run(): Promise<{ connector: string; report: DispatchReport }[]> {
+  async run(): Promise<{ connector: string; report: DispatchReport; held?: number }[]> {
     const units = this.delivery.units.filter((x) => x.accountId === this.accountId);
     // Summed over every round: the last round alone said "0 new conversations" after 1,500.
     const sums = new Map(units.map((u) => [u.connectorId, { enqueued: 0, delivered: 0, reconciled: 0, retried: 0, dead: 0, skipped: 0, conversationsCreated: 0, conversationsUpdated: 0 } as DispatchReport]));
     const active = new Set(units);
     let total = 0;
+    /** In the last round: until when deliveries claimed by another process are waited for. */
+    let heldDeadline: number | undefined;
+    const held = new Map<string, number>();
     try {
       while (active.size > 0 && !this.stopped) {
         const lastRound = !this.fetching;
@@ -262,7 +270,28 @@ class BackfillDeliverer {
         this.onDelivered(delivered);
         if (lastRound) this.onFinalProgress?.(delivered, Math.max(total, delivered));
         if (progressed || (this.stored && !lastRound)) continue;
-        if (lastRound) break;
+        if (lastRound) {
+          // On a shared ledger (PostgreSQL) a backfill killed halfway leaves its claims behind;
+          // they are free once its registration runs out (LEASE_TTL_MS without a heartbeat), so
+          // a resumed run waits that long for them instead of ending with them undelivered. What a
+          // live daemon holds, it delivers itself; the report says how many were left to it.
+          let waiting = 0;
+          for (const u of active) {
+            const n = (await this.rt.ledger.outbox(this.accountId, u.connectorId).counts()).leased;
+            held.set(u.connectorId, n);
+            waiting += n;
+          }
+          heldDeadline ??= Date.now() + LEASE_TTL_MS + 5_000;
+          if (waiting === 0 || this.stopped || Date.now() >= heldDeadline) break;
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, 1_000);
+            this.waiting = () => {
+              clearTimeout(timer);
+              resolve();
+            };
+          });
+          continue;
+        }
         // Nothing due now: wait for the next stored chat or the end of the fetch phase.
         await new Promise<void>((resolve) => (this.waiting = resolve));
       }
@@ -271,7 +300,8 @@ class BackfillDeliverer {
     }
     return units.map((u) => {
       const sum = sums.get(u.connectorId)!;
-      return { connector: u.connectorId, report: { ...sum, delivered: sum.delivered + sum.reconciled } };
+      const left = held.get(u.connectorId) ?? 0;
+      return { connector: u.connectorId, report: { ...sum, delivered: sum.delivered + sum.reconciled }, ...(left ? { held: left } : {}) };
     });
   }
 }

@@ -61,7 +61,7 @@ function summary(r: BackfillReport): string {
     `  chats in the ledger: ${r.chatsInLedger}; new messages: ${r.messagesNew}; Avito requests: ${r.avitoRequests}`,
     `  time: ${r.totalSeconds.toFixed(1)} s (the Avito side done after ${r.avitoSeconds.toFixed(1)} s; delivery runs beside it)`,
   ];
-  for (const d of r.delivery) lines.push(`  → ${d.connector}: ${d.report.delivered} delivered, ${d.report.conversationsCreated} new conversations, ${d.report.dead} dead${d.report.halted ? `; stopped: ${d.report.halted}` : ''}`);
+  for (const d of r.delivery) lines.push(`  → ${d.connector}: ${d.report.delivered} delivered, ${d.report.conversationsCreated} new conversations, ${d.report.dead} dead${d.held ? `; ${d.held} held by another process (a running \`avito-sync run\` delivers them)` : ''}${d.report.halted ? `; stopped: ${d.report.halted}` : ''}`);
   for (const d of r.dryRun ?? []) lines.push(`  dry run → ${d.connector}: would create up to ${d.contacts} contacts, ${d.leads} leads and ${d.notes} notes (nothing was written to the CRM)`);
   if (r.unreachable.length) {
     lines.push(`  out of reach (Avito's paging caps): ${r.unreachable.length}`);
