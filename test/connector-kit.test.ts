@@ -19,6 +19,7 @@ function harness(definition: ConnectorDefinition): ContractHarness<ToyCrm> {
     stopFake: (f) => f.stop(),
     config: (f, credentials) => ({ baseUrl: f.url, token: credentials === 'good' ? f.token : 'wrong', webhookSecret: f.webhookSecret }),
     conversationCount: (f) => f.conversations.size,
+    conversationTitle: (f, conv) => f.conversations.get(conv.id)?.title,
     deliveredIds: (f, conv) => f.messages.filter((m) => m.conversationId === conv.id).map((m) => m.messageId),
     inject: (f, fault, times) => f.inject({ rate_limited: 429, server_error: 503, bad_request: 400, unauthorized: 401 }[fault], times),
     clearFaults: (f) => f.clearFaults(),
@@ -105,6 +106,8 @@ const BREAKAGES: { name: string; def: ConnectorDefinition; caseName: RegExp }[] 
     def: broken(exact, (real) => ({ pollReplies: async (c: string | undefined) => { const r = await real.pollReplies!(c); return { ...r, replies: [...r.replies, { remoteId: 'n', conversationId: 'x', text: 'internal: check the package', attachments: [], createdAt: 0 }] }; } })),
     caseName: /^replies: a manager's reply/,
   },
+  { name: 'updateConversations renames nothing', def: broken(exact, () => ({ updateConversations: async (us: readonly unknown[]) => us.map(() => ({ ok: true as const, value: undefined })) })), caseName: /^updateConversations:/ },
+  { name: 'updateConversations missing', def: broken(exact, () => ({ updateConversations: undefined })), caseName: /^updateConversations:/ },
   { name: 'markRead shows nothing', def: broken(exact, () => ({ markRead: async () => undefined })), caseName: /^read receipts:/ },
   { name: 'markRead missing', def: broken(exact, () => ({ markRead: undefined })), caseName: /^read receipts:/ },
   { name: 'reportReplies writes nothing', def: broken(exact, () => ({ reportReplies: async () => undefined })), caseName: /^replies: each fate/ },
@@ -139,10 +142,10 @@ describe('the contract kit on its own', () => {
   });
 
   it('a capability without its harness section fails rather than passing unchecked', async () => {
-    const { replies: _r, actions: _a, webhooks: _w, ...bare } = harness(exact);
+    const { replies: _r, actions: _a, webhooks: _w, conversationTitle: _t, ...bare } = harness(exact);
     const results = await runContract(bare);
     const failed = results.filter((r) => r.status === 'failed').map((r) => r.detail);
-    expect(failed.length).toBe(6);
+    expect(failed.length).toBe(7);
     expect(failed.every((d) => /the kit cannot check it/.test(d ?? ''))).toBe(true);
   });
 });

@@ -1,7 +1,9 @@
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Runtime } from '../src/runtime.js';
-import { Dispatcher } from '../src/sync/dispatcher.js';
+import type { ConnectorCapabilities } from '../src/connector-sdk/index.js';
+import { countDetailUpdatesPending } from '../src/ledger/conversations.js';
+import { Dispatcher, type DispatcherOptions } from '../src/sync/dispatcher.js';
 import { startDaemon, type Daemon } from '../src/sync/daemon.js';
 import { syncOnce } from '../src/sync/sync-once.js';
 import { SandboxAmo } from '../connectors/amocrm/sandbox.js';
@@ -242,6 +244,84 @@ describe('delivery to amoCRM', () => {
     expect(bad.code).toBe(1);
     expect(bad.stdout).toMatch(/FAIL amoCRM pipeline and status/);
     expect(bad.stdout).toMatch(/AMOCRM_STATUS_ID to one of: 2001/);
+  });
+});
+
+describe("a conversation made before its chat's details arrived gets them later (capability updateConversations)", () => {
+  const SECRET = 'test-secret-0123456789';
+  const hook = (chatId: string, msg: { id: string }) => fetch(`http://127.0.0.1:${daemon!.port}/webhooks/avito/${SECRET}`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(avito.webhookBody(chatId, msg as never)),
+  }).then((r) => expect(r.status).toBe(200));
+
+  /**
+   * A daemon takes a webhook for a new chat while Avito holds the chat's details; a dispatcher
+   * whose wait for them is over (`stubGraceMs: 0`) makes the lead with the placeholder names.
+   */
+  async function leadMadeWithoutDetails(caps: Partial<ConnectorCapabilities> = {}) {
+    await setup({ WEBHOOK_SECRET: SECRET });
+    daemon = await startDaemon(rt!, { port: 0, host: '127.0.0.1', initialPoll: false });
+    let release!: () => void;
+    avito.hold('getChatByIdV2', new Promise<void>((r) => (release = r)));
+    const chat = avito.addChat({ buyerName: 'Мария' });
+    const first = avito.addMessage(chat.id, { text: 'is it still for sale?' });
+    await hook(chat.id, first);
+    const unit = rt!.connectors[0]!;
+    const impatient = (o: Partial<DispatcherOptions> = {}) => new Dispatcher({
+      ledger: rt!.ledger, log: rt!.log, accountId: 'default', connectorId: 'amocrm', connector: unit.instance,
+      capabilities: { ...unit.definition.capabilities, ...caps }, stubGraceMs: 0, ...o,
+    });
+    await waitFor(async () => (await impatient().run(), deliveredIds(amo).includes(first.id)), 15_000, 'the first message delivered without the chat details');
+    expect(amo.leads.size).toBe(1);
+    const lead = [...amo.leads.values()][0]!;
+    expect(lead.name).toBe(`Чат на Авито: ${chat.id}`); // the placeholder: Avito gave no title yet
+    expect([...amo.contacts.values()].map((c) => c.name)).toEqual([`Avito ${chat.id}`]);
+    return { chat, lead, release, impatient, title: avito.items.get(chat.itemId!)!.title };
+  }
+
+  it('the lead made with the placeholder is renamed after the item, and its contact after the buyer, exactly once when the details come', async () => {
+    const { chat, lead, release, title } = await leadMadeWithoutDetails();
+    release(); // Avito answers: the daemon fetches the details and its next dispatch renames
+    await waitFor(() => lead.name === title && amo.count('/api/v4/contacts', 'PATCH') > 0, 15_000, 'the lead renamed after the item');
+    expect([...amo.contacts.values()].map((c) => c.name)).toEqual(['Мария']);
+    // More rounds (a new message in the chat) rename nothing again.
+    const next = avito.addMessage(chat.id, { text: 'hello again' });
+    await hook(chat.id, next);
+    await waitFor(() => deliveredIds(amo).includes(next.id), 15_000, 'the next message delivered');
+    expect(amo.count('/api/v4/leads', 'PATCH')).toBe(1);
+    expect(amo.count('/api/v4/contacts', 'PATCH')).toBe(1);
+    expect(amo.leads.size).toBe(1);
+    expect(await countDetailUpdatesPending(rt!.ledger.db, 'default', 'amocrm')).toBe(0);
+  });
+
+  it('a connector without the capability is left alone: its lead keeps its name and nothing waits in the ledger', async () => {
+    const { chat, lead, release } = await leadMadeWithoutDetails({ updateConversations: false });
+    expect(await countDetailUpdatesPending(rt!.ledger.db, 'default', 'amocrm')).toBe(0);
+    release();
+    const next = avito.addMessage(chat.id, { text: 'hello again' });
+    await hook(chat.id, next);
+    await waitFor(() => deliveredIds(amo).includes(next.id), 15_000, 'the next message delivered');
+    expect(lead.name).toBe(`Чат на Авито: ${chat.id}`);
+    expect(amo.count('/api/v4/leads', 'PATCH')).toBe(0);
+    expect(amo.count('/api/v4/contacts')).toBe(0);
+  });
+
+  it('a failing rename is retried later and does not hold up the chat\'s notes', async () => {
+    const { chat, lead, release, impatient, title } = await leadMadeWithoutDetails();
+    // Every attempt of the first PATCH fails (the client's own retries included).
+    amo.inject({ path: '/api/v4/leads', method: 'PATCH', kind: '503', times: 5 });
+    release();
+    await waitFor(() => amo.count('/api/v4/leads', 'PATCH', 503) === 5, 15_000, 'the rename failed');
+    await waitFor(async () => (await countDetailUpdatesPending(rt!.ledger.db, 'default', 'amocrm')) === 1 && (await rt!.ledger.db.selectFrom('conversations').select('details_attempts').executeTakeFirstOrThrow()).details_attempts === 1, 15_000, 'the failure counted');
+    const next = avito.addMessage(chat.id, { text: 'hello again' });
+    await hook(chat.id, next);
+    await waitFor(() => deliveredIds(amo).includes(next.id), 15_000, 'the next message delivered while the rename waits');
+    expect(lead.name).not.toBe(title);
+    // Its retry time come (an hour on), the rename goes through, once.
+    const report = await impatient({ now: () => Date.now() + 3_600_000 }).run();
+    expect(report.conversationsUpdated).toBe(1);
+    expect(lead.name).toBe(title);
+    expect(amo.count('/api/v4/leads', 'PATCH', 200)).toBe(1);
+    expect(await countDetailUpdatesPending(rt!.ledger.db, 'default', 'amocrm')).toBe(0);
   });
 });
 

@@ -19,6 +19,7 @@ connectorContract<SandboxAmo>({
   stopFake: (f) => f.stop(),
   config: (f, credentials) => ({ baseUrl: f.url, accessToken: credentials === 'good' ? f.token : 'wrong-token-value' }),
   conversationCount: (f) => f.leads.size,
+  conversationTitle: (f, conv) => f.leads.get((conv as AmoRef).leadId)?.name,
   deliveredIds: (f, conv) => f.leadNotes((conv as AmoRef).leadId, 'service_message').map((n) => markerOf(String(n.params.text))!).filter(Boolean),
   clearFaults: (f) => f.clearFaults(),
   inject: (f, fault, times) => f.inject({ path: '*', kind: ({ rate_limited: '429', server_error: '500', bad_request: '400', unauthorized: '401' } as const)[fault], times }),

@@ -31,6 +31,8 @@ export interface AmoRequest<T> {
   schema: z.ZodType<T>;
   /** Default: reads retry transient failures; writes only 429 and refused connections. */
   policy?: RetryPolicy;
+  /** A write that sets fields to given values (a PATCH of a name): repeating it does no harm, so it is retried like a read. Default false. */
+  idempotent?: boolean;
 }
 
 export interface AmoClientOptions {
@@ -82,7 +84,7 @@ export class AmoClient {
   /** Calls one endpoint; `undefined` for 204 No Content. */
   async request<T>(r: AmoRequest<T>): Promise<T | undefined> {
     await this.assertNotPaused(`${r.method} ${r.path}`);
-    const policy = r.policy ?? (r.method === 'GET' ? this.readPolicy : this.writePolicy);
+    const policy = r.policy ?? (r.method === 'GET' || r.idempotent ? this.readPolicy : this.writePolicy);
     const token = await this.accessToken();
     try {
       return await withRetry(policy, () => this.queue.add(() => this.attempt(r, token)), {

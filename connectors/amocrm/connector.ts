@@ -1,16 +1,16 @@
 import {
   describeError, RemoteApiError,
-  type AccessCheck, type ConnectorContext, type ConnectorInstance, type ConnectorOAuth, type ConversationRef, type ConversationRequest, type CrmAction, type DeliveryItem, type IncomingReply, type ItemResult, type PollStart, type ReplyOutcome, type SkippedItem,
+  type AccessCheck, type ConnectorContext, type ConnectorInstance, type ConnectorOAuth, type ConversationRef, type ConversationRequest, type ConversationUpdate, type CrmAction, type DeliveryItem, type IncomingReply, type ItemResult, type PollStart, type ReplyOutcome, type SkippedItem,
   type WebhookRequest, type WebhookVerdict,
 } from '../../src/connector-sdk/index.js';
 import { fromChatsMode } from './chats/switch.js';
 import { AmoClient, baseUrlFromReferer, type AmoClientOptions } from './client.js';
 import type { AmoConfig } from './config.js';
-import { contactName, leadName, markerOf, noteText, priceOf } from './mappers.js';
+import { contactName, leadName, markerOf, noteText, placeholderContactNames, placeholderLeadNames, priceOf } from './mappers.js';
 import { accountOfWebhook, mayBeReply, noteHintsFromWebhook, replyFromNote } from './replies.js';
 import {
-  amoAccountSchema, amoComplexResultSchema, amoCreatedListSchema, amoCustomFieldListSchema, amoLeadListSchema,
-  amoNoteListSchema, amoPipelineListSchema, amoUserSchema, amoWebhookListSchema, amoWebhookSchema, type AmoLead, type AmoNote,
+  amoAccountSchema, amoComplexResultSchema, amoContactListSchema, amoCreatedListSchema, amoCustomFieldListSchema, amoLeadListSchema,
+  amoNoteListSchema, amoPipelineListSchema, amoUpdatedListSchema, amoUserSchema, amoWebhookListSchema, amoWebhookSchema, type AmoLead, type AmoNote,
 } from './schemas.js';
 
 /** Status ids amoCRM gives every pipeline: 142 won, 143 lost. */
@@ -306,6 +306,68 @@ export class AmoConnector implements ConnectorInstance {
       }
     }
     return requests.map((_, i) => results.get(i) ?? { ok: false, error: new Error('no result') });
+  }
+
+  /**
+   * Leads made before their chat's details arrived, named after them now (capability
+   * `updateConversations`): the lead's name (and its price, when it has none) while the lead still
+   * has the name this connector gives a chat without details, and its contact's name while that
+   * is still the placeholder (`Avito <id>`) — what a manager renamed stays. Reads first
+   * (GET /api/v4/leads?filter[id][]=…, GET /api/v4/contacts?filter[id][]=…), then one batch PATCH
+   * of each (openapi.yaml Leads_update, Contacts_update): a repeat finds nothing left to change.
+   * A read that fails fails the call; a PATCH that fails fails the items it carried.
+   */
+  async updateConversations(updates: readonly ConversationUpdate[]): Promise<ItemResult<void>[]> {
+    const lang = this.config.language;
+    const items = updates.map((u) => ({ chat: u.chat, ref: u.conversation as Partial<AmoRef> }));
+    const leads = await this.leadsById([...new Set(items.map((i) => i.ref.leadId).filter((id): id is number => Number.isInteger(id)))]);
+    const leadPatch = new Map<number, { id: number; name: string; price?: number }>();
+    const contactOf = new Map<number, number>(); // item index → its contact
+    items.forEach(({ chat, ref }, i) => {
+      const lead = ref.leadId !== undefined ? leads.get(ref.leadId) : undefined;
+      if (!lead || lead.is_deleted) return; // gone: nothing left to name
+      const name = leadName(chat, lang);
+      if (lead.name !== name && placeholderLeadNames(chat, lang).has(lead.name ?? '')) {
+        const price = priceOf(chat.item.price);
+        leadPatch.set(lead.id, { id: lead.id, name, ...(price !== null && !lead.price ? { price } : {}) });
+      }
+      const contactId = ref.contactId ?? lead._embedded?.contacts?.[0]?.id;
+      if (contactId) contactOf.set(i, contactId);
+    });
+    const contacts = new Map<number, string>();
+    const contactIds = [...new Set(contactOf.values())];
+    for (let k = 0; k < contactIds.length; k += LIST_LIMIT) {
+      const res = await this.client.request({ method: 'GET', path: '/api/v4/contacts', query: { 'filter[id][]': contactIds.slice(k, k + LIST_LIMIT), limit: LIST_LIMIT }, schema: amoContactListSchema });
+      for (const c of res?._embedded.contacts ?? []) contacts.set(c.id, c.name ?? '');
+    }
+    const contactPatch = new Map<number, { id: number; name: string }>();
+    for (const [i, contactId] of contactOf) {
+      const chat = items[i]!.chat;
+      const now = contacts.get(contactId);
+      const name = contactName(chat);
+      if (now !== undefined && now !== name && chat.buyer.name?.trim() && placeholderContactNames(chat).has(now)) contactPatch.set(contactId, { id: contactId, name });
+      // The buyer's Avito id is known now: their next chats reuse this contact.
+      if (chat.buyer.id && !(await this.ctx.store.get(`contact:${chat.buyer.id}`))) await this.ctx.store.set(`contact:${chat.buyer.id}`, String(contactId));
+    }
+    const failed = new Map<string, unknown>(); // `lead:<id>` / `contact:<id>` → why its PATCH failed
+    const patch = async (kind: 'leads' | 'contacts', rows: { id: number }[]) => {
+      for (let k = 0; k < rows.length; k += LIST_LIMIT) {
+        const part = rows.slice(k, k + LIST_LIMIT);
+        try {
+          await this.client.request({ method: 'PATCH', path: `/api/v4/${kind}`, json: part, schema: amoUpdatedListSchema(kind), idempotent: true });
+        } catch (err) {
+          // The account as a whole is refused (a ban, credentials): the core stops the run.
+          if (err instanceof RemoteApiError && ['banned', 'bad_credentials', 'token_expired', 'forbidden', 'tariff'].includes(err.kind)) throw err;
+          for (const r of part) failed.set(`${kind === 'leads' ? 'lead' : 'contact'}:${r.id}`, err);
+        }
+      }
+    };
+    await patch('leads', [...leadPatch.values()]);
+    await patch('contacts', [...contactPatch.values()]);
+    return items.map(({ ref }, i) => {
+      const error = failed.get(`lead:${ref.leadId}`) ?? failed.get(`contact:${contactOf.get(i)}`);
+      return error === undefined ? { ok: true, value: undefined } : { ok: false, error };
+    });
   }
 
   private leadBody(req: ConversationRequest, target: { pipelineId: number; statusId: number }, fieldId: number | null): Record<string, unknown> {

@@ -41,6 +41,9 @@ export const amocrm = defineConnector({
     actions: true,
     // Chats mode marks a reply read in the chat panel; notes mode turns it off (its `limits`).
     readReceipts: true,
+    // A lead made before its chat's details arrived is renamed after the item, and its contact
+    // after the buyer while it still has the placeholder name (notes mode; chats mode turns it off).
+    updateConversations: true,
   },
   // AMOCRM_MODE=chats puts the messages into amoCRM's chat panel (chats/); notes is the default.
   create: (ctx) => {

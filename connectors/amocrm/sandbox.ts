@@ -420,6 +420,49 @@ export class SandboxAmo {
         lead.updated_at = this.tick();
         return this.json(req, res, 200, { id: lead.id, updated_at: lead.updated_at });
       }
+      // Batch updates (openapi.yaml Leads_update / Contacts_update): an array of items with `id`;
+      // a missing or unknown id fails the whole request with its validation error, nothing changed.
+      case 'PATCH /api/v4/leads': {
+        const items = this.arrayBody(req, res, body, 250);
+        if (!items) return;
+        for (const [i, l] of items.entries()) {
+          const o = l as { id?: unknown; name?: unknown; price?: unknown };
+          if (typeof o.id !== 'number' || !this.leads.has(o.id)) return this.problem(req, res, 400, 'Bad Request', 'lead not found', [{ request_id: String(i), errors: [{ code: 'NotFound', path: 'id' }] }]);
+          if (o.name !== undefined && (typeof o.name !== 'string' || o.name.length > 255)) return this.problem(req, res, 400, 'Bad Request', 'name must be a string of at most 255 characters', [{ request_id: String(i), errors: [{ code: 'InvalidType', path: 'name' }] }]);
+          if (o.price !== undefined && (!Number.isInteger(o.price) || (o.price as number) < 0 || (o.price as number) > 2_147_483_647)) return this.problem(req, res, 400, 'Bad Request', 'price must be int32', [{ request_id: String(i), errors: [{ code: 'InvalidType', path: 'price' }] }]);
+        }
+        const out = items.map((l) => {
+          const o = l as { id: number; name?: string; price?: number };
+          const lead = this.leads.get(o.id)!;
+          if (o.name !== undefined) lead.name = o.name;
+          if (o.price !== undefined) lead.price = o.price;
+          lead.updated_at = this.tick();
+          return { id: lead.id, updated_at: lead.updated_at, _links: {} };
+        });
+        return this.json(req, res, 200, { _links: {}, _embedded: { leads: out } });
+      }
+      case 'GET /api/v4/contacts': {
+        const ids = url.searchParams.getAll('filter[id][]').map(Number);
+        const contacts = [...this.contacts.values()].filter((c) => ids.length === 0 || ids.includes(c.id));
+        return list('contacts', contacts.map((c) => ({ id: c.id, name: c.name, created_at: c.created_at, _links: {} })));
+      }
+      case 'PATCH /api/v4/contacts': {
+        const items = this.arrayBody(req, res, body, 250);
+        if (!items) return;
+        for (const [i, c] of items.entries()) {
+          const o = c as { id?: unknown; name?: unknown };
+          if (typeof o.id !== 'number' || !this.contacts.has(o.id)) return this.problem(req, res, 400, 'Bad Request', 'contact not found', [{ request_id: String(i), errors: [{ code: 'NotFound', path: 'id' }] }]);
+          if (o.name !== undefined && typeof o.name !== 'string') return this.problem(req, res, 400, 'Bad Request', 'name must be a string', [{ request_id: String(i), errors: [{ code: 'InvalidType', path: 'name' }] }]);
+        }
+        const now = this.tick();
+        const out = items.map((c) => {
+          const o = c as { id: number; name?: string };
+          const contact = this.contacts.get(o.id)!;
+          if (o.name !== undefined) contact.name = o.name;
+          return { id: contact.id, updated_at: now, _links: {} };
+        });
+        return this.json(req, res, 200, { _links: {}, _embedded: { contacts: out } });
+      }
       case 'POST /api/v4/leads/notes': {
         const items = this.arrayBody(req, res, body, 250);
         if (!items) return;

@@ -44,6 +44,7 @@ export const amoTagSchema = z.looseObject({ id: id.optional(), name: z.string() 
 export const amoLeadSchema = z.looseObject({
   id,
   name: z.string().optional(),
+  price: z.number().nullish(),
   status_id: id.optional(),
   pipeline_id: id.optional(),
   is_deleted: z.boolean().optional(),
@@ -79,3 +80,9 @@ export const amoWebhookListSchema = z.looseObject({ _embedded: z.looseObject({ w
 
 export const amoEventSchema = z.looseObject({ id: z.union([z.string(), z.number()]), type: z.string(), entity_id: id.optional(), entity_type: z.string().optional(), created_at: z.number().optional(), value_after: z.unknown().optional() });
 export const amoEventListSchema = z.looseObject({ _embedded: z.looseObject({ events: z.array(amoEventSchema).default([]) }), _links: z.looseObject({ next: z.unknown().optional() }).optional() });
+
+export const amoContactListSchema = z.looseObject({ _embedded: z.looseObject({ contacts: z.array(z.looseObject({ id, name: z.string().nullish() })).default([]) }) });
+
+/** `PATCH /api/v4/leads` and `PATCH /api/v4/contacts` (openapi.yaml LeadUpdateResponse, ContactUpdateResponse). */
+export const amoUpdatedListSchema = (key: 'leads' | 'contacts') =>
+  z.looseObject({ _embedded: z.looseObject({ [key]: z.array(z.looseObject({ id, updated_at: z.number().optional() })) }) });

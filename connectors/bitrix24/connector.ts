@@ -2,12 +2,12 @@ import { timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import {
   RemoteApiError, describeError,
-  type AccessCheck, type ConnectorContext, type ConnectorInstance, type ConversationRef, type ConversationRequest, type DeliveryItem,
+  type AccessCheck, type ConnectorContext, type ConnectorInstance, type ConversationRef, type ConversationRequest, type ConversationUpdate, type DeliveryItem,
   type IncomingReply, type ItemResult, type ReplyOutcome, type WebhookRequest, type WebhookVerdict,
 } from '../../src/connector-sdk/index.js';
 import { B24Client, BATCH_LIMIT, B24_HINTS, classify, type B24Command } from './client.js';
 import type { B24Config } from './config.js';
-import { buyerKey, commentText, contactName, entityComments, fateText, markerOf, ORIGINATOR, priceOf, titleOf } from './mappers.js';
+import { buyerKey, commentText, contactName, entityComments, fateText, markerOf, ORIGINATOR, placeholderNames, placeholderTitles, priceOf, titleOf } from './mappers.js';
 import { COMMENT_ADD_EVENT, parseEvent, replyFromComment } from './replies.js';
 import { b24CommentSchema, b24ContactSchema, b24DealSchema, b24IdSchema, b24LeadSchema, b24UserSchema, type B24BatchResult, type B24Comment } from './schemas.js';
 
@@ -208,6 +208,57 @@ export class B24Connector implements ConnectorInstance {
       await this.markActive(active);
     }
     return requests.map((_, i) => results.get(i) ?? { ok: false, error: new Error('no result') });
+  }
+
+  /**
+   * Leads (deals) made before their chat's details arrived, named after them now (capability
+   * `updateConversations`): the TITLE (and a lead's NAME) while it still is the one this connector
+   * gives a chat without details — what a manager renamed stays. One `batch` of
+   * `crm.<entity>.get`, then one of `crm.<entity>.update` `{id, fields}` for those still named so
+   * (reference B.7; `result: true`). Setting a title twice does no harm, so the batches are retried
+   * like reads. A lead (deal) that is gone has nothing left to name.
+   */
+  async updateConversations(updates: readonly ConversationUpdate[]): Promise<ItemResult<void>[]> {
+    const lang = this.config.language;
+    const out: ItemResult<void>[] = updates.map(() => ({ ok: true, value: undefined }));
+    for (let k = 0; k < updates.length; k += BATCH_LIMIT) {
+      const part = updates.slice(k, k + BATCH_LIMIT);
+      const target = part.map((u) => ({ entity: entityOf(u.conversation, this.config.entity), id: entityIdOf(u.conversation) }));
+      const got = await this.client.batch(Object.fromEntries(part.map((_, j) => [`g${j}`, { method: `crm.${target[j]!.entity}.get`, params: { id: target[j]!.id } }])));
+      const cmds: Record<string, B24Command> = {};
+      part.forEach((u, j) => {
+        const failed = commandError(got, `g${j}`, `crm.${target[j]!.entity}.get`);
+        if (failed) {
+          if (!/NOT_FOUND|not found/i.test(failed.remoteMessage ?? '')) out[k + j] = { ok: false, error: failed };
+          return;
+        }
+        const row = b24LeadSchema.safeParse(got.result[`g${j}`]);
+        if (!row.success) {
+          out[k + j] = { ok: false, error: new Error(`Bitrix24 answered crm.${target[j]!.entity}.get with an unreadable ${target[j]!.entity}`) };
+          return;
+        }
+        const fields: Record<string, string> = {};
+        const title = titleOf(u.chat, lang);
+        if (row.data.TITLE !== title && placeholderTitles(u.chat, lang).has(row.data.TITLE ?? '')) fields.TITLE = title;
+        const name = contactName(u.chat);
+        if (target[j]!.entity === 'lead' && u.chat.buyer.name?.trim() && row.data.NAME !== name && placeholderNames(u.chat).has(row.data.NAME ?? '')) fields.NAME = name;
+        if (Object.keys(fields).length) cmds[`u${j}`] = { method: `crm.${target[j]!.entity}.update`, params: { id: target[j]!.id, fields } };
+      });
+      if (Object.keys(cmds).length === 0) continue;
+      let res: B24BatchResult;
+      try {
+        res = await this.client.batch(cmds);
+      } catch (err) {
+        if (isHalting(err)) throw err;
+        for (const key of Object.keys(cmds)) out[k + Number(key.slice(1))] = { ok: false, error: err };
+        continue;
+      }
+      for (const key of Object.keys(cmds)) {
+        const failed = commandError(res, key, cmds[key]!.method);
+        if (failed) out[k + Number(key.slice(1))] = { ok: false, error: failed };
+      }
+    }
+    return out;
   }
 
   private entityFields(req: ConversationRequest, contact: number | string): Record<string, unknown> {

@@ -22,6 +22,8 @@ export const bitrix24 = defineConnector({
     findDelivered: true,
     replies: true,
     webhooks: true,
+    // A lead (deal) made before its chat's details arrived gets its TITLE after the item (crm.*.update).
+    updateConversations: true,
   },
   create: (ctx) => new B24Connector(ctx),
   sandbox: startB24DemoSandbox,

@@ -306,6 +306,18 @@ export class SandboxB24 {
           if (!row) throw new ApiError(400, 'NOT_FOUND', 'Not found');
           return ok(stringify(row));
         }
+        // `{id, fields}` → `result: true`; an unknown id is `NOT_FOUND` (the command fails alone in a batch).
+        case 'crm.lead.update':
+        case 'crm.deal.update':
+        case 'crm.contact.update': {
+          const row = this.table(method.split('.')[1]!).get(Number(p.id ?? p.ID));
+          if (!row) throw new ApiError(400, 'NOT_FOUND', 'Not found');
+          const f = p.fields as Params | undefined;
+          if (!f || typeof f !== 'object') throw new ApiError(400, 'INVALID_ARG_VALUE', 'fields are required');
+          if (method !== 'crm.contact.update' && f.TITLE !== undefined && (typeof f.TITLE !== 'string' || !f.TITLE)) throw new ApiError(400, 'INVALID_ARG_VALUE', 'TITLE is required');
+          Object.assign(row, f);
+          return ok(true);
+        }
         case 'crm.lead.list':
         case 'crm.deal.list':
         case 'crm.contact.list':

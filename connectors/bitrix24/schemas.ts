@@ -39,6 +39,8 @@ export type B24BatchResult = z.output<typeof b24BatchResultSchema>;
 export const b24LeadSchema = z.looseObject({
   ID: id,
   TITLE: z.string().nullish(),
+  /** The lead's own contact name (a lead carries one; `crm.lead.add` NAME). */
+  NAME: z.string().nullish(),
   STATUS_ID: z.string().nullish(),
   /** P in progress, S success (converted), F failure (junk). */
   STATUS_SEMANTIC_ID: z.string().nullish(),

@@ -20,6 +20,12 @@ export const http = defineConnector({
     replies: true,
     webhooks: true,
     actions: false,
+    // Off on purpose: the documented event contract (README "Events", design §8.2) is
+    // message.created, reply.sent, reply.failed and ping, and receivers are written against that
+    // list (one that answers an unknown type with a 4xx would dead-letter it). The receiver holds
+    // no name of ours to correct either: every message.created carries the chat's details as they
+    // are then, so the next event after the details came already has the buyer and the item.
+    updateConversations: false,
   },
   create: (ctx) => new HttpConnector(ctx),
 });

@@ -68,6 +68,18 @@ export interface ConversationRequest {
 
 export type ItemResult<T> = { ok: true; value: T } | { ok: false; error: unknown };
 
+/**
+ * A conversation that was made before its chat's details arrived (a chat known only from an
+ * Avito webhook, whose buyer and item Avito gave later than the dispatcher waits), to be named
+ * after them now (see `updateConversations`).
+ */
+export interface ConversationUpdate {
+  /** The conversation as the ledger holds it (what `ensureConversations` returned). */
+  conversation: ConversationRef;
+  /** The chat with its details, as the ledger has them now. */
+  chat: ChatInfo;
+}
+
 /** One message to deliver into its conversation. */
 export interface DeliveryItem {
   conversation: ConversationRef;
@@ -256,6 +268,13 @@ export interface ConnectorCapabilities {
    * of recently sent replies on Avito to see them read. Default false (no extra Avito reads).
    */
   readReceipts: boolean;
+  /**
+   * `updateConversations` exists: a conversation made before its chat's details arrived (the
+   * buyer's name, the item's title) is named after them once they come. Without it, such a
+   * conversation keeps the names it was made with, and the core remembers nothing about it.
+   * Default false.
+   */
+  updateConversations: boolean;
 }
 
 /**
@@ -279,9 +298,10 @@ export interface ConnectorOAuth {
 export interface ConnectorInstance {
   /**
    * This instance's own limits when its config lowers the definition's (e.g. notes per request,
-   * or `readReceipts: false` in a mode that cannot show them).
+   * `readReceipts: false` in a mode that cannot show them, or `updateConversations: false` in a
+   * mode that cannot rename its conversations).
    */
-  readonly limits?: Partial<Pick<ConnectorCapabilities, 'maxBatch' | 'maxConversationBatch'>> & { readonly readReceipts?: false };
+  readonly limits?: Partial<Pick<ConnectorCapabilities, 'maxBatch' | 'maxConversationBatch'>> & { readonly readReceipts?: false; readonly updateConversations?: false };
 
   /** Checks credentials, configured ids (pipeline, status, user) and tokens; one verdict each. */
   checkAccess(): Promise<AccessCheck[]>;
@@ -293,6 +313,19 @@ export interface ConnectorInstance {
    * Results are in the same order as the requests.
    */
   ensureConversations(requests: readonly ConversationRequest[]): Promise<ItemResult<ConversationRef>[]>;
+
+  /**
+   * Names conversations after their chats' details (capability `updateConversations`). Called
+   * once per conversation that `ensureConversations` made while its chat was known only from a
+   * webhook (no buyer name, no item title), as soon as the details are in the ledger. Update only
+   * what the connector itself set from the missing details (e.g. a lead's name, a contact's name
+   * that is still the placeholder): what a manager changed in the meantime stays. Must be
+   * idempotent: the core calls again after a crash or a transient failure. At most
+   * `maxConversationBatch` items; results in the same order. A failure of one item is that item's
+   * result (transient: the core tries again later with backoff; permanent: recorded and given up);
+   * a failure of the whole call throws.
+   */
+  updateConversations?(updates: readonly ConversationUpdate[]): Promise<ItemResult<void>[]>;
 
   /**
    * Delivers messages, in the given order (the core keeps each chat's order). At most

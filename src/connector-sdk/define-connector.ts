@@ -10,6 +10,7 @@ export const DEFAULT_CAPABILITIES: ConnectorCapabilities = {
   webhooks: false,
   actions: false,
   readReceipts: false,
+  updateConversations: false,
 };
 
 /**

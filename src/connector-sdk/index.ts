@@ -18,6 +18,7 @@ export type {
   LockedConnectorStore,
   ConversationRef,
   ConversationRequest,
+  ConversationUpdate,
   CrmAction,
   DeliveryItem,
   IncomingReply,

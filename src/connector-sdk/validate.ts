@@ -24,6 +24,8 @@ export function definitionProblem(value: unknown): string | undefined {
   // Added later: a module built against an older SDK leaves it out, which means false.
   if (caps.readReceipts !== undefined && typeof caps.readReceipts !== 'boolean') return `connector ${d.id}: capabilities.readReceipts must be true or false`;
   if (caps.readReceipts === true && caps.replies !== true) return `connector ${d.id}: capabilities.readReceipts needs capabilities.replies`;
+  // Added later too: absent means false (a conversation keeps the names it was made with).
+  if (caps.updateConversations !== undefined && typeof caps.updateConversations !== 'boolean') return `connector ${d.id}: capabilities.updateConversations must be true or false`;
   if (!Array.isArray(d.env)) return `connector ${d.id}: \`env\` must be a list (declare it with defineConnector)`;
   for (const v of d.env as unknown[]) {
     const e = v as { name?: unknown; path?: unknown; kind?: unknown; describe?: unknown };

@@ -1,5 +1,6 @@
 import type { LedgerDb } from './database.js';
 import { chunks } from './chats.js';
+import type { ChatRow } from './tables.js';
 
 /**
  * A conversation reference as the ledger keeps it: opaque JSON whose `id` names the CRM object.
@@ -26,16 +27,22 @@ export async function loadConversations(db: LedgerDb, accountId: string, connect
   return out;
 }
 
-export async function saveConversations(db: LedgerDb, accountId: string, connector: string, refs: ReadonlyMap<string, ConversationRef>): Promise<void> {
+/**
+ * Stores conversations and their links in one transaction. `awaitingDetails`: chats whose
+ * conversation here was made before the chat's details arrived (migration 007); they are marked
+ * for `dueDetailUpdates`. A conversation not in it keeps its mark as it was.
+ */
+export async function saveConversations(db: LedgerDb, accountId: string, connector: string, refs: ReadonlyMap<string, ConversationRef>, awaitingDetails: ReadonlySet<string> = new Set()): Promise<void> {
   if (refs.size === 0) return;
   const now = Date.now();
   await db.transaction().execute(async (trx) => {
     for (const [chatId, ref] of refs) {
       const json = JSON.stringify(ref);
+      const mark = awaitingDetails.has(chatId) ? { details_pending: 1, details_attempts: 0, details_retry_at: null } : {};
       await trx
         .insertInto('conversations')
-        .values({ account_id: accountId, connector, chat_id: chatId, ref: json, created_at: now, updated_at: now })
-        .onConflict((oc) => oc.columns(['account_id', 'connector', 'chat_id']).doUpdateSet({ ref: json, updated_at: now }))
+        .values({ account_id: accountId, connector, chat_id: chatId, ref: json, created_at: now, updated_at: now, ...mark })
+        .onConflict((oc) => oc.columns(['account_id', 'connector', 'chat_id']).doUpdateSet({ ref: json, updated_at: now, ...mark }))
         .execute();
       await trx
         .insertInto('conversation_links')
@@ -81,4 +88,96 @@ export async function firstConversationAt(db: LedgerDb, accountId: string, conne
 export async function listConversationRefs(db: LedgerDb, accountId: string, connector: string): Promise<ConversationRef[]> {
   const rows = await db.selectFrom('conversations').select('ref').where('account_id', '=', accountId).where('connector', '=', connector).orderBy('chat_id').execute();
   return rows.map((r) => JSON.parse(r.ref) as ConversationRef);
+}
+
+/** A conversation made before its chat's details arrived, whose chat has them now. */
+export interface DetailUpdateDue {
+  chatId: string;
+  ref: ConversationRef;
+  /** The ref's JSON as stored: the update is settled only if it is still this one. */
+  storedRef: string;
+  /** Failed attempts so far. */
+  attempts: number;
+  chat: ChatRow;
+}
+
+/**
+ * Claims conversations marked `details_pending` (migration 007) whose chat's details are in the
+ * ledger now (`needs_fetch = 0`) and whose retry time has come: at most `limit`, oldest first.
+ * Claimed means their retry time is moved to `holdUntil` in one conditional UPDATE, so another
+ * daemon on the same ledger skips them while this one calls the CRM (and a process that dies
+ * mid-call leaves them to be tried again after `holdUntil`).
+ */
+export async function claimDetailUpdates(db: LedgerDb, accountId: string, connector: string, now: number, limit: number, holdUntil: number): Promise<DetailUpdateDue[]> {
+  const due = await dueDetailUpdates(db, accountId, connector, now, limit);
+  if (due.length === 0) return due;
+  const claimed = await db
+    .updateTable('conversations')
+    .set({ details_retry_at: holdUntil })
+    .where('account_id', '=', accountId)
+    .where('connector', '=', connector)
+    .where('chat_id', 'in', due.map((d) => d.chatId))
+    .where('details_pending', '=', 1)
+    .where((eb) => eb.or([eb('details_retry_at', 'is', null), eb('details_retry_at', '<=', now)]))
+    .returning('chat_id')
+    .execute();
+  const mine = new Set(claimed.map((r) => r.chat_id));
+  return due.filter((d) => mine.has(d.chatId));
+}
+
+async function dueDetailUpdates(db: LedgerDb, accountId: string, connector: string, now: number, limit: number): Promise<DetailUpdateDue[]> {
+  const rows = await db
+    .selectFrom('conversations as v')
+    .innerJoin('chats as c', (j) => j.onRef('c.account_id', '=', 'v.account_id').onRef('c.chat_id', '=', 'v.chat_id'))
+    .selectAll('c')
+    .select(['v.ref as conversation_ref', 'v.details_attempts as conversation_attempts'])
+    .where('v.account_id', '=', accountId)
+    .where('v.connector', '=', connector)
+    .where('v.details_pending', '=', 1)
+    .where('c.needs_fetch', '=', 0)
+    .where((eb) => eb.or([eb('v.details_retry_at', 'is', null), eb('v.details_retry_at', '<=', now)]))
+    .orderBy('v.created_at')
+    .limit(limit)
+    .execute();
+  return rows.map(({ conversation_ref, conversation_attempts, ...chat }) => ({
+    chatId: chat.chat_id, ref: JSON.parse(conversation_ref) as ConversationRef, storedRef: conversation_ref, attempts: Number(conversation_attempts), chat,
+  }));
+}
+
+/**
+ * How a round of detail updates went, written in one transaction: `done` and `abandoned` lose
+ * their mark (the abandoned are recorded with their reason, invariant 8), `retry` waits until its
+ * time. Each is settled only while its conversation is still the one that was updated (a new
+ * conversation made meanwhile keeps its own mark).
+ */
+export async function settleDetailUpdates(
+  db: LedgerDb, accountId: string, connector: string,
+  s: { done: readonly DetailUpdateDue[]; retry: readonly { due: DetailUpdateDue; at: number; error: string }[]; abandoned: readonly { due: DetailUpdateDue; error: string }[] },
+): Promise<void> {
+  if (s.done.length + s.retry.length + s.abandoned.length === 0) return;
+  const now = Date.now();
+  await db.transaction().execute(async (trx) => {
+    const one = (d: DetailUpdateDue) => trx.updateTable('conversations').where('account_id', '=', accountId).where('connector', '=', connector).where('chat_id', '=', d.chatId).where('ref', '=', d.storedRef);
+    for (const d of s.done) await one(d).set({ details_pending: 0, details_retry_at: null, updated_at: now }).execute();
+    for (const r of s.retry) await one(r.due).set({ details_attempts: r.due.attempts + 1, details_retry_at: r.at }).execute();
+    for (const a of s.abandoned) {
+      await one(a.due).set({ details_pending: 0, details_attempts: a.due.attempts + 1, details_retry_at: null }).execute();
+      await trx
+        .insertInto('item_errors')
+        .values({ account_id: accountId, scope: 'delivery.conversation-details', ref: `${connector} ${a.due.chatId}`, error: a.error.slice(0, 2000), at: now })
+        .execute();
+    }
+  });
+}
+
+/** How many conversations of the account in this connector still wait to be named after their chat's details. */
+export async function countDetailUpdatesPending(db: LedgerDb, accountId: string, connector: string): Promise<number> {
+  const row = await db
+    .selectFrom('conversations')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('account_id', '=', accountId)
+    .where('connector', '=', connector)
+    .where('details_pending', '=', 1)
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
 }

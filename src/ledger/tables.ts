@@ -125,6 +125,12 @@ export interface ConversationsTable {
   ref: string;
   created_at: number;
   updated_at: number;
+  /** 1: made before its chat's details arrived; the connector has yet to be told them (migration 007). */
+  details_pending: Generated<number>;
+  /** Failed attempts to tell the connector the details. */
+  details_attempts: Generated<number>;
+  /** Epoch ms: not before then (a retry's backoff); null: at once. */
+  details_retry_at: number | null;
 }
 
 export interface DeliveriesTable {

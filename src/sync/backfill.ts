@@ -244,7 +244,7 @@ class BackfillDeliverer {
   async run(): Promise<{ connector: string; report: DispatchReport; held?: number }[]> {
     const units = this.delivery.units.filter((x) => x.accountId === this.accountId);
     // Summed over every round: the last round alone said "0 new conversations" after 1,500.
-    const sums = new Map(units.map((u) => [u.connectorId, { enqueued: 0, delivered: 0, reconciled: 0, retried: 0, dead: 0, skipped: 0, conversationsCreated: 0 } as DispatchReport]));
+    const sums = new Map(units.map((u) => [u.connectorId, { enqueued: 0, delivered: 0, reconciled: 0, retried: 0, dead: 0, skipped: 0, conversationsCreated: 0, conversationsUpdated: 0 } as DispatchReport]));
     const active = new Set(units);
     let total = 0;
     /** In the last round: until when deliveries claimed by another process are waited for. */
@@ -259,7 +259,7 @@ class BackfillDeliverer {
         for (const u of [...active]) {
           const r = await u.dispatcher.run();
           const sum = sums.get(u.connectorId)!;
-          for (const k of ['enqueued', 'delivered', 'reconciled', 'retried', 'dead', 'skipped', 'conversationsCreated'] as const) sum[k] += r[k];
+          for (const k of ['enqueued', 'delivered', 'reconciled', 'retried', 'dead', 'skipped', 'conversationsCreated', 'conversationsUpdated'] as const) sum[k] += r[k];
           if (r.halted) {
             sum.halted = r.halted;
             active.delete(u);

@@ -5,7 +5,7 @@ import { isAvitoNotice } from '../avito/mappers.js';
 import { describeError, RemoteApiError, ValidationError } from '../errors.js';
 import { chatRows, chunks, youngStubChats } from '../ledger/chats.js';
 import { connectorStore, INDEFINITE, pauseEnd, pausedState } from '../ledger/connector-state.js';
-import { loadConversations, saveConversations } from '../ledger/conversations.js';
+import { claimDetailUpdates, loadConversations, saveConversations, settleDetailUpdates, type DetailUpdateDue } from '../ledger/conversations.js';
 import { messagesByIds } from '../ledger/messages.js';
 import type { ClaimedDelivery, Outbox } from '../ledger/outbox.js';
 import { chatsWithPartsInFlight, linkedAvitoIds } from '../ledger/replies.js';
@@ -31,6 +31,15 @@ export interface DispatcherOptions extends ConnectorWorkOptions {
   stubGraceMs?: number;
 }
 
+/** Conversations named after their chat's details per run; the rest wait for the next run. */
+const DETAIL_UPDATES_PER_RUN = 100;
+
+/**
+ * How long a claimed conversation update is left to this process (others skip it): after a crash
+ * mid-call, or a run stopped by a ban, it is tried again then.
+ */
+const DETAIL_UPDATE_HOLD_MS = 300_000;
+
 /** Delivery retries: 10 s doubling to 1 h. */
 const DELIVERY_BACKOFF = { baseMs: 10_000, capMs: 3_600_000 };
 
@@ -42,6 +51,8 @@ export interface DispatchReport {
   dead: number;
   skipped: number;
   conversationsCreated: number;
+  /** Conversations made before their chat's details arrived, named after them now. */
+  conversationsUpdated: number;
   /** Why the run stopped early (paused connector, credentials refused), if it did. */
   halted?: string;
 }
@@ -89,7 +100,7 @@ export class Dispatcher {
   }
 
   async run(): Promise<DispatchReport> {
-    const report: DispatchReport = { enqueued: 0, delivered: 0, reconciled: 0, retried: 0, dead: 0, skipped: 0, conversationsCreated: 0 };
+    const report: DispatchReport = { enqueued: 0, delivered: 0, reconciled: 0, retried: 0, dead: 0, skipped: 0, conversationsCreated: 0, conversationsUpdated: 0 };
     report.enqueued = await this.outbox.catchUp();
     const limit = this.o.claimLimit ?? 1000;
     for (;;) {
@@ -121,7 +132,15 @@ export class Dispatcher {
       }
       if (!full) break;
     }
-    if (report.delivered || report.dead || report.halted) {
+    // After the messages: a conversation's name never holds up its notes.
+    if (!report.halted) {
+      const halted = await this.updateDetails(report);
+      if (halted) {
+        report.halted = halted;
+        await connectorStore(this.o.ledger.db, this.o.accountId, this.o.connectorId).set('last_error', `${new Date(this.now()).toISOString()} ${halted}`);
+      }
+    }
+    if (report.delivered || report.dead || report.halted || report.conversationsUpdated) {
       this.o.log.info({ account: this.o.accountId, connector: this.o.connectorId, ...report }, 'dispatch done');
     }
     return report;
@@ -174,6 +193,9 @@ export class Dispatcher {
     const conversations = new Map(previous);
     const fresh = new Set<string>();
     const failedChats = new Map<string, unknown>();
+    // A conversation made while its chat is known only from a webhook carries placeholder names:
+    // marked, so it is named after the details once they come (only where the connector can).
+    const awaitingDetails = new Set<string>();
     for (const part of chunks(requests, this.o.capabilities.maxConversationBatch)) {
       let results;
       try {
@@ -191,10 +213,14 @@ export class Dispatcher {
         if (r.ok) {
           saved.set(req.chat.chatId, r.value);
           conversations.set(req.chat.chatId, r.value);
-          if (r.value.id !== req.previous?.id) fresh.add(req.chat.chatId);
+          if (r.value.id !== req.previous?.id) {
+            fresh.add(req.chat.chatId);
+            const row = chats.get(req.chat.chatId);
+            if (this.canUpdateDetails && (!row || row.needs_fetch === 1)) awaitingDetails.add(req.chat.chatId);
+          }
         } else failedChats.set(req.chat.chatId, r.error);
       });
-      await saveConversations(ledger.db, accountId, connectorId, saved);
+      await saveConversations(ledger.db, accountId, connectorId, saved, awaitingDetails);
     }
     report.conversationsCreated += fresh.size;
 
@@ -298,6 +324,52 @@ export class Dispatcher {
     }
     await this.outbox.markDelivered(ok);
     report.delivered += ok.length;
+    return undefined;
+  }
+
+  /** The connector names conversations after their chat's details (capability `updateConversations`). */
+  private get canUpdateDetails(): boolean {
+    return this.o.capabilities.updateConversations === true && typeof this.o.connector.updateConversations === 'function';
+  }
+
+  /**
+   * Conversations made before their chat's details arrived, whose chat has them now: the connector
+   * names them after the buyer and the item. Each is settled in the ledger by its own result: done;
+   * a transient failure tried again later with the delivery backoff; a permanent one (or the last
+   * attempt) recorded with its reason and given up (invariant 8). Returns a reason when the
+   * connector's run must stop (credentials refused, a ban).
+   */
+  private async updateDetails(report: DispatchReport): Promise<string | undefined> {
+    if (!this.canUpdateDetails) return undefined;
+    const { ledger, accountId, connectorId } = this.o;
+    const due = await claimDetailUpdates(ledger.db, accountId, connectorId, this.now(), DETAIL_UPDATES_PER_RUN, this.now() + DETAIL_UPDATE_HOLD_MS);
+    for (const part of chunks(due, Math.max(1, this.o.capabilities.maxConversationBatch))) {
+      let results;
+      try {
+        results = await this.o.connector.updateConversations!(part.map((d) => ({ conversation: d.ref, chat: chatInfo(accountId, d.chatId, d.chat) })));
+      } catch (err) {
+        if (classifyFailure(err) === 'halt') return describeError(err);
+        results = part.map(() => ({ ok: false as const, error: err }));
+      }
+      const done: DetailUpdateDue[] = [];
+      const retry: { due: DetailUpdateDue; at: number; error: string }[] = [];
+      const abandoned: { due: DetailUpdateDue; error: string }[] = [];
+      part.forEach((d, i) => {
+        const r = results[i] ?? { ok: false as const, error: new Error('the connector returned no result for this conversation') };
+        if (r.ok) {
+          done.push(d);
+          return;
+        }
+        const error = describeError(r.error);
+        const attempts = d.attempts + 1;
+        if (classifyFailure(r.error) === 'permanent' || attempts >= MAX_ATTEMPTS) {
+          abandoned.push({ due: d, error });
+          this.o.log.warn({ account: accountId, connector: connectorId, chat: d.chatId, conversation: d.ref.id, attempts, err: error }, "could not name the conversation after its chat's details: given up");
+        } else retry.push({ due: d, at: this.now() + this.backoffMs(attempts), error });
+      });
+      await settleDetailUpdates(ledger.db, accountId, connectorId, { done, retry, abandoned });
+      report.conversationsUpdated += done.length;
+    }
     return undefined;
   }
 

@@ -76,6 +76,12 @@ export class ToyCrm {
         this.conversations.set(c.id, c);
         return send(201, c);
       }
+      case 'PATCH /conversations': {
+        const c = this.conversations.get(json.id!);
+        if (!c) return send(404, { error: 'no such conversation' });
+        c.title = json.title!;
+        return send(200, c);
+      }
       case 'POST /messages': {
         if (!this.conversations.has(json.conversationId!)) return send(400, { error: 'no such conversation' });
         const m = { conversationId: json.conversationId!, messageId: json.messageId!, remoteId: `msg-${String(req.headers['idempotency-key'])}`, text: json.text! };
@@ -194,6 +200,18 @@ export class ToyConnector implements ConnectorInstance {
     return { actions: cursor === undefined ? [] : r.notes.filter((n) => n.kind === 'blacklist').map((n) => ({ conversationId: n.conversationId, action: 'blacklist' as const })), cursor: String(r.seq) };
   }
 
+  /** Renames a conversation still titled as one made without its chat's details. */
+  async updateConversations(updates: Parameters<NonNullable<ConnectorInstance['updateConversations']>>[0]) {
+    return Promise.all(updates.map(async (u) => {
+      try {
+        if (u.chat.item.title) await this.call('PATCH', '/conversations', { id: u.conversation.id, title: u.chat.item.title });
+        return { ok: true as const, value: undefined };
+      } catch (error) {
+        return { ok: false as const, error };
+      }
+    }));
+  }
+
   async reportAction(conversation: { id: string }, _action: 'blacklist', outcome: { done: true } | { done: false; reason: string }) {
     await this.call('POST', '/notes', { conversationId: conversation.id, kind: 'report', text: outcome.done ? 'Blacklisted.' : `Not blacklisted: ${outcome.reason}` });
   }
@@ -209,7 +227,7 @@ export function toyDefinition(o: { findDelivered: boolean }): ConnectorDefinitio
     id: o.findDelivered ? 'toy' : 'toy-at-least-once',
     version: '0.0.0',
     configSchema,
-    capabilities: { maxBatch: 2, maxConversationBatch: 2, findDelivered: o.findDelivered, replies: true, webhooks: true, actions: true, readReceipts: true },
+    capabilities: { maxBatch: 2, maxConversationBatch: 2, findDelivered: o.findDelivered, replies: true, webhooks: true, actions: true, readReceipts: true, updateConversations: true },
     create: (ctx) => new ToyConnector(ctx, o.findDelivered),
   }) as ConnectorDefinition;
 }

@@ -72,7 +72,9 @@ export function isChatsRef(ref: ConversationRef | undefined): ref is ChatsRef {
  * and each answer's delivery status goes back into the chat.
  */
 export class ChatsConnector implements ConnectorInstance {
-  readonly limits = { maxBatch: 50, maxConversationBatch: 50 };
+  // A chat in amoCRM's chat panel is named by the contact amojo made for the buyer, not by us:
+  // nothing of it to rename when the chat's details come late (notes mode renames its leads).
+  readonly limits = { maxBatch: 50, maxConversationBatch: 50, updateConversations: false } as const;
   /** The REST side (account, pipelines, leads, unsorted), shared with notes mode. */
   readonly rest: AmoConnector;
   readonly amojo: AmojoClient;

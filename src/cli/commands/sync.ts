@@ -29,7 +29,7 @@ export function registerSync(program: Command): void {
         }
         for (const d of report.deliveries) {
           if (d.error) out(`${d.account} → ${d.connector}: failed: ${d.error}`);
-          else if (d.report) out(`${d.account} → ${d.connector}: ${d.report.delivered} delivered, ${d.report.conversationsCreated} new conversations, ${d.report.retried} to retry, ${d.report.dead} dead${d.report.halted ? `; stopped: ${d.report.halted}` : ''}`);
+          else if (d.report) out(`${d.account} → ${d.connector}: ${d.report.delivered} delivered, ${d.report.conversationsCreated} new conversations, ${d.report.conversationsUpdated ? `${d.report.conversationsUpdated} named after their chat's details, ` : ''}${d.report.retried} to retry, ${d.report.dead} dead${d.report.halted ? `; stopped: ${d.report.halted}` : ''}`);
         }
         for (const r of report.replies) {
           if (r.error) out(`${r.connector} → ${r.account}: replies failed: ${r.error}`);

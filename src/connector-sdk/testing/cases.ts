@@ -25,6 +25,11 @@ export interface ContractHarness<Fake> {
   inject(fake: Fake, fault: 'rate_limited' | 'server_error' | 'bad_request' | 'unauthorized', times: number): void;
   /** Drops faults not yet used. */
   clearFaults(fake: Fake): void;
+  /**
+   * Required with capability `updateConversations`: the name the CRM shows for a conversation (a
+   * lead's name, a deal's title), or undefined when it holds no such conversation.
+   */
+  conversationTitle?(fake: Fake, conversation: ConversationRef): string | undefined;
   /** Required with capability `replies`. */
   replies?: {
     /**
@@ -86,6 +91,12 @@ export function chat(n: number, buyer = n): ChatInfo {
     buyer: { id: String(5000 + buyer), name: `Buyer ${buyer}`, url: null },
     chatUrl: `https://www.avito.ru/profile/messenger/channel/u2i-contract-${n}`,
   };
+}
+
+/** `chat(n)` as a webhook makes it known, before Avito gave its details: no buyer, no item title. */
+export function chatWithoutDetails(n: number): ChatInfo {
+  const c = chat(n);
+  return { ...c, item: { ...c.item, title: null, url: null, price: null }, buyer: { id: null, name: null, url: null } };
 }
 
 /** A buyer's text message as the core hands it to `deliver`. */
@@ -345,6 +356,29 @@ export const CASES: readonly ContractCase[] = [
       const before = h.replies.reads(fake, conv!).filter((id) => id === found.remoteId).length;
       await c.markRead([{ conversation: conv!, remoteId: found.remoteId, readAt: Date.now() }]);
       same(h.replies.reads(fake, conv!).filter((id) => id === found.remoteId).length - before, 1, 'read marks shown for one read reply');
+    },
+  },
+  {
+    name: "updateConversations: a conversation made before its chat's details arrived is named after them; a repeat changes nothing",
+    skip: (def) => (def.capabilities.updateConversations ? undefined : 'capability updateConversations is false'),
+    async run({ h, fake, make }) {
+      check(h.conversationTitle, 'capability `updateConversations` is on but the harness has no `conversationTitle`: the kit cannot check it');
+      const c = make();
+      // A mode of the connector that cannot rename says so in its limits; the core then never asks.
+      if (c.limits?.updateConversations === false) return;
+      check(c.updateConversations, 'capability `updateConversations` without updateConversations');
+      const [conv] = await conversations(h.definition, c, [chatWithoutDetails(1)]);
+      const named = (t: string | undefined) => Boolean(t && (t.includes('Item 1') || t.includes('Buyer 1')));
+      check(!named(h.conversationTitle(fake, conv!)), `made without details, the conversation is already named after them: ${h.conversationTitle(fake, conv!)}`);
+      const res = await c.updateConversations([{ conversation: conv!, chat: chat(1) }]);
+      same(res.length, 1, 'updateConversations returns one result per update');
+      value(res[0], 'updateConversations');
+      const after = h.conversationTitle(fake, conv!);
+      check(named(after), `after updateConversations the conversation is not named after the item or the buyer: ${after}`);
+      // After a crash the core asks again (from a new instance): done already, it changes nothing.
+      value((await make().updateConversations!([{ conversation: conv!, chat: chat(1) }]))[0], 'updateConversations repeated');
+      same(h.conversationTitle(fake, conv!), after, 'the name after a repeated update');
+      if (h.conversationCount) same(h.conversationCount(fake), 1, 'conversations in the CRM');
     },
   },
   {

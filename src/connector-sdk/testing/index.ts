@@ -8,5 +8,5 @@
  * ```
  */
 export { connectorContract } from './kit.js';
-export { CASES, ContractFailure, chat, message, runCase, runContract, type CaseEnv, type CaseResult, type ContractCase, type ContractHarness } from './cases.js';
+export { CASES, ContractFailure, chat, chatWithoutDetails, message, runCase, runContract, type CaseEnv, type CaseResult, type ContractCase, type ContractHarness } from './cases.js';
 export { FAST_RETRY, createTestBench, createTestContext, type DispatchResult, type FailureHandling, type TestBench } from './harness.js';

@@ -6,6 +6,7 @@ import * as m003 from './003-read-receipts.js';
 import * as m004 from './004-leases.js';
 import * as m005 from './005-console-sessions.js';
 import * as m006 from './006-stub-chats-index.js';
+import * as m007 from './007-conversation-details.js';
 import { POSTGRES_TYPES, SQLITE_TYPES, type ColumnTypes } from './column-types.js';
 
 type Up = (db: Kysely<unknown>, t: ColumnTypes) => Promise<void>;
@@ -18,6 +19,7 @@ const MIGRATIONS: [string, Up][] = [
   ['004-leases', m004.up],
   ['005-console-sessions', m005.up],
   ['006-stub-chats-index', m006.up],
+  ['007-conversation-details', m007.up],
 ];
 
 /** The migrations for one dialect (its column types bound in). */

@@ -25,6 +25,10 @@ connectorContract<SandboxB24>({
   stopFake: (f) => f.stop(),
   config: (f, credentials) => ({ webhookUrl: credentials === 'good' ? f.webhookUrl : f.webhookUrl.replace(f.code, 'wrongcode0000'), applicationToken: f.applicationToken }),
   conversationCount: (f) => f.leads.size,
+  conversationTitle: (f, conv) => {
+    const row = f.leads.get(Number(conv.id));
+    return typeof row?.TITLE === 'string' ? row.TITLE : undefined;
+  },
   deliveredIds: (f, conv) => f.entityComments('lead', Number(conv.id)).map((c) => markerOf(String(c.COMMENT))!).filter(Boolean),
   clearFaults: (f) => f.clearFaults(),
   inject: (f, fault, times) => f.inject({ method: '*', kind: ({ rate_limited: '503', server_error: '500', bad_request: '400', unauthorized: '401' } as const)[fault], times }),
