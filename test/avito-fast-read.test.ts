@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { avitoMessageSchema, readAvitoMessage, readContent, type AvitoMessageContent } from '../src/avito/schemas.js';
+import { avitoMessageListSchema, avitoMessageSchema, readAvitoMessage, readContent, readMessageList, type AvitoMessageContent } from '../src/avito/schemas.js';
 
 /**
  * The import's fast message reader (issue 13 item 1) must read exactly what the schema reads:
@@ -124,5 +124,14 @@ describe('fast Avito message reader', () => {
     expect(Object.getPrototypeOf(m)).toBe(Object.prototype);
     expect(Object.getPrototypeOf(m.content)).toBe(Object.prototype);
     expect(JSON.stringify(m.content)).toBe('{"text":"x","__proto__":{"polluted":1}}');
+    expect(Object.hasOwn(m, '__proto__')).toBe(true);
+  });
+
+  it('reads a messages list as the schema does, and leaves any other shape to it', () => {
+    const messages = [{ id: 'm1', created: 1_700_000_000, content: { text: 'hi' } }];
+    for (const page of [messages, { messages }, { messages, meta: { total: 1 } }, []]) {
+      expect(readMessageList(page)).toEqual(avitoMessageListSchema.parse(page));
+    }
+    for (const other of [{ messages: null }, {}, { messages: 'x' }, null, 'x', 5]) expect(readMessageList(other)).toBeUndefined();
   });
 });

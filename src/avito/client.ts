@@ -14,7 +14,7 @@ import { avitoHttpError, avitoNetworkError, withKind } from './errors.js';
 import {
   avitoChatListSchema, avitoChatSchema, avitoItemListSchema, avitoItemSchema, avitoMessageListSchema,
   avitoMessageSchema, avitoSelfSchema, avitoSubscriptionsSchema, avitoTokenSchema, avitoUploadSchema,
-  avitoVoiceFilesSchema, readAvitoMessage, type AvitoChat, type AvitoItem, type AvitoMessage, type AvitoSelf, type AvitoToken,
+  avitoVoiceFilesSchema, readAvitoMessage, readMessageList, type AvitoChat, type AvitoItem, type AvitoMessage, type AvitoSelf, type AvitoToken,
 } from './schemas.js';
 import { AvitoTokenProvider, type TokenGrant } from './token-provider.js';
 
@@ -58,6 +58,8 @@ interface CallSpec<T> {
   json?: unknown;
   form?: FormData;
   schema: z.ZodType<T>;
+  /** A cheaper reader giving the schema's result, or undefined to let the schema decide. */
+  fast?: (data: unknown) => T | undefined;
   policy: RetryPolicy;
   /** A 403 that survives a token refresh on a chat operation is the employee-key symptom (Messenger guide). */
   chatScoped?: boolean;
@@ -208,6 +210,7 @@ export class AvitoClient {
       path: `/messenger/v3/accounts/${uid}/chats/${encodeURIComponent(chatId)}/messages/`,
       query: { limit: params.limit ?? AVITO_PAGE_LIMIT, offset: params.offset ?? 0 },
       schema: avitoMessageListSchema,
+      fast: readMessageList,
       policy: this.readPolicy,
       chatScoped: true,
     });
@@ -464,6 +467,8 @@ export class AvitoClient {
         throw this.badResponse(spec.template, `not JSON: ${text.slice(0, 80)}`, err);
       }
     }
+    const quick = spec.fast?.(data);
+    if (quick !== undefined) return quick;
     const parsed = spec.schema.safeParse(data);
     if (!parsed.success) {
       this.log.warn({ op: operation, issues: parsed.error.issues.slice(0, 3) }, 'Avito answer did not match the expected shape');
