@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Runtime } from '../src/runtime.js';
 import type { ConnectorCapabilities } from '../src/connector-sdk/index.js';
 import { countDetailUpdatesPending } from '../src/ledger/conversations.js';
+import { recentItemErrors } from '../src/ledger/item-errors.js';
 import { Dispatcher, type DispatcherOptions } from '../src/sync/dispatcher.js';
 import { startDaemon, type Daemon } from '../src/sync/daemon.js';
 import { syncOnce } from '../src/sync/sync-once.js';
@@ -322,6 +323,20 @@ describe("a conversation made before its chat's details arrived gets them later 
     expect(lead.name).toBe(title);
     expect(amo.count('/api/v4/leads', 'PATCH', 200)).toBe(1);
     expect(await countDetailUpdatesPending(rt!.ledger.db, 'default', 'amocrm')).toBe(0);
+  });
+
+  it('invariant 8: a rename the CRM refuses for good is recorded with its reason, given up, and the notes go on', async () => {
+    const { chat, lead, release } = await leadMadeWithoutDetails();
+    amo.inject({ path: '/api/v4/leads', method: 'PATCH', kind: '400', times: 1 });
+    release();
+    await waitFor(async () => (await countDetailUpdatesPending(rt!.ledger.db, 'default', 'amocrm')) === 0, 15_000, 'the rename given up');
+    const errors = await recentItemErrors(rt!.ledger.db, 10, 'default');
+    expect(errors.find((e) => e.scope === 'delivery.conversation-details')).toMatchObject({ ref: `amocrm ${chat.id}`, error: expect.stringMatching(/400/) });
+    expect(lead.name).toBe(`Чат на Авито: ${chat.id}`);
+    const next = avito.addMessage(chat.id, { text: 'hello again' });
+    await hook(chat.id, next);
+    await waitFor(() => deliveredIds(amo).includes(next.id), 15_000, 'the next message delivered');
+    expect(amo.count('/api/v4/leads', 'PATCH')).toBe(1); // not asked again
   });
 });
 
