@@ -4,6 +4,7 @@ import type { Runtime } from '../src/runtime.js';
 import type { ConnectorCapabilities } from '../src/connector-sdk/index.js';
 import { countDetailUpdatesPending } from '../src/ledger/conversations.js';
 import { recentItemErrors } from '../src/ledger/item-errors.js';
+import { collectStatus } from '../src/status/collect-status.js';
 import { Dispatcher, type DispatcherOptions } from '../src/sync/dispatcher.js';
 import { startDaemon, type Daemon } from '../src/sync/daemon.js';
 import { syncOnce } from '../src/sync/sync-once.js';
@@ -317,6 +318,7 @@ describe("a conversation made before its chat's details arrived gets them later 
     await hook(chat.id, next);
     await waitFor(() => deliveredIds(amo).includes(next.id), 15_000, 'the next message delivered while the rename waits');
     expect(lead.name).not.toBe(title);
+    expect((await collectStatus(rt!.ledger.db, 'ledger')).accounts[0]!.connectors[0]).toMatchObject({ connector: 'amocrm', awaitingDetails: 1 });
     // Its retry time come (an hour on), the rename goes through, once.
     const report = await impatient({ now: () => Date.now() + 3_600_000 }).run();
     expect(report.conversationsUpdated).toBe(1);
