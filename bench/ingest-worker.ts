@@ -10,7 +10,8 @@ import { createRuntime } from '../src/runtime.js';
 import { pollAccount } from '../src/sync/poller.js';
 
 /**
- * One measured run in a fresh process: `ours` = the real poller into a fresh SQLite ledger;
+ * One measured run in a fresh process: `ours` = the real poller into a fresh SQLite ledger
+ * (`ours-routed`: the same with a CRM routed, so every new message gets a delivery row);
  * `bare` = a fetch loop doing the same pagination with four requests in flight, storing nothing;
  * `bare-http` = the same loop on node:http with four kept-alive sockets (the product's transport,
  * src/http/transport.ts), for a stricter baseline. Prints one JSON line.
@@ -88,7 +89,7 @@ async function bareLoop(getWith: Get): Promise<{ requests: number; messages: num
  * The poller's pass is what is timed: opening a fresh ledger (migrations) before it and closing
  * it after are reported beside it (`setupMs`, `closeMs`), as the bare loop has neither.
  */
-async function ours(): Promise<Measured> {
+async function ours(routed: boolean): Promise<Measured> {
   const dir = mkdtempSync(path.join(tmpdir(), 'avito-bench-'));
   try {
     const config = loadConfig({
@@ -101,10 +102,9 @@ async function ours(): Promise<Measured> {
     const setup = await timed(() => createRuntime(config, log));
     const rt = setup.value;
     const acc = rt.accounts[0]!;
-    // INGEST_ROUTES=amocrm,…: the ledger enqueues a delivery per new message for each, as a
-    // configured CRM would have it (the connector itself does not run): the product's write path.
-    const routes = process.env.INGEST_ROUTES?.split(',').filter(Boolean) ?? [];
-    if (routes.length) rt.ledger.routeDeliveries(acc.client.accountId, routes);
+    // `ours-routed`: the ledger enqueues a delivery per new message, as a configured CRM would
+    // have it (the connector itself does not run): the product's write path with a CRM.
+    if (routed) rt.ledger.routeDeliveries(acc.client.accountId, ['amocrm']);
     // PASS_PROFILE=prefix writes a CPU profile of the pass alone (how docs/benchmarks.md's were taken).
     const session = process.env.PASS_PROFILE ? new Session() : undefined;
     if (session) {
@@ -126,6 +126,6 @@ async function ours(): Promise<Measured> {
   }
 }
 
-const r = mode === 'bare' ? await bare('fetch') : mode === 'bare-http' ? await bare('http') : await ours();
+const r = mode === 'bare' ? await bare('fetch') : mode === 'bare-http' ? await bare('http') : await ours(mode === 'ours-routed');
 // Exit once the line is out: kept-alive sockets of the bare loop would otherwise hold the process.
 process.stdout.write(`${JSON.stringify({ mode, ...r, maxRssMb: process.resourceUsage().maxRSS / 1024 })}\n`, () => process.exit(0));

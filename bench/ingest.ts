@@ -2,7 +2,7 @@ import os from 'node:os';
 import { fmt, median, runJsonProcess, startJsonProcess } from './util.js';
 
 interface Run { mode: string; ms: number; cpuMs: number; requests: number; messages: number; maxRssMb: number; setupMs?: number; closeMs?: number }
-type Mode = 'bare' | 'bare-http' | 'ours';
+type Mode = 'bare' | 'bare-http' | 'ours' | 'ours-routed';
 
 const load = () => os.loadavg().map((l) => fmt(l, 2)).join(', ');
 const spread = (xs: readonly number[], digits = 0) => `${fmt(Math.min(...xs), digits)}–${fmt(Math.max(...xs), digits)}`;
@@ -57,7 +57,7 @@ function row(label: string, runs: readonly Run[]): string {
  */
 export async function ingestBench(count = 7, remoteCount = 5): Promise<string> {
   const seed = ['--chats=200', '--messages=100'];
-  const local = await rounds(seed, ['bare', 'bare-http', 'ours'], count);
+  const local = await rounds(seed, ['bare', 'bare-http', 'ours', 'ours-routed'], count);
   const remote = await rounds([...seed, `--latency-ms=${REMOTE_RTT_MS}`], ['bare', 'ours'], remoteCount);
   const ours = local.runs.get('ours')!;
   const lines = [
@@ -68,11 +68,13 @@ export async function ingestBench(count = 7, remoteCount = 5): Promise<string> {
     row('bare loop (`fetch`, JSON parsed), 4 in flight, stores nothing', local.runs.get('bare')!),
     row('bare loop (node:http kept alive, JSON parsed), 4 in flight, stores nothing', local.runs.get('bare-http')!),
     row('avito-sync poller → SQLite ledger (the pass)', ours),
+    row('the same, with a CRM routed (a delivery row per message, the connector not running)', local.runs.get('ours-routed')!),
     row(`bare loop (\`fetch\`), fake answering after ${REMOTE_RTT_MS} ms`, remote.runs.get('bare')!),
     row(`avito-sync poller → SQLite ledger, fake answering after ${REMOTE_RTT_MS} ms`, remote.runs.get('ours')!),
     '',
     `${ratioLine('Ratio ours / bare `fetch` loop (goal ≤ 1.10×)', ours, local.runs.get('bare')!)} ${count} rounds.`,
     `${ratioLine('Ratio ours / bare node:http loop', ours, local.runs.get('bare-http')!)}`,
+    `${ratioLine('With a CRM routed, ours / bare `fetch` loop', local.runs.get('ours-routed')!, local.runs.get('bare')!)}`,
     `${ratioLine(`With a ${REMOTE_RTT_MS} ms round trip, ours / bare \`fetch\` loop`, remote.runs.get('ours')!, remote.runs.get('bare')!)} ${remoteCount} rounds.`,
     `Runs (ms), loopback: bare ${local.runs.get('bare')!.map((r) => fmt(r.ms, 0)).join(', ')}; bare node:http ${local.runs.get('bare-http')!.map((r) => fmt(r.ms, 0)).join(', ')}; ours ${ours.map((r) => fmt(r.ms, 0)).join(', ')}.`,
     `Outside the timed pass: a fresh ledger's creation and migrations ${fmt(median(ours.map((r) => r.setupMs ?? 0)), 0)} ms, closing it ${fmt(median(ours.map((r) => r.closeMs ?? 0)), 0)} ms (medians). Load average (1, 5, 15 min): loopback rounds ${local.loadBefore} → ${local.loadAfter}; remote rounds ${remote.loadBefore} → ${remote.loadAfter}.`,
