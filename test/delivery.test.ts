@@ -3,6 +3,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Runtime } from '../src/runtime.js';
 import type { ConnectorCapabilities } from '../src/connector-sdk/index.js';
 import { countDetailUpdatesPending } from '../src/ledger/conversations.js';
+import { recentItemErrors } from '../src/ledger/item-errors.js';
+import { collectStatus } from '../src/status/collect-status.js';
 import { Dispatcher, type DispatcherOptions } from '../src/sync/dispatcher.js';
 import { startDaemon, type Daemon } from '../src/sync/daemon.js';
 import { syncOnce } from '../src/sync/sync-once.js';
@@ -316,12 +318,27 @@ describe("a conversation made before its chat's details arrived gets them later 
     await hook(chat.id, next);
     await waitFor(() => deliveredIds(amo).includes(next.id), 15_000, 'the next message delivered while the rename waits');
     expect(lead.name).not.toBe(title);
+    expect((await collectStatus(rt!.ledger.db, 'ledger')).accounts[0]!.connectors[0]).toMatchObject({ connector: 'amocrm', awaitingDetails: 1 });
     // Its retry time come (an hour on), the rename goes through, once.
     const report = await impatient({ now: () => Date.now() + 3_600_000 }).run();
     expect(report.conversationsUpdated).toBe(1);
     expect(lead.name).toBe(title);
     expect(amo.count('/api/v4/leads', 'PATCH', 200)).toBe(1);
     expect(await countDetailUpdatesPending(rt!.ledger.db, 'default', 'amocrm')).toBe(0);
+  });
+
+  it('invariant 8: a rename the CRM refuses for good is recorded with its reason, given up, and the notes go on', async () => {
+    const { chat, lead, release } = await leadMadeWithoutDetails();
+    amo.inject({ path: '/api/v4/leads', method: 'PATCH', kind: '400', times: 1 });
+    release();
+    await waitFor(async () => (await countDetailUpdatesPending(rt!.ledger.db, 'default', 'amocrm')) === 0, 15_000, 'the rename given up');
+    const errors = await recentItemErrors(rt!.ledger.db, 10, 'default');
+    expect(errors.find((e) => e.scope === 'delivery.conversation-details')).toMatchObject({ ref: `amocrm ${chat.id}`, error: expect.stringMatching(/400/) });
+    expect(lead.name).toBe(`Чат на Авито: ${chat.id}`);
+    const next = avito.addMessage(chat.id, { text: 'hello again' });
+    await hook(chat.id, next);
+    await waitFor(() => deliveredIds(amo).includes(next.id), 15_000, 'the next message delivered');
+    expect(amo.count('/api/v4/leads', 'PATCH')).toBe(1); // not asked again
   });
 });
 

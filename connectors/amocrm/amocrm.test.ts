@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ConnectorInstance, ConversationRef, RemoteApiError } from '../../src/connector-sdk/index.js';
-import { chat, connectorContract, createTestBench, message, type TestBench } from '../../src/connector-sdk/testing/index.js';
+import { chat, chatWithoutDetails, connectorContract, createTestBench, message, type TestBench } from '../../src/connector-sdk/testing/index.js';
 import type { AmoConnector, AmoRef } from './connector.js';
 import { amocrm } from './index.js';
 import { markerOf } from './mappers.js';
@@ -92,6 +92,40 @@ describe('amoCRM connector', () => {
   it('a u2u chat is named after the buyer', async () => {
     const ref = await conv(make(), { ...chat(5), chatType: 'u2u', item: { id: null, title: null, url: null, price: null } });
     expect(fake.leads.get(ref.leadId)!.name).toBe('Чат на Авито: Buyer 5');
+  });
+
+  it("updateConversations: what a manager renamed before the chat's details came stays; the placeholder names go, in one PATCH each for many leads", async () => {
+    const c = make();
+    const res = await c.ensureConversations([1, 2, 3].map((n) => ({ chat: chatWithoutDetails(n), previous: undefined, buyerWrote: true })));
+    const refs = res.map((r) => (r as { ok: true; value: AmoRef }).value);
+    expect(fake.leads.get(refs[0]!.leadId)!.name).toBe(`Чат на Авито: ${chat(1).chatId}`);
+    fake.leads.get(refs[1]!.leadId)!.name = 'Диван для Ивана'; // a manager was quicker
+    fake.contacts.get(refs[2]!.contactId!)!.name = 'Иван Петров';
+    const out = await c.updateConversations!(refs.map((ref, i) => ({ conversation: ref, chat: chat(i + 1) })));
+    expect(out.every((r) => r.ok)).toBe(true);
+    expect(refs.map((r) => fake.leads.get(r.leadId)!.name)).toEqual(['Item 1', 'Диван для Ивана', 'Item 3']);
+    expect(fake.leads.get(refs[0]!.leadId)!.price).toBe(1000);
+    expect(refs.map((r) => fake.contacts.get(r.contactId!)!.name)).toEqual(['Buyer 1', 'Buyer 2', 'Иван Петров']);
+    expect([fake.count('/api/v4/leads', 'PATCH'), fake.count('/api/v4/contacts', 'PATCH')]).toEqual([1, 1]);
+    // The buyer's contact is theirs from now on: their next chat reuses it.
+    expect((await conv(c, chat(7, 1))).contactId).toBe(refs[0]!.contactId);
+  });
+
+  it('updateConversations: a lead deleted meanwhile has nothing left to name; a PATCH refused fails only the items it carried', async () => {
+    const c = make();
+    const res = await c.ensureConversations([1, 2].map((n) => ({ chat: chatWithoutDetails(n), previous: undefined, buyerWrote: true })));
+    const refs = res.map((r) => (r as { ok: true; value: AmoRef }).value);
+    fake.leads.delete(refs[0]!.leadId);
+    fake.inject({ path: '/api/v4/contacts', method: 'PATCH', kind: '400', times: 1 });
+    const out = await c.updateConversations!(refs.map((ref, i) => ({ conversation: ref, chat: chat(i + 1) })));
+    expect(out[0]).toEqual({ ok: true, value: undefined });
+    expect(out[1]!.ok).toBe(false);
+    expect((out[1] as { error: RemoteApiError }).error.transient).toBe(false);
+    expect(fake.leads.get(refs[1]!.leadId)!.name).toBe('Item 2'); // the lead's PATCH went through
+  });
+
+  it('chats mode turns updateConversations off: its chats are named by amoCRM', () => {
+    expect(make({ mode: 'chats', channelId: 'ch', channelSecret: 'secret', amojoUrl: fake.url }).limits).toMatchObject({ updateConversations: false });
   });
 
   it('a won or lost lead gets a new lead when the buyer writes again; not for seller messages', async () => {

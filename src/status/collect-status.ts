@@ -7,6 +7,7 @@ import { readDaemonStatus, readLastPoll, type DaemonStatus } from './daemon-hear
 import { listAccountLeases } from '../ledger/leases.js';
 import { getToken } from '../ledger/tokens.js';
 import { countPendingVoice } from '../ledger/voice-files.js';
+import { countDetailUpdatesPending } from '../ledger/conversations.js';
 import { connectorStatusInfo, connectorsWithState, countAccountRows, countConversations, deliveredAfter, deliveryBacklog } from '../ledger/status-figures.js';
 
 export interface AccountStatus {
@@ -42,6 +43,11 @@ export interface ConnectorStatus {
   /** Deliveries by status: pending (incl. retrying), leased, delivered, dead, skipped (echoes). */
   backlog: { pending: number; leased: number; delivered: number; dead: number; skipped: number };
   conversations: number;
+  /**
+   * Conversations made before their chat's details arrived that the connector is still to name
+   * after them (capability `updateConversations`): they go once the details are in.
+   */
+  awaitingDetails: number;
   /** Set while the connector paused its CRM traffic (a ban, a 410): until when and why. */
   paused: { until: string; reason: string } | null;
   lastError: string | null;
@@ -103,6 +109,7 @@ async function connectorStatuses(db: LedgerDb, accountId: string, now: number, d
       displayName: displayNames.get(connector) ?? connector,
       backlog,
       conversations: await countConversations(db, accountId, connector),
+      awaitingDetails: await countDetailUpdatesPending(db, accountId, connector),
       paused: paused ? { until: pauseEnd(paused.until), reason: paused.reason } : null,
       lastError: await currentError(db, accountId, connector),
       info: await connectorStatusInfo(db, accountId, connector),

@@ -30,7 +30,7 @@ export function registerStatus(program: Command): void {
         if (g.verbose) for (const [name, value] of Object.entries(a.cursors)) out(`  internal cursor ${name} = ${value}${/^\d{10}$/.test(value) ? ` (${new Date(Number(value) * 1000).toISOString()})` : ''}`);
         for (const c of a.connectors) {
           const b = c.backlog;
-          out(`  → ${c.displayName}: ${b.delivered} delivered, ${b.pending + b.leased} waiting, ${b.dead} dead letters, ${b.skipped} echoes skipped, ${c.conversations} conversations`);
+          out(`  → ${c.displayName}: ${b.delivered} delivered, ${b.pending + b.leased} waiting, ${b.dead} dead letters, ${b.skipped} echoes skipped, ${c.conversations} conversations${c.awaitingDetails ? ` (${c.awaitingDetails} to be named after their chat's details)` : ''}`);
           for (const [k, v] of Object.entries(c.info ?? {})) out(`    ${k}: ${v}`);
           if (c.paused) out(`    PAUSED ${c.paused.until === 'indefinitely' ? 'until resumed' : `until ${c.paused.until}`}: ${c.paused.reason}`);
           if (c.lastError) out(`    last error: ${c.lastError}`);

@@ -5,7 +5,7 @@ import { connectorPauses, connectorStore, pausedState } from '../../../src/ledge
 import type { Ledger } from '../../../src/ledger/database.js';
 import { openTestLedger } from '../../dialects.js';
 import { memoryLogger } from '../../../src/log/logger.js';
-import { chat, connectorContract, message } from '../../../src/connector-sdk/testing/index.js';
+import { chat, chatWithoutDetails, connectorContract, message } from '../../../src/connector-sdk/testing/index.js';
 import type { B24Connector, B24Ref } from '../../../connectors/bitrix24/connector.js';
 import { bitrix24 } from '../../../connectors/bitrix24/index.js';
 import { markerOf } from '../../../connectors/bitrix24/mappers.js';
@@ -102,6 +102,21 @@ describe('Bitrix24 connector', () => {
     expect(String(lead.COMMENTS)).toContain(chat(1).chatUrl);
     expect(fake.contacts.get(ref.contactId!)).toMatchObject({ NAME: 'Buyer 1', ORIGINATOR_ID: 'avito', ORIGIN_ID: 'buyer:5001' });
     expect(lead.CONTACT_ID).toBe(ref.contactId);
+  });
+
+  it("updateConversations: a deal's placeholder TITLE becomes the item's (crm.deal.update), a manager's title stays, a deleted deal has nothing left to name", async () => {
+    const c = make({ entity: 'deal' });
+    const refs = await Promise.all([1, 2, 3].map((n) => conv(c, chatWithoutDetails(n))));
+    expect(fake.deals.get(refs[0]!.entityId)!.TITLE).toBe(`Чат на Авито: ${chat(1).chatId}`);
+    fake.deals.get(refs[1]!.entityId)!.TITLE = 'Диван для Ивана';
+    fake.deals.delete(refs[2]!.entityId);
+    const out = await c.updateConversations!(refs.map((ref, i) => ({ conversation: ref, chat: chat(i + 1) })));
+    expect(out.map((r) => r.ok)).toEqual([true, true, true]);
+    expect([fake.deals.get(refs[0]!.entityId)!.TITLE, fake.deals.get(refs[1]!.entityId)!.TITLE]).toEqual(['Item 1', 'Диван для Ивана']);
+    const updates = fake.commands.filter((x) => x.method === 'crm.deal.update');
+    expect(updates).toEqual([{ method: 'crm.deal.update', ok: true }]);
+    await c.updateConversations!([{ conversation: refs[0]!, chat: chat(1) }]); // a repeat changes nothing
+    expect(fake.commands.filter((x) => x.method === 'crm.deal.update')).toHaveLength(1);
   });
 
   it('deals instead of leads, assigned to BITRIX24_RESPONSIBLE_ID', async () => {
