@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { ConnectorDefinition, ConnectorInstance, ConversationRequest, DeliveryItem } from '../src/connector-sdk/index.js';
+import { definitionProblem, type ConnectorDefinition, type ConnectorInstance, type ConversationRequest, type DeliveryItem } from '../src/connector-sdk/index.js';
 import { CASES, ContractFailure, connectorContract, runCase, runContract, type ContractHarness } from '../src/connector-sdk/testing/index.js';
 import { ToyCrm, toyDefinition } from './contract/toy-crm.js';
 
@@ -147,6 +147,14 @@ describe('the contract kit on its own', () => {
     const failed = results.filter((r) => r.status === 'failed').map((r) => r.detail);
     expect(failed.length).toBe(7);
     expect(failed.every((d) => /the kit cannot check it/.test(d ?? ''))).toBe(true);
+  });
+});
+
+describe('a loaded connector module', () => {
+  it('built against an SDK without updateConversations passes (it means false); a value that is not true or false is refused, naming it', () => {
+    const { updateConversations: _u, ...older } = exact.capabilities;
+    expect(definitionProblem({ ...exact, capabilities: older })).toBeUndefined();
+    expect(definitionProblem({ ...exact, capabilities: { ...exact.capabilities, updateConversations: 'yes' } })).toMatch(/capabilities\.updateConversations must be true or false/);
   });
 });
 

@@ -152,7 +152,7 @@ async function dueDetailUpdates(db: LedgerDb, accountId: string, connector: stri
  */
 export async function settleDetailUpdates(
   db: LedgerDb, accountId: string, connector: string,
-  s: { done: readonly DetailUpdateDue[]; retry: readonly { due: DetailUpdateDue; at: number; error: string }[]; abandoned: readonly { due: DetailUpdateDue; error: string }[] },
+  s: { done: readonly DetailUpdateDue[]; retry: readonly { due: DetailUpdateDue; at: number }[]; abandoned: readonly { due: DetailUpdateDue; error: string }[] },
 ): Promise<void> {
   if (s.done.length + s.retry.length + s.abandoned.length === 0) return;
   const now = Date.now();

@@ -352,7 +352,7 @@ export class Dispatcher {
         results = part.map(() => ({ ok: false as const, error: err }));
       }
       const done: DetailUpdateDue[] = [];
-      const retry: { due: DetailUpdateDue; at: number; error: string }[] = [];
+      const retry: { due: DetailUpdateDue; at: number }[] = [];
       const abandoned: { due: DetailUpdateDue; error: string }[] = [];
       part.forEach((d, i) => {
         const r = results[i] ?? { ok: false as const, error: new Error('the connector returned no result for this conversation') };
@@ -365,7 +365,10 @@ export class Dispatcher {
         if (classifyFailure(r.error) === 'permanent' || attempts >= MAX_ATTEMPTS) {
           abandoned.push({ due: d, error });
           this.o.log.warn({ account: accountId, connector: connectorId, chat: d.chatId, conversation: d.ref.id, attempts, err: error }, "could not name the conversation after its chat's details: given up");
-        } else retry.push({ due: d, at: this.now() + this.backoffMs(attempts), error });
+        } else {
+          retry.push({ due: d, at: this.now() + this.backoffMs(attempts) });
+          this.o.log.info({ account: accountId, connector: connectorId, chat: d.chatId, conversation: d.ref.id, attempts, err: error }, "could not name the conversation after its chat's details: will try again");
+        }
       });
       await settleDetailUpdates(ledger.db, accountId, connectorId, { done, retry, abandoned });
       report.conversationsUpdated += done.length;
