@@ -1,16 +1,6 @@
 import type Database from 'better-sqlite3';
 import type { NewChat, NewMessage } from './tables.js';
 
-const MESSAGE_COLUMNS = 'account_id, message_id, chat_id, author_id, direction, type, created, text, content, quote, flow_id, bot_name, is_own, voice_id, source, inserted_at';
-const MESSAGE_VALUES = '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
-
-/**
- * Rows per multi-row message INSERT, largest first (a chat's messages are split greedily; 800
- * parameters at most, far below SQLite's 32,766). One statement per 50 rows instead of 50 cost
- * ≈ 15–25 % less CPU per row on the bench machine (docs/benchmarks.md, session `ingest2`).
- */
-const INSERT_CHUNKS = [50, 10, 1] as const;
-
 /**
  * Prepared statements for the SQLite ingest hot path (sqlite-ingest.ts), run inside the SQLite
  * ledger's synchronous transactions. Kysely builds every other query; here a statement is
@@ -18,10 +8,7 @@ const INSERT_CHUNKS = [50, 10, 1] as const;
  * large multi-row INSERT per page. postgres-ingest.ts writes the same tables with the same rules.
  */
 export class IngestStatements {
-  /** Multi-row message inserts by rows per statement (INSERT_CHUNKS). */
-  private readonly insertMessageRows = new Map<number, Database.Statement>();
-  private readonly maxSeq: Database.Statement;
-  private readonly insertedSeqs: Database.Statement;
+  private readonly insertMessage: Database.Statement;
   private readonly markDeleted: Database.Statement;
   private readonly upsertChatStmt: Database.Statement;
   private readonly markSyncedStmt: Database.Statement;
@@ -30,18 +17,14 @@ export class IngestStatements {
   private readonly registerVoice: Database.Statement;
   private readonly chatStub: Database.Statement;
   private readonly webhookEvent: Database.Statement;
-  private readonly enqueueMessages: Database.Statement;
+  private readonly enqueueMessage: Database.Statement;
   private readonly enqueueDeletion: Database.Statement;
 
   /** `routes(account)`: the connectors that get a delivery row for each new message of the account. */
   constructor(sqlite: Database.Database, private readonly routes: (accountId: string) => readonly string[]) {
-    for (const n of INSERT_CHUNKS) {
-      this.insertMessageRows.set(n, sqlite.prepare(`INSERT INTO messages (${MESSAGE_COLUMNS})
-        VALUES ${Array<string>(n).fill(MESSAGE_VALUES).join(', ')}
-        ON CONFLICT (account_id, message_id) DO NOTHING`));
-    }
-    this.maxSeq = sqlite.prepare(`SELECT max(seq) FROM messages`).pluck();
-    this.insertedSeqs = sqlite.prepare(`SELECT seq, account_id, message_id FROM messages WHERE seq BETWEEN ? AND ?`).raw();
+    this.insertMessage = sqlite.prepare(`INSERT INTO messages (account_id, message_id, chat_id, author_id, direction, type, created, text, content, quote, flow_id, bot_name, is_own, voice_id, source, inserted_at)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+      ON CONFLICT (account_id, message_id) DO NOTHING`);
     this.markDeleted = sqlite.prepare(`UPDATE messages SET type = 'deleted', content = ?, text = NULL, deleted_at = ? WHERE account_id = ? AND message_id = ? AND type != 'deleted'`);
     this.upsertChatStmt = sqlite.prepare(`INSERT INTO chats (account_id, chat_id, chat_type, item_id, item_title, item_url, item_price, buyer_id, buyer_name, buyer_url, created, updated, synced_updated, needs_fetch, raw, fetched_at)
       VALUES (@account_id, @chat_id, @chat_type, @item_id, @item_title, @item_url, @item_price, @buyer_id, @buyer_name, @buyer_url, @created, @updated, @synced_updated, @needs_fetch, @raw, @fetched_at)
@@ -57,16 +40,13 @@ export class IngestStatements {
     this.chatHasMessages = sqlite.prepare(`SELECT 1 FROM messages WHERE account_id = ? AND chat_id = ? LIMIT 1`).pluck();
     this.chatStub = sqlite.prepare(`INSERT INTO chats (account_id, chat_id, chat_type, item_id, needs_fetch) VALUES (?, ?, ?, ?, 1) ON CONFLICT (account_id, chat_id) DO NOTHING`);
     this.webhookEvent = sqlite.prepare(`INSERT INTO webhook_events (source, account_id, event_id, received_at, body, status, error) VALUES (?, ?, ?, ?, ?, ?, NULL) ON CONFLICT (source, event_id) DO NOTHING`);
-    // Deliveries are created with their message, in its transaction (never by scanning `seq`
-    // later: see ledger.ts): one statement per connector for the rows one INSERT just stored,
-    // read back by their `seq` range (every row in it is one of them; `+account_id` keeps SQLite
-    // on that range rather than on an index walking the whole account). A message that is the
-    // echo of a reply this daemon sent is already in the CRM: skipped.
-    this.enqueueMessages = sqlite.prepare(`INSERT INTO deliveries (account_id, connector, message_id, kind, chat_id, created, seq, status, attempts, next_attempt_at, updated_at)
-      SELECT m.account_id, ?, m.message_id, 'message', m.chat_id, m.created, m.seq,
-        CASE WHEN EXISTS (SELECT 1 FROM reply_sends r WHERE r.account_id = m.account_id AND r.avito_message_id = m.message_id) THEN 'skipped' ELSE 'pending' END, 0, ?, ?
-      FROM messages m WHERE m.seq BETWEEN ? AND ? AND +m.account_id = ?
-      ORDER BY m.seq
+    // Deliveries are created with their message (never by scanning `seq` later: see ledger.ts).
+    // A message that is the echo of a reply this daemon sent is already in the CRM: skipped.
+    // Positional parameters: this runs once per new message and routed connector, and binding an
+    // object of named ones cost ≈ 2× as much (docs/benchmarks.md, session `ingest2`).
+    this.enqueueMessage = sqlite.prepare(`INSERT INTO deliveries (account_id, connector, message_id, kind, chat_id, created, seq, status, attempts, next_attempt_at, updated_at)
+      VALUES (?, ?, ?, 'message', ?, ?, ?,
+        CASE WHEN EXISTS (SELECT 1 FROM reply_sends r WHERE r.account_id = ? AND r.avito_message_id = ?) THEN 'skipped' ELSE 'pending' END, 0, ?, ?)
       ON CONFLICT (account_id, connector, message_id, kind) DO NOTHING`);
     // A deleted message that reached (or is reaching) a CRM gets a deletion note there.
     this.enqueueDeletion = sqlite.prepare(`INSERT INTO deliveries (account_id, connector, message_id, kind, chat_id, created, seq, status, attempts, next_attempt_at, updated_at)
@@ -86,71 +66,34 @@ export class IngestStatements {
     return out;
   }
 
-  /** Stores messages once per (account, message id); a known message now `deleted` is updated in place. */
+  /**
+   * Stores messages once per (account, message id); a known message now `deleted` is updated in
+   * place. One single-row INSERT per message on purpose: multi-row INSERTs of 50 (and their
+   * deliveries by one INSERT … SELECT) were 1.2–1.5× slower with ids in random order, as Avito's
+   * are — a statement that may stop halfway keeps a statement journal of every page it touches,
+   * and random ids touch many (docs/benchmarks.md, session `ingest2`).
+   */
   insertMessages(rows: readonly NewMessage[]): { inserted: NewMessage[]; deleted: string[] } {
     const inserted: NewMessage[] = [];
     const deleted: string[] = [];
     const now = Date.now();
-    for (let start = 0; start < rows.length; ) {
-      const n = INSERT_CHUNKS.find((k) => k <= rows.length - start)!;
-      const chunk = rows.slice(start, start + n);
-      start += n;
-      const { seqs, range } = this.insertChunk(chunk);
-      if (range) {
-        const accounts = new Set<string>();
-        chunk.forEach((row, i) => {
-          if (seqs[i] === undefined) return;
-          inserted.push(row);
-          accounts.add(row.account_id);
-          if (row.voice_id) this.registerVoice.run(row.account_id, row.voice_id);
-        });
-        for (const account of accounts) {
-          for (const connector of this.routes(account)) this.enqueueMessages.run(connector, now, now, range[0], range[1], account);
+    for (const row of rows) {
+      const res = this.insertMessage.run(
+        row.account_id, row.message_id, row.chat_id, row.author_id, row.direction, row.type, row.created, row.text,
+        row.content, row.quote, row.flow_id, row.bot_name, row.is_own, row.voice_id, row.source, row.inserted_at,
+      );
+      if (res.changes > 0) {
+        inserted.push(row);
+        if (row.voice_id) this.registerVoice.run(row.account_id, row.voice_id);
+        for (const connector of this.routes(row.account_id)) {
+          this.enqueueMessage.run(row.account_id, connector, row.message_id, row.chat_id, row.created, res.lastInsertRowid, row.account_id, row.message_id, now, now);
         }
-      }
-      chunk.forEach((row, i) => {
-        if (seqs[i] !== undefined || row.type !== 'deleted') return;
-        if (this.markDeleted.run(row.content, now, row.account_id, row.message_id).changes === 0) return;
+      } else if (row.type === 'deleted' && this.markDeleted.run(row.content, now, row.account_id, row.message_id).changes > 0) {
         deleted.push(row.message_id);
         this.enqueueDeletion.run({ account: row.account_id, message: row.message_id, now });
-      });
+      }
     }
     return { inserted, deleted };
-  }
-
-  /**
-   * One multi-row INSERT … ON CONFLICT DO NOTHING; the `seq` each row got, or undefined for a row
-   * already stored (or repeated in the chunk: the first one is stored). SQLite gives the rows of
-   * one statement increasing `seq`s above every earlier one, the last being `lastInsertRowid`
-   * (one writer, rows in order): when every row went in they are consecutive and no lookup is
-   * needed; otherwise the rows above the highest `seq` before the statement are read back (with
-   * AUTOINCREMENT a skipped row still uses up a `seq`, so the range may have gaps).
-   */
-  private insertChunk(chunk: readonly NewMessage[]): { seqs: (number | undefined)[]; range?: [number, number] } {
-    const params: unknown[] = [];
-    for (const r of chunk) {
-      params.push(r.account_id, r.message_id, r.chat_id, r.author_id, r.direction, r.type, r.created, r.text, r.content, r.quote, r.flow_id, r.bot_name, r.is_own, r.voice_id, r.source, r.inserted_at);
-    }
-    // A single row is either in (its seq is lastInsertRowid) or not: no range to read back.
-    const before = chunk.length > 1 ? ((this.maxSeq.get() as number | null) ?? 0) : 0;
-    const res = this.insertMessageRows.get(chunk.length)!.run(params);
-    const last = Number(res.lastInsertRowid);
-    const seqs: (number | undefined)[] = new Array<number | undefined>(chunk.length).fill(undefined);
-    if (res.changes === chunk.length) {
-      for (let i = 0; i < chunk.length; i++) seqs[i] = last - chunk.length + 1 + i;
-      return { seqs, range: [last - chunk.length + 1, last] };
-    }
-    if (res.changes === 0) return { seqs };
-    const byId = new Map<string, number>();
-    for (const [seq, account, id] of this.insertedSeqs.all(before + 1, last) as [number, string, string][]) byId.set(`${account}\u0000${id}`, seq);
-    chunk.forEach((r, i) => {
-      const key = `${r.account_id}\u0000${r.message_id}`;
-      const seq = byId.get(key);
-      if (seq === undefined) return;
-      seqs[i] = seq;
-      byId.delete(key);
-    });
-    return { seqs, range: [before + 1, last] };
   }
 
   /** A chat known only from a webhook; true when it was new (its details are to be fetched). */
