@@ -1,5 +1,5 @@
 import os from 'node:os';
-import { fmt, median, runJsonProcess, startJsonProcess } from './util.js';
+import { fmt, median, PRODUCT_NODE_FLAGS, runJsonProcess, startJsonProcess } from './util.js';
 
 interface Run { mode: string; ms: number; cpuMs: number; requests: number; messages: number; maxRssMb: number; setupMs?: number; closeMs?: number }
 type Mode = 'bare' | 'bare-http' | 'ours' | 'ours-routed';
@@ -24,7 +24,8 @@ async function rounds(fakeArgs: string[], modes: readonly Mode[], count: number)
     await runJsonProcess<Run>('ingest-worker.js', ['bare', ...args]);
     for (let i = 0; i < count; i++) {
       const order = modes.map((_, k) => modes[(i + k) % modes.length]!);
-      for (const mode of order) runs.get(mode)!.push(await runJsonProcess<Run>('ingest-worker.js', [mode, ...args]));
+      // Our pass runs with the V8 flags avito-sync starts with; the bare loops with node's own.
+      for (const mode of order) runs.get(mode)!.push(await runJsonProcess<Run>('ingest-worker.js', [mode, ...args], mode.startsWith('ours') ? PRODUCT_NODE_FLAGS : []));
     }
     return { runs, loadBefore, loadAfter: load() };
   } finally {
