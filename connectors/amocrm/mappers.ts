@@ -1,4 +1,4 @@
-import { formatAvitoTime, messageBody, type ChatInfo, type OutgoingMessage } from '../../src/connector-sdk/index.js';
+import { chatWithoutDetails, formatAvitoTime, messageBody, type ChatInfo, type OutgoingMessage } from '../../src/connector-sdk/index.js';
 import type { AmoConfig } from './config.js';
 
 /**
@@ -48,23 +48,14 @@ export function contactName(chat: ChatInfo): string {
   return (chat.buyer.name?.trim() || `Avito ${chat.buyer.id ?? chat.chatId}`).slice(0, 250);
 }
 
-/**
- * The chat as it was known before its details came (a webhook gives neither the buyer's name nor
- * the item's title), in the two forms it may have had: with the buyer's id, and without it.
- */
-function withoutDetails(chat: ChatInfo): ChatInfo[] {
-  const bare = { ...chat, item: { ...chat.item, title: null, price: null }, buyer: { ...chat.buyer, name: null } };
-  return [bare, { ...bare, buyer: { ...bare.buyer, id: null } }];
-}
-
 /** The names `leadName` gives this chat's lead when the chat's details are missing. */
 export function placeholderLeadNames(chat: ChatInfo, lang: Lang): Set<string> {
-  return new Set(withoutDetails(chat).map((c) => leadName(c, lang)));
+  return new Set(chatWithoutDetails(chat).map((c) => leadName(c, lang)));
 }
 
 /** The names `contactName` gives this chat's buyer when the chat's details are missing. */
 export function placeholderContactNames(chat: ChatInfo): Set<string> {
-  return new Set(withoutDetails(chat).map((c) => contactName(c)));
+  return new Set(chatWithoutDetails(chat).map((c) => contactName(c)));
 }
 
 /** Content fields each type is shown by; anything else in a message's content is listed after the body. */

@@ -1,4 +1,4 @@
-import { formatAvitoTime, messageBody, type ChatInfo, type OutgoingMessage } from '../../src/connector-sdk/index.js';
+import { chatWithoutDetails, formatAvitoTime, messageBody, type ChatInfo, type OutgoingMessage } from '../../src/connector-sdk/index.js';
 import type { B24Config } from './config.js';
 
 /**
@@ -52,23 +52,14 @@ export function contactName(chat: ChatInfo): string {
   return (chat.buyer.name?.trim() || `Avito ${chat.buyer.id ?? chat.chatId}`).slice(0, 100);
 }
 
-/**
- * The chat as it was known before its details came (a webhook gives neither the buyer's name nor
- * the item's title), in the two forms it may have had: with the buyer's id, and without it.
- */
-function withoutDetails(chat: ChatInfo): ChatInfo[] {
-  const bare = { ...chat, item: { ...chat.item, title: null, price: null }, buyer: { ...chat.buyer, name: null } };
-  return [bare, { ...bare, buyer: { ...bare.buyer, id: null } }];
-}
-
 /** The titles `titleOf` gives this chat's lead (deal) when the chat's details are missing. */
 export function placeholderTitles(chat: ChatInfo, lang: Lang): Set<string> {
-  return new Set(withoutDetails(chat).map((c) => titleOf(c, lang)));
+  return new Set(chatWithoutDetails(chat).map((c) => titleOf(c, lang)));
 }
 
 /** The names `contactName` gives this chat's buyer when the chat's details are missing. */
 export function placeholderNames(chat: ChatInfo): Set<string> {
-  return new Set(withoutDetails(chat).map((c) => contactName(c)));
+  return new Set(chatWithoutDetails(chat).map((c) => contactName(c)));
 }
 
 /** The contact's `ORIGIN_ID`: the buyer's Avito id (a chat without one gets a contact of its own). */

@@ -45,6 +45,7 @@ export {
   type RetryPolicy,
 } from '../http/retry-policy.js';
 export { formatAvitoTime, largestImage, messageBody, replyFromText } from './message-format.js';
+export { chatWithoutDetails } from './chat-without-details.js';
 export { SpacingGate } from '../http/spacing-gate.js';
 export { LocalRequestGate, type RequestGate, type RequestGateOptions } from '../http/request-gate.js';
 export { closeServer, freePort, listenLoopback, readBody } from '../sandbox/net.js';
