@@ -177,7 +177,8 @@ describe('per-account isolation in one daemon (issue 17 item 2)', () => {
     // A's polls fail on 429 (after their retries); a webhook for B is delivered meanwhile.
     const bHook = await buyerWrites(b, chatB, 'B: по вебхуку');
     await waitFor(() => deliveredIds(b.amo).includes(bHook), 15_000, "B's webhook note");
-    await waitFor(async () => (await health(port)).accounts.find((x) => x.id === a.id)!.lastPollError, 15_000, "A's failed poll");
+    const failed = await waitFor(async () => (await health(port)).accounts.find((x) => x.id === a.id)!.lastPollError, 15_000, "A's failed poll");
+    expect(failed!.message).toMatch(/429|rate|limit|many/i);
     expect(a.avito.requests.filter((r) => r.status === 429).length).toBeGreaterThan(0);
 
     // Now A's Avito takes requests and answers none: A's next poll stays busy.
@@ -195,7 +196,9 @@ describe('per-account isolation in one daemon (issue 17 item 2)', () => {
     const h = await health(port);
     expect(h.accounts.find((x) => x.id === b.id)!.lastGoodPoll).not.toBeNull();
     expect(h.accounts.find((x) => x.id === b.id)!.lastPollError).toBeNull();
-    expect(h.accounts.find((x) => x.id === a.id)!.lastPollError?.message).toMatch(/429|rate|limit|many/i);
+    // Still A's trouble: the 429s, or (when the machine is slow enough that A's held request runs
+    // out of time before B's poll comes round) that request's timeout. Seen on PostgreSQL at load 8-10.
+    expect(h.accounts.find((x) => x.id === a.id)!.lastPollError?.message).toMatch(/429|rate|limit|many|could not be reached/i);
     slowA.release();
     await pollA.idle();
   });
