@@ -11,7 +11,7 @@ const run = promisify(execFile);
 const FLAG = `--max-semi-space-size=${SEMI_SPACE_MB}`;
 
 // Issue 13 item 2: the young generation's cap is read by V8 only when the heap is made, so the
-// CLI carries it on its shebang, the Docker image on its ENTRYPOINT and the systemd unit on ExecStart; these tests keep both
+// CLI carries it on its shebang, the Docker image on its ENTRYPOINT and the systemd unit on ExecStart; these tests keep all three
 // with src/heap-growth.ts and show the flag reaches the process.
 describe('V8 flags avito-sync starts with (backfill in bounded memory)', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'avito-heap-flags-'));

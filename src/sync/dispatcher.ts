@@ -126,8 +126,7 @@ export class Dispatcher {
       }
       const halted = claimed.length ? await this.round(claimed, report) : undefined;
       if (halted) {
-        report.halted = halted;
-        await connectorStore(this.o.ledger.db, this.o.accountId, this.o.connectorId).set('last_error', `${new Date(this.now()).toISOString()} ${halted}`);
+        await this.halt(report, halted);
         break;
       }
       if (!full) break;
@@ -135,10 +134,7 @@ export class Dispatcher {
     // After the messages: a conversation's name never holds up its notes.
     if (!report.halted) {
       const halted = await this.updateDetails(report);
-      if (halted) {
-        report.halted = halted;
-        await connectorStore(this.o.ledger.db, this.o.accountId, this.o.connectorId).set('last_error', `${new Date(this.now()).toISOString()} ${halted}`);
-      }
+      if (halted) await this.halt(report, halted);
     }
     if (report.delivered || report.dead || report.halted || report.conversationsUpdated) {
       this.o.log.info({ account: this.o.accountId, connector: this.o.connectorId, ...report }, 'dispatch done');
@@ -325,6 +321,12 @@ export class Dispatcher {
     await this.outbox.markDelivered(ok);
     report.delivered += ok.length;
     return undefined;
+  }
+
+  /** The run stops: the reason goes in the report and stays in the ledger for `status`. */
+  private async halt(report: DispatchReport, reason: string): Promise<void> {
+    report.halted = reason;
+    await connectorStore(this.o.ledger.db, this.o.accountId, this.o.connectorId).set('last_error', `${new Date(this.now()).toISOString()} ${reason}`);
   }
 
   /** The connector names conversations after their chat's details (capability `updateConversations`). */
