@@ -188,6 +188,9 @@ describe('per-account isolation in one daemon (issue 17 item 2)', () => {
     void pollA.trigger();
     expect(pollA.busy).toBe(true);
     // A message on B's Avito with no webhook: B's next scheduled poll (the shared timer) finds it.
+    // \`runs\` counts starts: a poll of B already under way (a lease heartbeat's, on PostgreSQL) may
+    // find the message without a new start, so count from a moment when B's poll is not running.
+    await pollB.idle();
     const bRunsBefore = pollB.runs;
     const silent = b.avito.addMessage(chatB.id, { text: 'B: без вебхука' });
     await waitFor(() => deliveredIds(b.amo).includes(silent.id), 30_000, "B's polled note");
