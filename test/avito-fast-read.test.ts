@@ -1,6 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { avitoMessageListSchema, avitoMessageSchema, readAvitoMessage, readContent, readMessageList, type AvitoMessageContent } from '../src/avito/schemas.js';
+import {
+  avitoChatListSchema, avitoChatSchema, avitoMessageListSchema, avitoMessageSchema, readAvitoChat, readAvitoMessage, readChatList, readContent, readMessageList, type AvitoMessageContent,
+} from '../src/avito/schemas.js';
 
 /**
  * The import's fast message reader (issue 13 item 1) must read exactly what the schema reads:
@@ -133,5 +135,80 @@ describe('fast Avito message reader', () => {
       expect(readMessageList(page)).toEqual(avitoMessageListSchema.parse(page));
     }
     for (const other of [{ messages: null }, {}, { messages: 'x' }, null, 'x', 5]) expect(readMessageList(other)).toBeUndefined();
+  });
+});
+
+/** The chat reader of the same pass (issue 13 item 1): the schema's result for every chat it accepts. */
+describe('the fast chat reader', () => {
+  const loose = fc.oneof(fc.string(), fc.integer(), fc.double(), fc.boolean(), fc.constant(null), fc.constant(undefined), fc.constant(''), fc.constant(2 ** 60), fc.constant(1_700_000_000));
+  const idLike = fc.oneof(fc.string({ minLength: 1 }), fc.integer({ min: 0 }), loose);
+  const profile = fc.oneof(fc.record({ user_id: idLike, item_id: idLike, url: loose, avatar: loose }, { requiredKeys: [] }), loose);
+  const user = fc.oneof(fc.record({ id: idLike, name: loose, public_user_profile: profile, extra: loose }, { requiredKeys: [] }), loose);
+  const item = fc.oneof(
+    fc.record({ id: idLike, title: loose, url: loose, price_string: loose, status_id: loose, user_id: idLike, images: fc.anything(), other: loose }, { requiredKeys: [] }),
+    loose,
+  );
+  const time = fc.oneof(fc.integer({ min: 946_684_800, max: 4_102_444_800 }), loose, fc.constant(1e308));
+  const chat = fc.record(
+    {
+      id: fc.oneof(fc.string({ minLength: 1 }), loose),
+      created: time,
+      updated: time,
+      context: fc.oneof(fc.record({ type: loose, value: item, extra: loose }, { requiredKeys: [] }), loose),
+      last_message: fc.anything(),
+      users: fc.oneof(fc.array(user, { maxLength: 3 }), loose),
+      unknown_field: fc.anything(),
+    },
+    { requiredKeys: ['id', 'updated'] },
+  );
+  // A chat as Avito sends it (messenger.json Chat, with the fields real lists add).
+  const usual = {
+    id: 'u2i-abc', created: 1_700_000_000, updated: 1_700_000_100,
+    context: { type: 'item', value: { id: 123456789, title: 'Диван', url: 'https://www.avito.ru/1', price_string: '10 000 ₽', status_id: 1, user_id: 42, images: { main: { '140x105': 'https://x' } } } },
+    last_message: { id: 'm', content: { text: 'hi' }, created: 1_700_000_100, direction: 'in', type: 'text' },
+    users: [
+      { id: 42, name: 'Продавец', public_user_profile: { user_id: 42, item_id: 123456789, url: 'https://www.avito.ru/user/42', avatar: { default: 'https://a' } } },
+      { id: '77', name: 'Покупатель', public_user_profile: null },
+    ],
+  };
+
+  it('gives the schema’s result for every chat it accepts, and leaves the rest to the schema', () => {
+    let accepted = 0;
+    fc.assert(
+      fc.property(chat, (c) => {
+        const fast = readAvitoChat(c);
+        const slow = avitoChatSchema.safeParse(c);
+        if (fast === undefined) return;
+        accepted++;
+        expect(slow.success).toBe(true);
+        expect(fast).toEqual(slow.data);
+        // The ledger keeps the chat as JSON (chats.raw): the same text but for the order of keys.
+        expect(JSON.parse(JSON.stringify(fast))).toEqual(JSON.parse(JSON.stringify(slow.data)));
+      }),
+      { numRuns: 2000 },
+    );
+    expect(accepted).toBeGreaterThan(100);
+  });
+
+  it('accepts the usual chat without the schema, with ids as strings', () => {
+    const fast = readAvitoChat(usual);
+    expect(fast).toBeDefined();
+    expect(fast).toEqual(avitoChatSchema.parse(usual));
+    expect(fast!.context?.value?.id).toBe('123456789');
+    expect(fast!.users.map((u) => u.id)).toEqual(['42', '77']);
+    for (const c of [{ ...usual, context: null }, { ...usual, users: undefined }, { ...usual, context: { type: 'item' } }]) {
+      expect(readAvitoChat(c)).toEqual(avitoChatSchema.parse(c));
+    }
+  });
+
+  it('leaves to the schema what it would refuse or read differently', () => {
+    for (const c of [{ ...usual, id: '' }, { ...usual, updated: 1e308 }, { ...usual, users: [{ name: 'no id' }] }, { ...usual, context: { value: { id: 2 ** 60 } } }, { ...usual, users: 'x' }]) {
+      expect(readAvitoChat(c)).toBeUndefined();
+    }
+  });
+
+  it('reads a chats list as the schema does, and leaves any other shape to it', () => {
+    for (const page of [{ chats: [usual] }, { chats: [], meta: 1 }]) expect(readChatList(page)).toEqual(avitoChatListSchema.parse(page));
+    for (const other of [{ chats: null }, {}, [], null, 'x']) expect(readChatList(other)).toBeUndefined();
   });
 });
