@@ -141,6 +141,21 @@ export const avitoMessageSchema = z
   .transform(({ isRead, ...m }) => ({ ...m, is_read: m.is_read ?? isRead ?? undefined }));
 export type AvitoMessage = z.output<typeof avitoMessageSchema>;
 
+/** An id as the schema's `id` reads it; undefined where the schema would refuse it. */
+function idOf(v: unknown): string | undefined {
+  if (typeof v === 'string' && v !== '') return v;
+  if (typeof v === 'number' && Number.isSafeInteger(v)) return String(v);
+  return undefined;
+}
+
+/** An id as the schema's `optId` reads it; `false` where the schema would refuse it (then it decides). */
+function optIdOf(v: unknown): string | undefined | false {
+  if (v === undefined || v === null || v === '') return undefined;
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' && Number.isSafeInteger(v)) return String(v);
+  return false;
+}
+
 const boolOrNull = (v: unknown): boolean | null | undefined => (typeof v === 'boolean' || v === null ? v : undefined);
 
 /**
@@ -152,19 +167,12 @@ const boolOrNull = (v: unknown): boolean | null | undefined => (typeof v === 'bo
  */
 export function readAvitoMessage(raw: unknown): AvitoMessage | undefined {
   if (!isObj(raw)) return undefined;
-  const rawId = raw.id;
-  let id: string;
-  if (typeof rawId === 'string' && rawId !== '') id = rawId;
-  else if (typeof rawId === 'number' && Number.isSafeInteger(rawId)) id = String(rawId);
-  else return undefined;
+  const id = idOf(raw.id);
+  if (id === undefined) return undefined;
   const created = raw.created;
   if (typeof created !== 'number' || !(created >= AVITO_TIME_RANGE_S.min && created <= AVITO_TIME_RANGE_S.max)) return undefined;
-  const rawAuthor = raw.author_id;
-  let authorId: string | undefined;
-  if (rawAuthor === undefined || rawAuthor === null || rawAuthor === '') authorId = undefined;
-  else if (typeof rawAuthor === 'string') authorId = rawAuthor;
-  else if (typeof rawAuthor === 'number' && Number.isSafeInteger(rawAuthor)) authorId = String(rawAuthor);
-  else return undefined;
+  const authorId = optIdOf(raw.author_id);
+  if (authorId === false) return undefined;
   const rawType = raw.type;
   let type: string;
   if (rawType === undefined) type = 'text';
@@ -254,19 +262,19 @@ export const avitoChatSchema = z.looseObject({
 });
 export type AvitoChat = z.output<typeof avitoChatSchema>;
 
-/** An id as the schema's `optId` reads it; `false` where the schema would refuse it (then it decides). */
-function optIdOf(v: unknown): string | undefined | false {
-  if (v === undefined || v === null || v === '') return undefined;
-  if (typeof v === 'string') return v;
-  if (typeof v === 'number' && Number.isSafeInteger(v)) return String(v);
-  return false;
-}
 const optTimeOf = (v: unknown): number | undefined => (typeof v === 'number' && v >= AVITO_TIME_RANGE_S.min && v <= AVITO_TIME_RANGE_S.max ? v : undefined);
 
-/** `context.value` (the item) as the schema reads it; `false`: unsure, the schema decides. */
-function readChatItem(v: unknown): Obj | null | undefined | false {
+/**
+ * An object the schema reads as `.nullish().catch(undefined)`: null and undefined as they are, a
+ * non-object dropped, an object read by `read` (`false`: unsure, the schema decides).
+ */
+function nullishObj<T>(v: unknown, read: (o: Obj) => T | false): T | null | undefined | false {
   if (v === null || v === undefined) return v;
-  if (!isObj(v)) return undefined;
+  return isObj(v) ? read(v) : undefined;
+}
+
+/** `context.value` (the item) as the schema reads it; `false`: unsure, the schema decides. */
+function readChatItem(v: Obj): Obj | false {
   const itemId = optIdOf(v.id);
   const userId = optIdOf(v.user_id);
   if (itemId === false || userId === false) return false;
@@ -287,23 +295,18 @@ function readChatUsers(v: unknown): Obj[] | false {
   const out: Obj[] = [];
   for (const u of v as unknown[]) {
     if (!isObj(u)) return false;
-    const rawId = u.id;
-    let id: string;
-    if (typeof rawId === 'string' && rawId !== '') id = rawId;
-    else if (typeof rawId === 'number' && Number.isSafeInteger(rawId)) id = String(rawId);
-    else return false;
+    const id = idOf(u.id);
+    if (id === undefined) return false;
     const user: Obj = { ...u };
     user.id = id;
     user.name = str(u.name);
-    const p = u.public_user_profile;
-    if (p === null || p === undefined) user.public_user_profile = p;
-    else if (!isObj(p)) user.public_user_profile = undefined;
-    else {
+    const profile = nullishObj(u.public_user_profile, (p) => {
       const userId = optIdOf(p.user_id);
       const itemId = optIdOf(p.item_id);
-      if (userId === false || itemId === false) return false;
-      user.public_user_profile = { ...p, user_id: userId, item_id: itemId, url: str(p.url) };
-    }
+      return userId === false || itemId === false ? false : { ...p, user_id: userId, item_id: itemId, url: str(p.url) };
+    });
+    if (profile === false) return false;
+    user.public_user_profile = profile;
     out.push(user);
   }
   return out;
@@ -325,14 +328,12 @@ export function readAvitoChat(raw: unknown): AvitoChat | undefined {
   if (users === false) return undefined;
   const out: Obj = { ...raw };
   out.created = optTimeOf(raw.created);
-  const ctx = raw.context;
-  if (ctx === null || ctx === undefined) out.context = ctx;
-  else if (!isObj(ctx)) out.context = undefined;
-  else {
-    const value = readChatItem(ctx.value);
-    if (value === false) return undefined;
-    out.context = { ...ctx, type: str(ctx.type), value };
-  }
+  const context = nullishObj(raw.context, (ctx) => {
+    const value = nullishObj(ctx.value, readChatItem);
+    return value === false ? false : { ...ctx, type: str(ctx.type), value };
+  });
+  if (context === false) return undefined;
+  out.context = context;
   out.users = users;
   return out as AvitoChat;
 }
