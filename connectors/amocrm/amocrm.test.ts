@@ -124,8 +124,10 @@ describe('amoCRM connector', () => {
     expect(fake.leads.get(refs[1]!.leadId)!.name).toBe('Item 2'); // the lead's PATCH went through
   });
 
-  it('chats mode turns updateConversations off: its chats are named by amoCRM', () => {
-    expect(make({ mode: 'chats', channelId: 'ch', channelSecret: 'secret', amojoUrl: fake.url }).limits).toMatchObject({ updateConversations: false });
+  it('chats mode keeps updateConversations on: its leads and the contacts amojo made are named too (test/connectors/amocrm/chats.test.ts)', () => {
+    const chats = make({ mode: 'chats', channelId: 'ch', channelSecret: 'secret', amojoUrl: fake.url });
+    expect(chats.limits?.updateConversations).not.toBe(false);
+    expect(typeof chats.updateConversations).toBe('function');
   });
 
   it('a won or lost lead gets a new lead when the buyer writes again; not for seller messages', async () => {

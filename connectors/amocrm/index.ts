@@ -42,7 +42,7 @@ export const amocrm = defineConnector({
     // Chats mode marks a reply read in the chat panel; notes mode turns it off (its `limits`).
     readReceipts: true,
     // A lead made before its chat's details arrived is renamed after the item, and its contact
-    // after the buyer while it still has the placeholder name (notes mode; chats mode turns it off).
+    // after the buyer while it still has the placeholder name (in chats mode, the contact amojo made).
     updateConversations: true,
   },
   // AMOCRM_MODE=chats puts the messages into amoCRM's chat panel (chats/); notes is the default.

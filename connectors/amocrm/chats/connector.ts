@@ -1,11 +1,11 @@
 import {
   RemoteApiError, describeError,
-  type AccessCheck, type ChatInfo, type ConnectorContext, type ConnectorInstance, type ConversationRef, type ConversationRequest, type DeliveryItem,
+  type AccessCheck, type ChatInfo, type ConnectorContext, type ConnectorInstance, type ConversationRef, type ConversationRequest, type ConversationUpdate, type DeliveryItem,
   type IncomingReply, type ItemResult, type ReadReceipt, type ReplyOutcome, type WebhookRequest, type WebhookVerdict,
 } from '../../../src/connector-sdk/index.js';
 import type { AmoConfig } from '../config.js';
 import { AmoConnector, LOST, WON } from '../connector.js';
-import { leadName, priceOf } from '../mappers.js';
+import { leadName, placeholderLeadNames, priceOf } from '../mappers.js';
 import { amoUserSchema } from '../schemas.js';
 import { AmojoClient, type AmojoClientOptions } from './amojo-client.js';
 import { buyerUser, deletedEdit, replyFromAmojo, replyFromHook, sendPayload } from './mappers.js';
@@ -72,9 +72,7 @@ export function isChatsRef(ref: ConversationRef | undefined): ref is ChatsRef {
  * and each answer's delivery status goes back into the chat.
  */
 export class ChatsConnector implements ConnectorInstance {
-  // A chat in amoCRM's chat panel is named by the contact amojo made for the buyer, not by us:
-  // nothing of it to rename when the chat's details come late (notes mode renames its leads).
-  readonly limits = { maxBatch: 50, maxConversationBatch: 50, updateConversations: false } as const;
+  readonly limits = { maxBatch: 50, maxConversationBatch: 50 } as const;
   /** The REST side (account, pipelines, leads, unsorted), shared with notes mode. */
   readonly rest: AmoConnector;
   readonly amojo: AmojoClient;
@@ -291,6 +289,47 @@ export class ChatsConnector implements ConnectorInstance {
     await this.setChatState(chat.chatId, { amojoChatId, ...(linked && prev.leadId ? { leadId: prev.leadId } : {}) });
     if (!linked) await this.expectLead(chat);
     return ref;
+  }
+
+  /**
+   * A chat whose details (item, buyer) came after its first messages (capability
+   * `updateConversations`). A lead this connector has found goes through notes mode's rename,
+   * which changes only placeholder names: the lead's, and its contact's (the one amojo made for
+   * the buyer, which names the chat in the panel). A lead amoCRM has not made yet gets the item's
+   * name in its waiting entry, and the update fails for now (transient): tried again after the
+   * lead is found, it names the contact too.
+   */
+  async updateConversations(updates: readonly ConversationUpdate[]): Promise<ItemResult<void>[]> {
+    const lang = this.config.language;
+    const out: ItemResult<void>[] = [];
+    const found: { at: number; update: ConversationUpdate }[] = [];
+    const pending = await this.json<Record<string, PendingLead>>(K.pending, {});
+    let pendingRenamed = false;
+    for (const u of updates) {
+      const chatId = u.chat.chatId;
+      const ref = u.conversation as Partial<ChatsRef>;
+      const leadId = (await this.chatState(chatId)).leadId ?? ref.leadId ?? undefined;
+      const waiting = pending[chatId];
+      if (leadId) {
+        found.push({ at: out.length, update: { conversation: { ...u.conversation, leadId, contactId: ref.contactId ?? undefined }, chat: u.chat } });
+        out.push({ ok: false, error: new Error('not renamed') }); // replaced below
+      } else if (waiting) {
+        if (placeholderLeadNames(u.chat, lang).has(waiting.name)) {
+          waiting.name = leadName(u.chat, lang);
+          waiting.price = priceOf(u.chat.item.price);
+          pendingRenamed = true;
+        }
+        out.push({ ok: false, error: new Error("amoCRM has not made this chat's lead yet: it is named when found, and its contact on the next try") });
+      } else {
+        out.push({ ok: true, value: undefined }); // no lead expected (the buyer has not written): nothing to name
+      }
+    }
+    if (pendingRenamed) await this.ctx.store.set(K.pending, JSON.stringify(pending));
+    if (found.length > 0) {
+      const results = await this.rest.updateConversations(found.map((f) => f.update));
+      found.forEach((f, k) => (out[f.at] = results[k] ?? { ok: false, error: new Error('no result for this conversation') }));
+    }
+    return out;
   }
 
   /** Which of these leads are won, lost or deleted. */

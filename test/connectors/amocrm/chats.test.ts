@@ -6,7 +6,9 @@ import { SandboxAmo } from '../../../connectors/amocrm/sandbox.js';
 import { SandboxAvito, type FakeChat } from '../../../src/sandbox/sandbox-avito.js';
 import { memoryLogger } from '../../../src/log/logger.js';
 import { afterSigkill, fakeEnvWithAmo, runCli, tempDir, testRuntime, waitFor } from '../../helpers.js';
-import { startDaemon } from '../../../src/sync/daemon.js';
+import { startDaemon, type Daemon } from '../../../src/sync/daemon.js';
+import { Dispatcher, type DispatcherOptions } from '../../../src/sync/dispatcher.js';
+import { countDetailUpdatesPending } from '../../../src/ledger/conversations.js';
 import { freePort } from '../../../src/sandbox/net.js';
 import { AmojoClient } from '../../../connectors/amocrm/chats/amojo-client.js';
 import type { ChatsConnector } from '../../../connectors/amocrm/chats/connector.js';
@@ -444,5 +446,81 @@ describe('chats mode through the running daemon: POST /webhooks/amojo/<scope_id>
       await daemon.stop();
       rt = undefined;
     }
+  });
+});
+
+describe("chats mode: a chat whose details come after its first message (capability updateConversations)", () => {
+  const SECRET = 'test-secret-0123456789';
+  let daemon: Daemon | undefined;
+  let release: (() => void) | undefined;
+  afterEach(async () => {
+    release?.(); // a failed test must not leave the daemon's request held
+    await daemon?.stop();
+    daemon = undefined;
+    rt = undefined; // closed by the daemon
+  });
+  const hook = (chatId: string, msg: { id: string }) => fetch(`http://127.0.0.1:${daemon!.port}/webhooks/avito/${SECRET}`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(avito.webhookBody(chatId, msg as never)),
+  }).then((r) => expect(r.status).toBe(200));
+
+  /**
+   * A webhook brings a new chat's first message while Avito holds the chat's details; a dispatcher
+   * whose wait for them is over (`stubGraceMs: 0`) puts the message into the chat panel, and amojo
+   * makes the contact (and amoCRM the lead) with the placeholder names.
+   */
+  async function chatMadeWithoutDetails(opts: { unsortedDown?: boolean } = {}) {
+    await setup({ WEBHOOK_SECRET: SECRET, POLL_INTERVAL_WITH_WEBHOOKS_SECONDS: '3600', CRM_POLL_INTERVAL_WITH_WEBHOOKS_SECONDS: '3600' });
+    // amoCRM's Unsorted refuses to list: the connector cannot find the lead amojo made.
+    if (opts.unsortedDown) amo.inject({ path: '/api/v4/leads/unsorted', method: 'GET', kind: '400', times: 1_000 });
+    daemon = await startDaemon(rt!, { port: 0, host: '127.0.0.1', initialPoll: false });
+    avito.hold('getChatByIdV2', new Promise<void>((r) => (release = r)));
+    const chat = avito.addChat({ buyerName: 'Мария' });
+    const first = avito.addMessage(chat.id, { text: 'Ещё продаётся?' });
+    await hook(chat.id, first);
+    const unit = rt!.connectors[0]!;
+    const impatient = (o: Partial<DispatcherOptions> = {}) => new Dispatcher({
+      ledger: rt!.ledger, log: rt!.log, accountId: 'default', connectorId: 'amocrm', connector: unit.instance,
+      capabilities: { ...unit.definition.capabilities, ...unit.instance.limits }, stubGraceMs: 0, ...o,
+    });
+    await waitFor(async () => (await impatient().run(), amojo.clientIds(chat.id).includes(first.id)), 15_000, 'the first message in the chat without the chat details');
+    const contact = () => [...amo.contacts.values()].map((c) => c.name);
+    expect(contact()).toEqual([`Avito ${chat.id}`]); // the placeholder: Avito gave no buyer yet
+    return { chat, release: release!, impatient, contact, title: avito.items.get(chat.itemId!)!.title };
+  }
+
+  it('the lead found with the placeholder name is named after the item, and its contact after the buyer, once', async () => {
+    const { chat, release, contact, title } = await chatMadeWithoutDetails();
+    const lead = amojo.leadOf(chat.id)!;
+    expect(await connector().leadOf(chat.id)).toBe(lead.id);
+    expect(lead.name).toBe(`Чат на Авито: ${chat.id}`);
+    release(); // Avito answers: the daemon fetches the details and its next dispatch renames
+    await waitFor(() => lead.name === title && contact()[0] === 'Мария', 15_000, 'the lead and the contact renamed');
+    const next = avito.addMessage(chat.id, { text: 'Можно посмотреть?' });
+    await hook(chat.id, next);
+    await waitFor(() => amojo.clientIds(chat.id).includes(next.id), 15_000, 'the next message in the chat');
+    // The lead's naming when found (with the placeholder), then the rename: nothing more.
+    expect(amo.count('/api/v4/leads', 'PATCH')).toBe(2);
+    expect(amo.count('/api/v4/contacts', 'PATCH')).toBe(1);
+    expect(amo.leads.size).toBe(1);
+    expect(await countDetailUpdatesPending(rt!.ledger.db, 'default', 'amocrm')).toBe(0);
+  });
+
+  it('a lead not found yet when the details come is named after the item when it is found; its contact on the next try', async () => {
+    const { chat, release, impatient, contact, title } = await chatMadeWithoutDetails({ unsortedDown: true });
+    expect(await connector().leadOf(chat.id)).toBeUndefined();
+    release();
+    await waitFor(async () => (await rt!.ledger.db.selectFrom('conversations').select('details_attempts').executeTakeFirstOrThrow()).details_attempts === 1, 15_000, 'the rename tried while the lead is not found');
+    expect(await countDetailUpdatesPending(rt!.ledger.db, 'default', 'amocrm')).toBe(1);
+    amo.clearFaults();
+    expect(await connector().settleLeads()).toBe(1);
+    const lead = amojo.leadOf(chat.id)!;
+    expect(lead.name).toBe(title); // the waiting entry was renamed: the placeholder never reached the lead
+    expect(contact()).toEqual([`Avito ${chat.id}`]);
+    // Its retry time come, the update names the contact, once; the lead is left as it is.
+    const report = await impatient({ now: () => Date.now() + 3_600_000 }).run();
+    expect(report.conversationsUpdated).toBe(1);
+    expect(contact()).toEqual(['Мария']);
+    expect(amo.count('/api/v4/leads', 'PATCH')).toBe(1); // the naming of the found lead only
+    expect(await countDetailUpdatesPending(rt!.ledger.db, 'default', 'amocrm')).toBe(0);
   });
 });
