@@ -10,7 +10,7 @@ import { startDaemon, type Daemon } from '../src/sync/daemon.js';
 import { syncOnce } from '../src/sync/sync-once.js';
 import { SandboxAmo } from '../connectors/amocrm/sandbox.js';
 import { SandboxAvito } from '../src/sandbox/sandbox-avito.js';
-import { deliveredIds, fakeEnvWithAmo, runCli, tempDir, testRuntime, waitFor } from './helpers.js';
+import { deliveredIds, fakeEnvWithAmo, impatientDispatcher, runCli, tempDir, testRuntime, waitFor } from './helpers.js';
 import { isPostgresUrl, openLedger } from '../src/ledger/database.js';
 import { LEASE_TTL_MS } from '../src/ledger/leases.js';
 
@@ -267,11 +267,7 @@ describe("a conversation made before its chat's details arrived gets them later 
     const chat = avito.addChat({ buyerName: 'Мария' });
     const first = avito.addMessage(chat.id, { text: 'is it still for sale?' });
     await hook(chat.id, first);
-    const unit = rt!.connectors[0]!;
-    const impatient = (o: Partial<DispatcherOptions> = {}) => new Dispatcher({
-      ledger: rt!.ledger, log: rt!.log, accountId: 'default', connectorId: 'amocrm', connector: unit.instance,
-      capabilities: { ...unit.definition.capabilities, ...caps }, stubGraceMs: 0, ...o,
-    });
+    const impatient = (o: Partial<DispatcherOptions> = {}) => impatientDispatcher(rt!, o, caps);
     await waitFor(async () => (await impatient().run(), deliveredIds(amo).includes(first.id)), 15_000, 'the first message delivered without the chat details');
     expect(amo.leads.size).toBe(1);
     const lead = [...amo.leads.values()][0]!;

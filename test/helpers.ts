@@ -12,6 +12,8 @@ import { markerOf } from '../connectors/amocrm/mappers.js';
 import { isPostgresUrl, openLedger } from '../src/ledger/database.js';
 import { LEASE_TTL_MS } from '../src/ledger/leases.js';
 import { dropLedgerOf, ledgerLocation } from './dialects.js';
+import { Dispatcher, type DispatcherOptions } from '../src/sync/dispatcher.js';
+import type { ConnectorCapabilities } from '../src/connector-sdk/index.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const CLI = path.join(ROOT, 'dist/src/cli/main.js');
@@ -114,4 +116,16 @@ export async function afterSigkill(location: string, pid: number): Promise<void>
   } finally {
     await ledger.close();
   }
+}
+
+/**
+ * A dispatcher for the runtime's first connector whose wait for a new chat's details is over
+ * (`stubGraceMs: 0`): it makes conversations with the placeholder names at once.
+ */
+export function impatientDispatcher(rt: Runtime, o: Partial<DispatcherOptions> = {}, caps: Partial<ConnectorCapabilities> = {}): Dispatcher {
+  const unit = rt.connectors[0]!;
+  return new Dispatcher({
+    ledger: rt.ledger, log: rt.log, accountId: 'default', connectorId: unit.definition.id, connector: unit.instance,
+    capabilities: { ...unit.definition.capabilities, ...unit.instance.limits, ...caps }, stubGraceMs: 0, ...o,
+  });
 }

@@ -5,9 +5,9 @@ import { collectStatus } from '../../../src/status/collect-status.js';
 import { SandboxAmo } from '../../../connectors/amocrm/sandbox.js';
 import { SandboxAvito, type FakeChat } from '../../../src/sandbox/sandbox-avito.js';
 import { memoryLogger } from '../../../src/log/logger.js';
-import { afterSigkill, fakeEnvWithAmo, runCli, tempDir, testRuntime, waitFor } from '../../helpers.js';
+import { afterSigkill, fakeEnvWithAmo, impatientDispatcher, runCli, tempDir, testRuntime, waitFor } from '../../helpers.js';
 import { startDaemon, type Daemon } from '../../../src/sync/daemon.js';
-import { Dispatcher, type DispatcherOptions } from '../../../src/sync/dispatcher.js';
+import type { DispatcherOptions } from '../../../src/sync/dispatcher.js';
 import { countDetailUpdatesPending } from '../../../src/ledger/conversations.js';
 import { freePort } from '../../../src/sandbox/net.js';
 import { AmojoClient } from '../../../connectors/amocrm/chats/amojo-client.js';
@@ -477,11 +477,7 @@ describe("chats mode: a chat whose details come after its first message (capabil
     const chat = avito.addChat({ buyerName: 'Мария' });
     const first = avito.addMessage(chat.id, { text: 'Ещё продаётся?' });
     await hook(chat.id, first);
-    const unit = rt!.connectors[0]!;
-    const impatient = (o: Partial<DispatcherOptions> = {}) => new Dispatcher({
-      ledger: rt!.ledger, log: rt!.log, accountId: 'default', connectorId: 'amocrm', connector: unit.instance,
-      capabilities: { ...unit.definition.capabilities, ...unit.instance.limits }, stubGraceMs: 0, ...o,
-    });
+    const impatient = (o: Partial<DispatcherOptions> = {}) => impatientDispatcher(rt!, o);
     await waitFor(async () => (await impatient().run(), amojo.clientIds(chat.id).includes(first.id)), 15_000, 'the first message in the chat without the chat details');
     const contact = () => [...amo.contacts.values()].map((c) => c.name);
     expect(contact()).toEqual([`Avito ${chat.id}`]); // the placeholder: Avito gave no buyer yet
