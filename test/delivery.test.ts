@@ -338,6 +338,39 @@ describe("a conversation made before its chat's details arrived gets them later 
   });
 });
 
+describe('conversations made before this version marked conversations made without details (migration 007)', () => {
+  it('are checked once after the upgrade: a placeholder name is renamed after the item and the buyer, a name a manager gave stays', async () => {
+    await setup();
+    const [a, b] = [avito.addChat({ buyerName: 'Мария' }), avito.addChat({ buyerName: 'Олег' })];
+    avito.addMessage(a.id, { text: 'a' });
+    avito.addMessage(b.id, { text: 'b' });
+    await syncOnce(rt!); // leads made with the chats' details, after migration 007: nothing to mark
+    expect(await countDetailUpdatesPending(rt!.ledger.db, 'default', 'amocrm')).toBe(0);
+    const lead = (chatId: string) => [...amo.leads.values()].find((l) => l.name.includes(avito.items.get(avito.chats.get(chatId)!.itemId!)!.title))!;
+    const [leadA, leadB] = [lead(a.id), lead(b.id)];
+    // As an older version left them: A with the placeholder names, B renamed by a manager.
+    leadA.name = `Чат на Авито: ${a.id}`;
+    for (const c of amo.contacts.values()) if (c.name === 'Мария') c.name = `Avito ${a.id}`;
+    leadB.name = 'Олег, диван, перезвонить';
+    // The upgrade: the ledger's conversations are older than migration 007, and this ledger never looked.
+    await rt!.ledger.db.updateTable('conversations').set({ created_at: 1_600_000_000_000 }).execute();
+    await rt!.ledger.db.deleteFrom('connector_state').where('key', '=', 'details:earlier_marked').execute();
+    const report = await impatientDispatcher(rt!).run();
+    expect(report.conversationsUpdated).toBe(2);
+    expect(leadA.name).toBe(avito.items.get(a.itemId!)!.title);
+    expect([...amo.contacts.values()].map((c) => c.name).sort()).toEqual(['Мария', 'Олег']);
+    expect(leadB.name).toBe('Олег, диван, перезвонить');
+    expect(amo.count('/api/v4/leads', 'PATCH')).toBe(1);
+    expect(amo.count('/api/v4/contacts', 'PATCH')).toBe(1);
+    // Once: later runs (and a new dispatcher after a restart) mark nothing again, and read no lead.
+    const reads = amo.count('/api/v4/leads', 'GET');
+    await impatientDispatcher(rt!).run();
+    expect(await countDetailUpdatesPending(rt!.ledger.db, 'default', 'amocrm')).toBe(0);
+    expect(amo.count('/api/v4/leads', 'GET')).toBe(reads);
+    expect(amo.count('/api/v4/leads', 'PATCH')).toBe(1);
+  });
+});
+
 describe('invariant 2: every ledger message reaches each enabled connector exactly once in effect', () => {
   it('a process SIGKILLed between the amoCRM call and the ledger write delivers nothing twice after restart', async () => {
     avito = new SandboxAvito();

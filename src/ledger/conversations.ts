@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { LedgerDb } from './database.js';
 import { chunks } from './chats.js';
 import type { ChatRow } from './tables.js';
@@ -167,6 +168,44 @@ export async function settleDetailUpdates(
         .values({ account_id: accountId, scope: 'delivery.conversation-details', ref: `${connector} ${a.due.chatId}`, error: a.error.slice(0, 2000), at: now })
         .execute();
     }
+  });
+}
+
+/** The migration from which conversations made without their chat's details are marked (`details_pending`). */
+const DETAILS_MIGRATION = '007-conversation-details';
+/** connector_state key: the conversations made before that migration were marked (value: how many). */
+const EARLIER_MARKED = 'details:earlier_marked';
+
+/**
+ * Conversations made before this ledger began marking those made without their chat's details
+ * (migration 007) carry no mark, and some of them hold placeholder names nothing would change.
+ * They are marked once per (account, connector), as if made without details: the connector then
+ * renames only those still holding a placeholder (what a manager renamed stays), after reading
+ * them in batches (amoCRM 250 leads a request, Bitrix24 50), at most 100 a dispatch run. For a
+ * connector that can rename (capability `updateConversations`); returns how many were marked now.
+ */
+export async function markEarlierConversations(db: LedgerDb, accountId: string, connector: string): Promise<number> {
+  return db.transaction().execute(async (trx) => {
+    const done = await trx.selectFrom('connector_state').select('value')
+      .where('account_id', '=', accountId).where('connector', '=', connector).where('key', '=', EARLIER_MARKED)
+      .executeTakeFirst();
+    if (done) return 0;
+    const applied = await sql<{ timestamp: string }>`SELECT timestamp FROM kysely_migration WHERE name = ${DETAILS_MIGRATION}`.execute(trx);
+    const since = Date.parse(applied.rows[0]?.timestamp ?? '');
+    let marked = 0;
+    if (Number.isFinite(since)) {
+      const res = await trx.updateTable('conversations')
+        .set({ details_pending: 1, details_attempts: 0, details_retry_at: null })
+        .where('account_id', '=', accountId).where('connector', '=', connector)
+        .where('details_pending', '=', 0).where('created_at', '<', since)
+        .executeTakeFirst();
+      marked = Number(res.numUpdatedRows);
+    }
+    await trx.insertInto('connector_state')
+      .values({ account_id: accountId, connector, key: EARLIER_MARKED, value: String(marked), updated_at: Date.now() })
+      .onConflict((oc) => oc.columns(['account_id', 'connector', 'key']).doNothing())
+      .execute();
+    return marked;
   });
 }
 
