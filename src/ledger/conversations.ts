@@ -181,7 +181,7 @@ const EARLIER_MARKED = 'details:earlier_marked';
  * (migration 007) carry no mark, and some of them hold placeholder names nothing would change.
  * They are marked once per (account, connector), as if made without details: the connector then
  * renames only those still holding a placeholder (what a manager renamed stays), after reading
- * them in batches (amoCRM 250 leads a request, Bitrix24 50), at most 100 a dispatch run. For a
+ * them in batches (as many as one request of the CRM allows), at most 100 a dispatch run. For a
  * connector that can rename (capability `updateConversations`); returns how many were marked now.
  */
 export async function markEarlierConversations(db: LedgerDb, accountId: string, connector: string): Promise<number> {
