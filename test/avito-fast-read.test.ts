@@ -209,6 +209,18 @@ describe('the fast chat reader', () => {
     }
   });
 
+  it('leaves a chat with a `__proto__` key anywhere to the schema (which drops the key)', () => {
+    for (const at of ['', 'context.value', 'users.0', 'users.0.public_user_profile']) {
+      const raw = JSON.parse(JSON.stringify(usual)) as Record<string, unknown>;
+      const target = at.split('.').filter(Boolean).reduce<Record<string, unknown>>((o, k) => o[k] as Record<string, unknown>, raw);
+      // What JSON.parse makes of a "__proto__" key: an own property, not the prototype.
+      Object.defineProperty(target, '__proto__', { value: { polluted: 1 }, enumerable: true, configurable: true, writable: true });
+      expect(JSON.stringify(raw)).toContain('polluted');
+      expect(readAvitoChat(raw)).toBeUndefined();
+      expect(JSON.stringify(avitoChatSchema.parse(raw))).not.toContain('polluted');
+    }
+  });
+
   it('reads a chats list as the schema does, and leaves any other shape to it', () => {
     for (const page of [{ chats: [usual] }, { chats: [], meta: 1 }]) expect(readChatList(page)).toEqual(avitoChatListSchema.parse(page));
     for (const other of [{ chats: null }, {}, [], null, 'x']) expect(readChatList(other)).toBeUndefined();

@@ -338,7 +338,7 @@ describe("a conversation made before its chat's details arrived gets them later 
   });
 });
 
-describe('conversations made before this version marked conversations made without details (migration 007)', () => {
+describe('conversations an earlier version made (migration 008 leaves them to look at)', () => {
   it('are checked once after the upgrade: a placeholder name is renamed after the item and the buyer, a name a manager gave stays', async () => {
     await setup();
     const [a, b] = [avito.addChat({ buyerName: 'Мария' }), avito.addChat({ buyerName: 'Олег' })];
@@ -352,9 +352,9 @@ describe('conversations made before this version marked conversations made witho
     leadA.name = `Чат на Авито: ${a.id}`;
     for (const c of amo.contacts.values()) if (c.name === 'Мария') c.name = `Avito ${a.id}`;
     leadB.name = 'Олег, диван, перезвонить';
-    // The upgrade: the ledger's conversations are older than migration 007, and this ledger never looked.
-    await rt!.ledger.db.updateTable('conversations').set({ created_at: 1_600_000_000_000 }).execute();
-    await rt!.ledger.db.deleteFrom('connector_state').where('key', '=', 'details:earlier_marked').execute();
+    // The upgrade: migration 008 leaves every conversation there is to look at.
+    await rt!.ledger.db.updateTable('conversations').set({ details_pending: 2 }).execute();
+    expect(await countDetailUpdatesPending(rt!.ledger.db, 'default', 'amocrm')).toBe(0); // not counted as waiting
     const report = await impatientDispatcher(rt!).run();
     expect(report.conversationsUpdated).toBe(2);
     expect(leadA.name).toBe(avito.items.get(a.itemId!)!.title);
@@ -368,6 +368,19 @@ describe('conversations made before this version marked conversations made witho
     expect(await countDetailUpdatesPending(rt!.ledger.db, 'default', 'amocrm')).toBe(0);
     expect(amo.count('/api/v4/leads', 'GET')).toBe(reads);
     expect(amo.count('/api/v4/leads', 'PATCH')).toBe(1);
+  });
+
+  it('a connector that cannot rename lets them go: nothing waits, nothing is read', async () => {
+    await setup();
+    const chat = avito.addChat();
+    avito.addMessage(chat.id, { text: 'a' });
+    await syncOnce(rt!);
+    await rt!.ledger.db.updateTable('conversations').set({ details_pending: 2 }).execute();
+    const reads = amo.count('/api/v4/leads', 'GET');
+    await impatientDispatcher(rt!, {}, { updateConversations: false }).run();
+    expect((await rt!.ledger.db.selectFrom('conversations').select('details_pending').execute()).map((r) => Number(r.details_pending))).toEqual([0]);
+    expect(amo.count('/api/v4/leads', 'GET')).toBe(reads);
+    expect(amo.count('/api/v4/leads', 'PATCH')).toBe(0);
   });
 });
 

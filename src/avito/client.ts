@@ -86,14 +86,15 @@ export class AvitoClient {
   private readonly timeoutMs: number;
   private readonly transport: Transport;
   private readonly itemsGate: SpacingGate;
-  /** Aborted by `stop()`: calls still waiting in the queue give up at once. */
+  /** Aborted by `stop()`: calls not finished give up at once. */
   private readonly stopper = new AbortController();
   /**
-   * How each call waiting in the queue is failed by `stop()`. One set rather than an abort listener
-   * per call (p-queue's `signal`): an import queues a whole chat page at once, and adding and
-   * removing hundreds of listeners on one signal cost ≈ 20 ms of a 20,000-message pass.
+   * How each call not finished yet (waiting in the queue or in flight) is failed by `stop()`. One
+   * set rather than an abort listener per call (p-queue's `signal`): an import queues a whole chat
+   * page at once, and adding and removing hundreds of listeners on one signal cost ≈ 20 ms of a
+   * 20,000-message pass.
    */
-  private readonly waiting = new Set<(reason: unknown) => void>();
+  private readonly unfinished = new Set<(reason: unknown) => void>();
   private userIdValue: string | undefined;
   private listShapeLogged = false;
   private readonly listeners: ((e: AvitoCallEvent) => void)[] = [];
@@ -384,13 +385,15 @@ export class AvitoClient {
     );
   }
 
-  /** Calls waiting in the queue fail at once (shutdown); calls in flight finish. */
+  /**
+   * Shutdown: every call not finished fails at once, so no caller waits for Avito past the daemon's
+   * stop budget. The waiting ones leave the queue; a request in flight is cut by `close()`.
+   */
   stop(): void {
     this.stopper.abort(new Error('avito-sync is stopping'));
-    // The waiting calls fail now, and leave the queue: close() waits for the calls in flight only.
     const reason: unknown = this.stopper.signal.reason;
-    for (const fail of this.waiting) fail(reason);
-    this.waiting.clear();
+    for (const fail of this.unfinished) fail(reason);
+    this.unfinished.clear();
     this.queue.clear();
   }
 
@@ -398,8 +401,9 @@ export class AvitoClient {
     return this.stopper.signal.aborted;
   }
 
-  /** Finishes queued work and closes kept-alive connections. */
+  /** Finishes queued work and closes kept-alive connections; after `stop()`, cuts the requests in flight first. */
   async close(): Promise<void> {
+    if (this.stopped) this.transport.close();
     await this.queue.onIdle();
     this.transport.close();
   }
@@ -486,17 +490,19 @@ export class AvitoClient {
     return parsed.data;
   }
 
-  /** Runs `fn` in its turn of the account's queue; fails at once when the client stops first. */
+  /** Runs `fn` in its turn of the account's queue; fails at once when the client stops before it is done. */
   private enqueue<T>(fn: () => Promise<T>): Promise<T> {
     if (this.stopper.signal.aborted) return Promise.reject(this.stopper.signal.reason as Error);
     return new Promise<T>((resolve, reject) => {
-      this.waiting.add(reject);
+      this.unfinished.add(reject);
       void this.queue.add(async () => {
-        if (!this.waiting.delete(reject)) return; // failed by stop() meanwhile
+        if (!this.unfinished.has(reject)) return; // failed by stop() meanwhile
         try {
           resolve(await fn());
         } catch (err) {
           reject(err);
+        } finally {
+          this.unfinished.delete(reject);
         }
       });
     });

@@ -270,8 +270,12 @@ const optTimeOf = (v: unknown): number | undefined => (typeof v === 'number' && 
  */
 function nullishObj<T>(v: unknown, read: (o: Obj) => T | false): T | null | undefined | false {
   if (v === null || v === undefined) return v;
-  return isObj(v) ? read(v) : undefined;
+  if (!isObj(v)) return undefined;
+  return plainKeys(v) ? read(v) : false;
 }
+
+/** No own `__proto__` key (JSON can carry one): zod leaves it out, a spread would keep it, so the schema decides. */
+const plainKeys = (o: Obj): boolean => !Object.hasOwn(o, '__proto__');
 
 /** `context.value` (the item) as the schema reads it; `false`: unsure, the schema decides. */
 function readChatItem(v: Obj): Obj | false {
@@ -294,7 +298,7 @@ function readChatUsers(v: unknown): Obj[] | false {
   if (!Array.isArray(v)) return false;
   const out: Obj[] = [];
   for (const u of v as unknown[]) {
-    if (!isObj(u)) return false;
+    if (!isObj(u) || !plainKeys(u)) return false;
     const id = idOf(u.id);
     if (id === undefined) return false;
     const user: Obj = { ...u };
@@ -319,7 +323,7 @@ function readChatUsers(v: unknown): Obj[] | false {
  * `test/avito-fast-read.test.ts` checks both agree on generated chats.
  */
 export function readAvitoChat(raw: unknown): AvitoChat | undefined {
-  if (!isObj(raw)) return undefined;
+  if (!isObj(raw) || !plainKeys(raw)) return undefined;
   const id = raw.id;
   if (typeof id !== 'string' || id === '') return undefined;
   const updated = raw.updated;

@@ -1,4 +1,3 @@
-import { sql } from 'kysely';
 import type { LedgerDb } from './database.js';
 import { chunks } from './chats.js';
 import type { ChatRow } from './tables.js';
@@ -171,42 +170,18 @@ export async function settleDetailUpdates(
   });
 }
 
-/** The migration from which conversations made without their chat's details are marked (`details_pending`). */
-const DETAILS_MIGRATION = '007-conversation-details';
-/** connector_state key: the conversations made before that migration were marked (value: how many). */
-const EARLIER_MARKED = 'details:earlier_marked';
-
 /**
- * Conversations made before this ledger began marking those made without their chat's details
- * (migration 007) carry no mark, and some of them hold placeholder names nothing would change.
- * They are marked once per (account, connector), as if made without details: the connector then
- * renames only those still holding a placeholder (what a manager renamed stays), after reading
- * them in batches (as many as one request of the CRM allows), at most 100 a dispatch run. For a
- * connector that can rename (capability `updateConversations`); returns how many were marked now.
+ * Conversations an earlier version left to look at (`details_pending = 2`, migration 008): marked
+ * to be named after their chat's details where the connector can (`canRename`, capability
+ * `updateConversations`) — it renames only names still holding a placeholder, at most 100 a
+ * dispatch run — and unmarked where it cannot. Returns how many were marked to be named.
  */
-export async function markEarlierConversations(db: LedgerDb, accountId: string, connector: string): Promise<number> {
-  return db.transaction().execute(async (trx) => {
-    const done = await trx.selectFrom('connector_state').select('value')
-      .where('account_id', '=', accountId).where('connector', '=', connector).where('key', '=', EARLIER_MARKED)
-      .executeTakeFirst();
-    if (done) return 0;
-    const applied = await sql<{ timestamp: string }>`SELECT timestamp FROM kysely_migration WHERE name = ${DETAILS_MIGRATION}`.execute(trx);
-    const since = Date.parse(applied.rows[0]?.timestamp ?? '');
-    let marked = 0;
-    if (Number.isFinite(since)) {
-      const res = await trx.updateTable('conversations')
-        .set({ details_pending: 1, details_attempts: 0, details_retry_at: null })
-        .where('account_id', '=', accountId).where('connector', '=', connector)
-        .where('details_pending', '=', 0).where('created_at', '<', since)
-        .executeTakeFirst();
-      marked = Number(res.numUpdatedRows);
-    }
-    await trx.insertInto('connector_state')
-      .values({ account_id: accountId, connector, key: EARLIER_MARKED, value: String(marked), updated_at: Date.now() })
-      .onConflict((oc) => oc.columns(['account_id', 'connector', 'key']).doNothing())
-      .execute();
-    return marked;
-  });
+export async function settleConversationsToLookAt(db: LedgerDb, accountId: string, connector: string, canRename: boolean): Promise<number> {
+  const res = await db.updateTable('conversations')
+    .set(canRename ? { details_pending: 1, details_attempts: 0, details_retry_at: null } : { details_pending: 0 })
+    .where('account_id', '=', accountId).where('connector', '=', connector).where('details_pending', '=', 2)
+    .executeTakeFirst();
+  return canRename ? Number(res.numUpdatedRows) : 0;
 }
 
 /** How many conversations of the account in this connector still wait to be named after their chat's details. */

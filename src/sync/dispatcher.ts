@@ -5,7 +5,7 @@ import { isAvitoNotice } from '../avito/mappers.js';
 import { describeError, RemoteApiError, ValidationError } from '../errors.js';
 import { chatRows, chunks, youngStubChats } from '../ledger/chats.js';
 import { connectorStore, INDEFINITE, pauseEnd, pausedState } from '../ledger/connector-state.js';
-import { claimDetailUpdates, loadConversations, markEarlierConversations, saveConversations, settleDetailUpdates, type DetailUpdateDue } from '../ledger/conversations.js';
+import { claimDetailUpdates, loadConversations, saveConversations, settleConversationsToLookAt, settleDetailUpdates, type DetailUpdateDue } from '../ledger/conversations.js';
 import { messagesByIds } from '../ledger/messages.js';
 import type { ClaimedDelivery, Outbox } from '../ledger/outbox.js';
 import { chatsWithPartsInFlight, linkedAvitoIds } from '../ledger/replies.js';
@@ -89,8 +89,8 @@ interface Work {
 export class Dispatcher {
   private readonly outbox: Outbox;
   private readonly now: () => number;
-  /** Conversations made before migration 007 have been marked for a look (once per ledger, see markEarlierConversations). */
-  private earlierMarked = false;
+  /** Conversations an earlier version left to look at (migration 008) have been settled for this connector. */
+  private lookedAt = false;
 
   constructor(private readonly o: DispatcherOptions) {
     this.outbox = o.ledger.outbox(o.accountId, o.connectorId);
@@ -344,13 +344,13 @@ export class Dispatcher {
    * connector's run must stop (credentials refused, a ban).
    */
   private async updateDetails(report: DispatchReport): Promise<string | undefined> {
-    if (!this.canUpdateDetails) return undefined;
     const { ledger, accountId, connectorId } = this.o;
-    if (!this.earlierMarked) {
-      const marked = await markEarlierConversations(ledger.db, accountId, connectorId);
-      this.earlierMarked = true;
-      if (marked > 0) this.o.log.info({ account: accountId, connector: connectorId, conversations: marked }, 'conversations made before this version are checked once for placeholder names');
+    if (!this.lookedAt) {
+      const marked = await settleConversationsToLookAt(ledger.db, accountId, connectorId, this.canUpdateDetails);
+      this.lookedAt = true;
+      if (marked > 0) this.o.log.info({ account: accountId, connector: connectorId, conversations: marked }, 'conversations made by an earlier version are checked once for placeholder names');
     }
+    if (!this.canUpdateDetails) return undefined;
     const due = await claimDetailUpdates(ledger.db, accountId, connectorId, this.now(), DETAIL_UPDATES_PER_RUN, this.now() + DETAIL_UPDATE_HOLD_MS);
     for (const part of chunks(due, Math.max(1, this.o.capabilities.maxConversationBatch))) {
       let results;

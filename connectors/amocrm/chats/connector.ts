@@ -304,7 +304,7 @@ export class ChatsConnector implements ConnectorInstance {
     const out: ItemResult<void>[] = [];
     const found: { at: number; update: ConversationUpdate }[] = [];
     const pending = await this.json<Record<string, PendingLead>>(K.pending, {});
-    let pendingRenamed = false;
+    const renamed = new Map<string, Pick<PendingLead, 'name' | 'price'>>();
     for (const u of updates) {
       const chatId = u.chat.chatId;
       const ref = u.conversation as Partial<ChatsRef>;
@@ -314,17 +314,19 @@ export class ChatsConnector implements ConnectorInstance {
         found.push({ at: out.length, update: { conversation: { ...u.conversation, leadId, contactId: ref.contactId ?? undefined }, chat: u.chat } });
         out.push({ ok: false, error: new Error('not renamed') }); // replaced below
       } else if (waiting) {
-        if (placeholderLeadNames(u.chat, lang).has(waiting.name)) {
-          waiting.name = leadName(u.chat, lang);
-          waiting.price = priceOf(u.chat.item.price);
-          pendingRenamed = true;
-        }
+        if (placeholderLeadNames(u.chat, lang).has(waiting.name)) renamed.set(chatId, { name: leadName(u.chat, lang), price: priceOf(u.chat.item.price) });
         out.push({ ok: false, error: new Error("amoCRM has not made this chat's lead yet: it is named when found, and its contact on the next try") });
       } else {
         out.push({ ok: true, value: undefined }); // no lead expected (the buyer has not written): nothing to name
       }
     }
-    if (pendingRenamed) await this.ctx.store.set(K.pending, JSON.stringify(pending));
+    if (renamed.size > 0) {
+      // Read again: the reply poll's settleLeads may have found (and dropped) an entry meanwhile,
+      // and a stale copy written back would bring it back.
+      const now = await this.json<Record<string, PendingLead>>(K.pending, {});
+      for (const [chatId, r] of renamed) if (now[chatId]) Object.assign(now[chatId], r);
+      await this.ctx.store.set(K.pending, JSON.stringify(now));
+    }
     if (found.length > 0) {
       const results = await this.rest.updateConversations(found.map((f) => f.update));
       found.forEach((f, k) => (out[f.at] = results[k] ?? { ok: false, error: new Error('no result for this conversation') }));

@@ -7,6 +7,7 @@ import * as m004 from './004-leases.js';
 import * as m005 from './005-console-sessions.js';
 import * as m006 from './006-stub-chats-index.js';
 import * as m007 from './007-conversation-details.js';
+import * as m008 from './008-conversations-to-look-at.js';
 import { POSTGRES_TYPES, SQLITE_TYPES, type ColumnTypes } from './column-types.js';
 
 type Up = (db: Kysely<unknown>, t: ColumnTypes) => Promise<void>;
@@ -20,6 +21,7 @@ const MIGRATIONS: [string, Up][] = [
   ['005-console-sessions', m005.up],
   ['006-stub-chats-index', m006.up],
   ['007-conversation-details', m007.up],
+  ['008-conversations-to-look-at', m008.up],
 ];
 
 /** The migrations for one dialect (its column types bound in). */
